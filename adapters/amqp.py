@@ -1,0 +1,107 @@
+"""The case system's events over AMQP: a consumer that acknowledges only after the store commit.
+
+Deliveries are taken in batches (up to `batch`, or what arrived within `linger` seconds), stored
+in one transaction, then acknowledged together. Bad messages are dead-lettered with their bytes
+and reason, and acknowledged, so they never block the queue and are never lost.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import pika
+import pika.exceptions
+
+from core import deadletters, messages, metrics
+from core.errors import Rejected
+from core.intake import envelope_from
+from core.runtime import Hub
+
+log = logging.getLogger(__name__)
+
+
+class EventConsumer:
+    """Consumes canonical envelopes from the inbound exchange into the store."""
+
+    def __init__(self, hub: Hub, *, batch: int = 500, linger: float = 0.05) -> None:
+        self.hub = hub
+        self.batch = batch
+        self.linger = linger
+        settings = hub.settings
+        self.parameters = pika.URLParameters(settings.broker_url)
+        self.parameters.socket_timeout = settings.network_timeout
+        self.parameters.heartbeat = 30
+        self.exchange = settings.amqp_inbound_exchange
+        self.queue = settings.amqp_inbound_queue
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="amqp-inbound", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def run(self) -> None:
+        """Consume until stopped, reconnecting with backoff when RabbitMQ goes away."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._consume()
+                failures = 0
+            except (pika.exceptions.AMQPError, OSError) as error:
+                failures += 1
+                log.warning("AMQP inbound connection lost (%r); reconnecting", error)
+                self._stop.wait(min(30.0, 0.5 * 2**failures))
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(self.parameters)
+        try:
+            channel = connection.channel()
+            channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+            channel.queue_declare(self.queue, durable=True)
+            channel.queue_bind(self.queue, self.exchange, routing_key="#")
+            channel.basic_qos(prefetch_count=self.batch * 2)
+            pending: list[tuple[int, bytes]] = []
+            for method, _properties, body in channel.consume(self.queue, inactivity_timeout=self.linger):
+                if method is not None:
+                    pending.append((method.delivery_tag, body))
+                if pending and (method is None or len(pending) >= self.batch):
+                    self.store_batch(pending)
+                    channel.basic_ack(pending[-1][0], multiple=True)
+                    pending = []
+                if self._stop.is_set():
+                    break
+            channel.cancel()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def store_batch(self, deliveries: list[tuple[int, bytes]]) -> None:
+        """Store good envelopes and dead-letter bad ones, in one transaction."""
+        good, bad = [], []
+        for tag, body in deliveries:
+            try:
+                good.append((envelope_from(_json(body), self.hub.config), body))
+            except Rejected as error:
+                bad.append((str(error), body))
+        with self.hub.store.begin() as conn:
+            result = messages.accept(conn, good)
+            for reason, body in bad:
+                deadletters.record(conn, step=deadletters.INBOUND, kind="rejected", reason=reason, raw=body)
+        metrics.accepted.labels("amqp").inc(len(result.stored))
+        if bad:
+            metrics.refused.labels("amqp", "rejected").inc(len(bad))
+            log.warning("%d inbound AMQP messages dead-lettered", len(bad))
+        self.hub.relay.nudge()
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Rejected(f"not valid JSON: {error}", where="body") from None

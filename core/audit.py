@@ -1,0 +1,30 @@
+"""The audit log: who read or sent whose data, and when. The log itself is personal data."""
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select
+
+from core.store import utcnow
+from core.store.tables import audit
+
+
+def record(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    subject: str | None = None,
+    tenant: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Write one audit entry in the caller's transaction. `subject` is a reference, never a personnummer."""
+    conn.execute(
+        insert(audit).values(at=utcnow(), tenant=tenant, actor=actor, action=action, subject=subject, detail=detail)
+    )
+
+
+def entries(conn: Connection, *, limit: int = 100, subject: str | None = None) -> list[dict]:
+    """The newest audit entries first, optionally for one subject."""
+    query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+    if subject is not None:
+        query = query.where(audit.c.subject == subject)
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,172 @@
+"""The bus: dramatiq over RabbitMQ (`amqp://`) or in-process (`memory://`).
+
+Every step becomes an actor whose only argument is an envelope id; the envelope itself stays in
+the store. Messages reach the broker through the outbox relay, which calls `dispatch` with a
+batch, so a whole batch is made durable by one AMQP transaction instead of one confirm each.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from functools import partial
+
+import dramatiq
+import pika
+import pika.exceptions
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware, Retries
+from sqlalchemy import select
+
+from core import deadletters
+from core.consumer import run_step
+from core.errors import Transient
+from core.settings import Settings
+from core.steps import Step, steps
+from core.store import Store, tables
+
+log = logging.getLogger(__name__)
+
+
+class Bus:
+    """The broker, one actor per registered step, and batch publishing."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.in_process = settings.broker_url.startswith("memory://")
+        if self.in_process:
+            self.broker: dramatiq.Broker = StubBroker()
+            self.broker.emit_after("process_boot")
+            self.publisher = None
+        else:
+            self.broker = RabbitmqBroker(
+                url=settings.broker_url,
+                confirm_delivery=True,
+                heartbeat=30,
+                socket_timeout=settings.network_timeout,
+                blocked_connection_timeout=settings.network_timeout * 3,
+            )
+            self.publisher = AmqpPublisher(settings.broker_url, settings.network_timeout)
+        # before Retries in the list, so that it runs after Retries has marked the message failed
+        self.broker.add_middleware(DeadLetterOnExhaustion(store), before=Retries)
+        dramatiq.set_broker(self.broker)
+        self.actors: dict[str, dramatiq.Actor] = {
+            s.name: self._actor(s) for s in steps().values()
+        }
+        self._declared: set[str] = set()
+
+    def _actor(self, step: Step) -> dramatiq.Actor:
+        run = partial(run_step, self.store, step)
+        run.__name__ = step.name  # dramatiq names and logs actors by their function
+        return dramatiq.actor(
+            run,
+            actor_name=step.name,
+            queue_name=step.queue,
+            broker=self.broker,
+            max_retries=self.settings.retry_max,
+            min_backoff=self.settings.retry_min_backoff_ms,
+            max_backoff=self.settings.retry_max_backoff_ms,
+        )
+
+    def dispatch(self, items: list[tuple[str, str]]) -> None:
+        """Enqueue (step name, envelope id) pairs; durable on the broker when this returns."""
+        messages = [self.actors[name].message(envelope_id) for name, envelope_id in items if name in self.actors]
+        unknown = {name for name, _ in items if name not in self.actors}
+        if unknown:
+            raise LookupError(f"no step named {', '.join(sorted(unknown))}")
+        if self.publisher is None:
+            for message in messages:
+                self.broker.enqueue(message)
+            return
+        for queue in {m.queue_name for m in messages} - self._declared:
+            self.broker.declare_queue(queue, ensure=True)
+            self._declared.add(queue)
+        self.publisher.publish(
+            [("", m.queue_name, m.encode(), None) for m in messages]
+        )
+
+    def publish_events(self, exchange: str, events: list[tuple[str, bytes]]) -> None:
+        """Publish (routing key, body) events on a topic exchange; a no-op with no AMQP broker."""
+        if self.publisher is not None:
+            self.publisher.publish([(exchange, key, body, "topic") for key, body in events])
+
+    def worker(self, threads: int | None = None) -> dramatiq.Worker:
+        return dramatiq.Worker(self.broker, worker_threads=threads or self.settings.worker_threads, worker_timeout=100)
+
+    def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
+        self.broker.close()
+
+
+class AmqpPublisher:
+    """Publishes a batch inside one AMQP transaction: when `publish` returns, all of it is durable.
+
+    Each thread has its own connection (a pika connection belongs to one thread).
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.parameters = pika.URLParameters(url)
+        self.parameters.socket_timeout = timeout
+        self.parameters.blocked_connection_timeout = timeout * 3
+        self.parameters.heartbeat = 30
+        self._local = threading.local()
+        self._connections: list[pika.BlockingConnection] = []
+        self._exchanges: set[str] = set()
+
+    def _channel(self):
+        channel = getattr(self._local, "channel", None)
+        if channel is None or channel.is_closed:
+            connection = pika.BlockingConnection(self.parameters)
+            self._connections.append(connection)
+            channel = connection.channel()
+            channel.tx_select()
+            self._local.channel = channel
+        return channel
+
+    def publish(self, batch: list[tuple[str, str, bytes, str | None]]) -> None:
+        """Publish (exchange, routing key, body, exchange type or None) tuples, persistent."""
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        try:
+            channel = self._channel()
+            for exchange, routing_key, body, exchange_type in batch:
+                if exchange and exchange not in self._exchanges:
+                    channel.exchange_declare(exchange, exchange_type=exchange_type or "topic", durable=True)
+                    self._exchanges.add(exchange)
+                channel.basic_publish(exchange, routing_key, body, properties)
+            channel.tx_commit()
+        except (pika.exceptions.AMQPError, OSError) as error:
+            self._local.channel = None
+            raise Transient(f"publishing to RabbitMQ failed: {error!r}") from error
+
+    def close(self) -> None:
+        for connection in self._connections:
+            try:
+                connection.close()
+            except (pika.exceptions.AMQPError, OSError):
+                pass
+        self._connections.clear()
+
+
+class DeadLetterOnExhaustion(Middleware):
+    """Keeps a message in the store's dead letters once dramatiq has given up retrying it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is None or not message.failed:
+            return
+        envelope_id = message.args[0] if message.args else None
+        reason = f"retries exhausted after {message.options.get('retries', 0)} attempts: {exception!r}"
+        with self.store.begin() as conn:
+            deadletters.record(conn, step=message.actor_name, kind="exhausted", reason=reason,
+                               message_id=envelope_id, tenant=_tenant_of(conn, envelope_id))
+        log.error("step %s gave up on envelope %s", message.actor_name, envelope_id)
+
+
+def _tenant_of(conn, envelope_id: str | None) -> str | None:
+    if envelope_id is None:
+        return None
+    return conn.scalar(select(tables.messages.c.tenant).where(tables.messages.c.id == envelope_id))

@@ -1,0 +1,76 @@
+"""Dead letters: what failed for good, with its reason, kept until a person replays it."""
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from core import audit, messages
+from core.errors import Rejected
+from core.store import utcnow
+from core.store.tables import dead_letters, processed
+from core.redaction import redact
+
+INBOUND = "inbound"
+"""The step name of input that never became a stored message (it is kept as raw bytes)."""
+
+
+def record(
+    conn: Connection,
+    *,
+    step: str,
+    kind: str,
+    reason: str,
+    tenant: str | None = None,
+    message_id: str | None = None,
+    raw: bytes | None = None,
+) -> int:
+    """Keep a failure. `kind` is `rejected` (bad input) or `exhausted` (retries used up)."""
+    return conn.execute(
+        insert(dead_letters)
+        .values(
+            tenant=tenant, step=step, message_id=message_id, kind=kind, reason=redact(reason)[:4000],
+            raw=raw, failed_at=utcnow(), status="open",
+        )
+        .returning(dead_letters.c.id)
+    ).scalar_one()
+
+
+def listing(conn: Connection, *, status: str | None = "open", limit: int = 100) -> list[dict]:
+    columns = [c for c in dead_letters.c if c.name != "raw"]
+    query = select(*columns).order_by(dead_letters.c.id).limit(limit)
+    if status:
+        query = query.where(dead_letters.c.status == status)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def show(conn: Connection, letter_id: int) -> dict | None:
+    row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def replay(conn: Connection, letter_id: int, *, by: str, accept_raw) -> str:
+    """Send a dead letter through its step again; returns the envelope id that goes again.
+
+    A stored message goes back to its step through the outbox; raw input is decoded again by
+    `accept_raw(conn, raw, tenant)`, which raises Rejected when it is still bad.
+    """
+    letter = show(conn, letter_id)
+    if letter is None:
+        raise LookupError(f"dead letter {letter_id} does not exist")
+    if letter["status"] != "open":
+        raise Rejected(f"already {letter['status']}", where=f"dead letter {letter_id}")
+    if letter["message_id"] and letter["step"] != INBOUND:
+        conn.execute(
+            delete(processed).where(processed.c.step == letter["step"], processed.c.key == letter["message_id"])
+        )
+        messages.redispatch(conn, letter["message_id"], letter["step"], letter["tenant"])
+        envelope_id = letter["message_id"]
+    else:
+        envelope_id = accept_raw(conn, letter["raw"], letter["tenant"])
+    conn.execute(
+        update(dead_letters)
+        .where(dead_letters.c.id == letter_id)
+        .values(status="replayed", replayed_at=utcnow(), replayed_by=by)
+    )
+    audit.record(conn, actor=by, action="dead_letter.replay", subject=f"message:{envelope_id}",
+                 tenant=letter["tenant"], detail=f"dead letter {letter_id}")
+    return envelope_id

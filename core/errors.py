@@ -1,0 +1,18 @@
+"""The two kinds of failure every step and adapter raises."""
+from __future__ import annotations
+
+
+class Rejected(Exception):
+    """Bad input: permanent. Quarantined with a reason a person can act on, never retried.
+
+    `where` names the field, record or line; `reason` says what is wrong with it.
+    """
+
+    def __init__(self, reason: str, *, where: str | None = None) -> None:
+        self.reason = reason
+        self.where = where
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class Transient(Exception):
+    """A failure that may pass (network, partner down): retried with backoff, then dead-lettered."""

@@ -1,0 +1,115 @@
+"""The message store's envelopes: accepting inbound ones (store first) and keeping outbound ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, insert, select
+
+from core.steps import subscribers
+from core.store import insert_ignore, utcnow
+from core.store.tables import messages, outbox
+from schemas.envelope import Envelope
+
+
+@dataclass
+class Accepted:
+    """What `accept` did: ids stored now, and ids that were already stored (and so not dispatched again)."""
+
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Accepted:
+    """Store inbound envelopes with their original bytes and dispatch each new one to its steps.
+
+    Runs in the caller's transaction: once it commits, the envelopes are durable and their
+    dispatch is in the outbox, so the sender may be told they were received.
+    """
+    if not items:
+        return Accepted()
+    now = utcnow()
+    rows = [_row(envelope, raw, "in", now) for envelope, raw in items]
+    inserted = {row.id for row in insert_ignore(conn, messages, rows, returning=[messages.c.id])}
+    result = Accepted()
+    dispatch = []
+    seen = set()
+    for envelope, _raw in items:
+        if envelope.id in inserted and envelope.id not in seen:
+            seen.add(envelope.id)
+            result.stored.append(envelope.id)
+            dispatch.extend(_outbox_row(envelope, f"step:{name}", now) for name in subscribers(envelope.type))
+        else:
+            result.duplicates.append(envelope.id)
+    if dispatch:
+        conn.execute(insert(outbox), dispatch)
+    return result
+
+
+def send(conn: Connection, envelope: Envelope, destination: str) -> None:
+    """Keep an envelope the hub produced and put its delivery to `destination` in the outbox."""
+    now = utcnow()
+    conn.execute(insert(messages).values(_row(envelope, None, "out", now)))
+    conn.execute(insert(outbox).values(_outbox_row(envelope, destination, now)))
+
+
+def redispatch(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
+    """Put a stored envelope in the outbox for one step again (used by replay)."""
+    conn.execute(
+        insert(outbox).values(
+            tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow()
+        )
+    )
+
+
+def load(conn: Connection, envelope_id: str) -> Envelope | None:
+    text = conn.scalar(select(messages.c.envelope).where(messages.c.id == envelope_id))
+    return Envelope.model_validate_json(text) if text is not None else None
+
+
+def load_many(conn: Connection, envelope_ids: list[str]) -> dict[str, str]:
+    """Envelope JSON by id, for relaying without parsing."""
+    query = select(messages.c.id, messages.c.envelope).where(messages.c.id.in_(envelope_ids))
+    return {row.id: row.envelope for row in conn.execute(query)}
+
+
+def search(conn: Connection, *, tenant: str | None = None, type: str | None = None, limit: int = 50) -> list[dict]:
+    """Stored envelopes, newest first, without their payloads."""
+    query = (
+        select(messages.c.id, messages.c.tenant, messages.c.type, messages.c.source,
+               messages.c.direction, messages.c.stored_at)
+        .order_by(messages.c.stored_at.desc())
+        .limit(limit)
+    )
+    if tenant:
+        query = query.where(messages.c.tenant == tenant)
+    if type:
+        query = query.where(messages.c.type == type)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def raw_of(conn: Connection, envelope_id: str) -> bytes | None:
+    return conn.scalar(select(messages.c.raw).where(messages.c.id == envelope_id))
+
+
+def _row(envelope: Envelope, raw: bytes | None, direction: str, now) -> dict:
+    return {
+        "id": envelope.id,
+        "tenant": envelope.tenant,
+        "type": envelope.type,
+        "source": envelope.source,
+        "direction": direction,
+        "stored_at": now,
+        "raw": raw,
+        "envelope": envelope.model_dump_json(),
+    }
+
+
+def _outbox_row(envelope: Envelope, destination: str, now) -> dict:
+    return {
+        "tenant": envelope.tenant,
+        "destination": destination,
+        "message_id": envelope.id,
+        "created_at": now,
+        "sent_at": None,
+        "position": None,
+    }

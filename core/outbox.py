@@ -1,0 +1,143 @@
+"""The outbox relay: delivers what committed steps and inbound requests put in the outbox.
+
+Rows go out in id order, a batch at a time: `step:NAME` rows to the bus, `exchange:NAME` rows to
+the AMQP exchange and the feed. A row is marked sent only after the broker has it, so a crash
+in between sends it again, which the idempotent consumers make harmless. On PostgreSQL one relay
+at a time holds the batch (an advisory lock), so several processes may run relays.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from core import messages, metrics
+from core.bus import Bus
+from core.store import Store, insert_ignore, utcnow
+from core.store.tables import checkpoints, outbox
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK = 0x6361_7365  # "case": the advisory lock id of the relay
+FEED_POSITION = "feed.position"
+
+
+class Relay:
+    """Moves outbox rows to the broker; `nudge()` after a commit wakes it at once."""
+
+    def __init__(self, store: Store, bus: Bus, *, batch: int = 1000, idle: float = 0.2) -> None:
+        self.store = store
+        self.bus = bus
+        self.batch = batch
+        self.idle = idle
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def run_once(self) -> int:
+        """Relay one batch; returns how many rows went out."""
+        started = time.perf_counter()
+        with self.store.begin() as conn:
+            if self.store.is_postgresql and not conn.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK))):
+                return 0
+            rows = conn.execute(
+                select(outbox.c.id, outbox.c.destination, outbox.c.message_id)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.batch)
+            ).all()
+            if not rows:
+                return 0
+            to_steps = [(r.destination[5:], r.message_id) for r in rows if r.destination.startswith("step:")]
+            if to_steps:
+                self.bus.dispatch(to_steps)
+            events = [r for r in rows if r.destination.startswith("exchange:")]
+            if events:
+                self._publish_events(conn, events)
+            conn.execute(
+                update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow())
+            )
+        metrics.relayed.labels("step").inc(len(to_steps))
+        metrics.relayed.labels("event").inc(len(events))
+        metrics.relay_batch.observe(time.perf_counter() - started)
+        return len(rows)
+
+    def _publish_events(self, conn: Connection, rows) -> None:
+        bodies = messages.load_many(conn, [r.message_id for r in rows])
+        by_exchange: dict[str, list] = {}
+        for r in rows:
+            by_exchange.setdefault(r.destination[9:], []).append(r)
+        for exchange, group in by_exchange.items():
+            self.bus.publish_events(exchange, [(_type_of(bodies[r.message_id]), bodies[r.message_id].encode())
+                                               for r in group])
+        position = _next_position(conn, len(rows))
+        conn.execute(
+            update(outbox).where(outbox.c.id == bindparam("row_id")).values(position=bindparam("pos")),
+            [{"row_id": r.id, "pos": position + i} for i, r in enumerate(rows)],
+        )
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Relay until the outbox is empty (for the CLI and tests)."""
+        deadline = time.monotonic() + timeout
+        while self.run_once() and time.monotonic() < deadline:
+            pass
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                moved = self.run_once()
+                failures = 0
+            except Exception:  # the relay outlives a broker or database outage
+                failures += 1
+                log.exception("outbox relay failed; retrying")
+                self._stop.wait(min(30.0, 0.5 * 2**failures))
+                continue
+            if moved < self.batch:
+                self._wake.wait(self.idle)
+                self._wake.clear()
+
+
+def _next_position(conn: Connection, count: int) -> int:
+    """Reserve `count` feed positions; the first one is returned. Runs under the relay lock."""
+    insert_ignore(conn, checkpoints, {"name": FEED_POSITION, "value": "0", "updated_at": utcnow()})
+    current = int(conn.scalar(select(checkpoints.c.value).where(checkpoints.c.name == FEED_POSITION)))
+    conn.execute(
+        update(checkpoints)
+        .where(checkpoints.c.name == FEED_POSITION)
+        .values(value=str(current + count), updated_at=utcnow())
+    )
+    return current + 1
+
+
+def _type_of(envelope_json: str) -> str:
+    return json.loads(envelope_json)["type"]
+
+
+def feed(conn: Connection, *, tenant: str, since: int, limit: int = 500) -> list[tuple[int, str]]:
+    """(position, envelope JSON) of the events sent to the case system after `since`, in order."""
+    query = (
+        select(outbox.c.position, outbox.c.message_id)
+        .where(outbox.c.tenant == tenant, outbox.c.position > since, outbox.c.destination.like("exchange:%"))
+        .order_by(outbox.c.position)
+        .limit(limit)
+    )
+    rows = conn.execute(query).all()
+    bodies = messages.load_many(conn, [r.message_id for r in rows])
+    return [(r.position, bodies[r.message_id]) for r in rows]

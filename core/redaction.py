@@ -1,0 +1,39 @@
+"""Keeps personnummer out of logs: a logging filter that masks anything shaped like one.
+
+Names cannot be recognised in free text, so the rule is that names are never formatted into
+log messages at all; identity types mask themselves in `str` and `repr` (see schemas.identity).
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+# 10 or 12 digits with an optional - or + before the last four: YYMMDD-NNNC, YYYYMMDDNNNC, ...
+PERSONNUMMER = re.compile(r"(?<!\d)(?:\d{2})?(\d{6})[-+]?\d{4}(?!\d)")
+
+
+def redact(text: str) -> str:
+    """`text` with every personnummer-shaped number masked to its date part."""
+    return PERSONNUMMER.sub(lambda match: f"{match[1]}-****", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Formats the record's message once and masks it, so no handler sees the raw arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install(level: int = logging.INFO) -> None:
+    """Configure the root logger with redaction on every handler, present and future."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

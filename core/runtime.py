@@ -1,0 +1,68 @@
+"""The hub of one process: settings, configuration, store, bus and relay, started and stopped together."""
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from core import messages, metrics
+from core.bus import Bus
+from core.config import HubConfig, Tokens, load
+from core.messages import Accepted
+from core.outbox import Relay
+from core.settings import Settings
+from core.store import Store
+from schemas.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """Everything a process of the hub needs. Flows must be imported before it is built."""
+
+    def __init__(self, settings: Settings | None = None, config: HubConfig | None = None) -> None:
+        self.settings = settings or Settings()
+        self.config = config if config is not None else load(self.settings.config)
+        self.tokens = Tokens(self.config)
+        self.store = Store(self.settings.database_url)
+        self.bus = Bus(self.settings, self.store)
+        self.relay = Relay(self.store, self.bus)
+        self.worker: dramatiq.Worker | None = None
+
+    def accept(self, items: list[tuple[Envelope, bytes | None]], *, channel: str) -> Accepted:
+        """Store first: the envelopes are durable and dispatched when this returns."""
+        with self.store.begin() as conn:
+            result = messages.accept(conn, items)
+        metrics.accepted.labels(channel).inc(len(result.stored))
+        self.relay.nudge()
+        return result
+
+    def start(self, *, worker: bool, relay: bool = True, threads: int | None = None) -> None:
+        if relay:
+            self.relay.start()
+        if worker:
+            self.worker = self.bus.worker(threads)
+            self.worker.start()
+
+    def stop(self) -> None:
+        self.relay.stop()
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self.bus.close()
+        self.store.dispose()
+
+    def replay(self, letter_id: int, *, by: str) -> str:
+        """Send a dead letter through again; Rejected if its input is still bad."""
+        from core import deadletters
+        from core.intake import envelopes_from_json
+
+        def accept_raw(conn, raw: bytes, _tenant: str | None) -> str:
+            items = envelopes_from_json(raw, self.config, max_batch=1)
+            messages.accept(conn, items)
+            return items[0][0].id
+
+        with self.store.begin() as conn:
+            envelope_id = deadletters.replay(conn, letter_id, by=by, accept_raw=accept_raw)
+        self.relay.nudge()
+        return envelope_id

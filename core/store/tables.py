@@ -1,0 +1,95 @@
+"""The tables of the message store. Alembic migrations in `core/store/migrations` create them."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(64), primary_key=True, doc="the envelope id"),
+    Column("tenant", String(4), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("direction", String(3), nullable=False, doc="in: received; out: produced by the hub"),
+    Column("stored_at", DateTime(timezone=True), nullable=False),
+    Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
+    Column("envelope", Text, nullable=False, doc="the canonical envelope as JSON"),
+    Index("messages_tenant_type", "tenant", "type", "stored_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("tenant", String(4), nullable=False),
+    Column("destination", String(200), nullable=False, doc="step:NAME or exchange:NAME"),
+    Column("message_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("position", BigInteger, nullable=True, doc="feed position, set when sent to an exchange"),
+    Index("outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
+    Index("outbox_feed", "tenant", "position"),
+)
+
+processed = Table(
+    "processed",
+    metadata,
+    Column("step", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("outcome", String(10), nullable=False, doc="done, or dead when dead-lettered"),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("tenant", String(4), nullable=True),
+    Column("step", String(100), nullable=False),
+    Column("message_id", String(64), nullable=True),
+    Column("kind", String(10), nullable=False, doc="rejected (bad input) or exhausted (retries used up)"),
+    Column("reason", Text, nullable=False),
+    Column("raw", LargeBinary, nullable=True, doc="the input, when it never became a stored message"),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(10), nullable=False, doc="open, replayed"),
+    Column("replayed_at", DateTime(timezone=True), nullable=True),
+    Column("replayed_by", String(100), nullable=True),
+    Index("dead_letters_open", "status", "id"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("tenant", String(4), nullable=True),
+    Column("actor", String(100), nullable=False, doc="who: a user, partner or step"),
+    Column("action", String(100), nullable=False, doc="what: read, transfer, replay, ..."),
+    Column("subject", String(200), nullable=True, doc="whose data, by reference, never a personnummer"),
+    Column("detail", Text, nullable=True),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
