@@ -1,1 +1,230 @@
-app = None
+"""The `casehub` command: parses arguments and calls into the hub. Exit codes: 0 done,
+1 failed or not found, 2 wrong usage, 3 configuration is wrong."""
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="casehub, the social-services integration hub")
+dead_letters_app = typer.Typer(no_args_is_help=True, help="Failures kept for a person to see and replay")
+messages_app = typer.Typer(no_args_is_help=True, help="Stored envelopes")
+config_app = typer.Typer(no_args_is_help=True, help="The tenant and partner configuration")
+schemas_app = typer.Typer(no_args_is_help=True, help="The canonical model")
+db_app = typer.Typer(no_args_is_help=True, help="The store's schema")
+app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(messages_app, name="messages")
+app.add_typer(config_app, name="config")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+FAILED, CONFIG = 1, 3
+
+
+def fail(message: str, code: int = FAILED) -> typer.Exit:
+    err.print(f"casehub: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def build_hub():
+    """The hub of this process, with every flow registered; exits 3 on a bad configuration."""
+    import flows  # noqa: F401  (registers the steps)
+    from core import redaction
+    from core.config import ConfigError
+    from core.runtime import Hub
+
+    redaction.install()
+    try:
+        return Hub()
+    except ConfigError as error:
+        raise fail(str(error), CONFIG) from None
+
+
+def whoami() -> str:
+    return f"user:{getpass.getuser()}"
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True) -> None:
+    """Run the inbound HTTP app, the outbox relay, the AMQP inbound consumer (with amqp://), and
+    the worker too on the in-process broker."""
+    import uvicorn
+
+    from adapters.amqp import EventConsumer
+    from adapters.http_app import create_app
+
+    hub = build_hub()
+    if migrate:
+        hub.store.migrate()
+    consumer = None
+    hub.start(worker=hub.bus.in_process)
+    if not hub.bus.in_process:
+        consumer = EventConsumer(hub)
+        consumer.start()
+    try:
+        uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if consumer is not None:
+            consumer.stop()
+        hub.stop()
+
+
+@app.command()
+def worker(threads: int = typer.Option(None, help="worker threads (default CASEHUB_WORKER_THREADS)")) -> None:
+    """Run the steps of every flow, and an outbox relay, until SIGTERM or SIGINT."""
+    from core.errors import Transient
+
+    hub = build_hub()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    delay = 0.5
+    while not stop.is_set():  # the broker may be down at start-up: wait for it
+        try:
+            hub.start(worker=True, threads=threads)
+            break
+        except (ConnectionError, OSError, Transient, Exception) as error:  # dramatiq wraps pika's errors
+            err.print(f"casehub: broker not reachable ({error.__class__.__name__}); retrying in {delay:.0f} s")
+            stop.wait(delay)
+            delay = min(delay * 2, 30)
+    stop.wait()
+    hub.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the store's tables to the newest migration."""
+    hub = build_hub()
+    hub.store.migrate()
+    out.print("store is up to date")
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replayed ones"), limit: int = 100) -> None:
+    """List dead letters: id, step, kind, reason."""
+    from core import deadletters
+
+    hub = build_hub()
+    with hub.store.begin() as conn:
+        rows = deadletters.listing(conn, status=None if all else "open", limit=limit)
+    table = Table("id", "failed at", "tenant", "step", "kind", "status", "message", "reason")
+    for row in rows:
+        table.add_row(str(row["id"]), f"{row['failed_at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["step"],
+                      row["kind"], row["status"], row["message_id"] or "", row["reason"])
+    out.print(table)
+
+
+@dead_letters_app.command("show")
+def dead_letters_show(letter_id: int) -> None:
+    """Show one dead letter whole, with the input it kept."""
+    from core import audit, deadletters
+
+    hub = build_hub()
+    with hub.store.begin() as conn:
+        letter = deadletters.show(conn, letter_id)
+        if letter is None:
+            raise fail(f"dead letter {letter_id} does not exist")
+        audit.record(conn, actor=whoami(), action="dead_letter.show", tenant=letter["tenant"],
+                     subject=f"message:{letter['message_id']}" if letter["message_id"] else f"dead_letter:{letter_id}")
+    raw = letter.pop("raw")
+    out.print_json(json.dumps({k: str(v) if v is not None else None for k, v in letter.items()}))
+    if raw:
+        out.print(raw.decode("utf-8", errors="replace"), markup=False, highlight=False)
+
+
+@dead_letters_app.command("replay")
+def dead_letters_replay(letter_ids: list[int]) -> None:
+    """Send dead letters through their step again, after the cause is fixed."""
+    from core.errors import Rejected
+
+    hub = build_hub()
+    failed = False
+    for letter_id in letter_ids:
+        try:
+            envelope_id = hub.replay(letter_id, by=whoami())
+            out.print(f"dead letter {letter_id}: envelope {envelope_id} sent again")
+        except (LookupError, Rejected) as error:
+            err.print(f"casehub: dead letter {letter_id}: {error}", markup=False)
+            failed = True
+    hub.relay.drain()
+    if failed:
+        raise typer.Exit(FAILED)
+
+
+@messages_app.command("show")
+def messages_show(envelope_id: str) -> None:
+    """Show a stored envelope (personal data: the read is audited)."""
+    from core import audit, messages
+
+    hub = build_hub()
+    with hub.store.begin() as conn:
+        envelope = messages.load(conn, envelope_id)
+        if envelope is None:
+            raise fail(f"no message {envelope_id}")
+        audit.record(conn, actor=whoami(), action="message.read", tenant=envelope.tenant,
+                     subject=f"message:{envelope_id}")
+    out.print_json(envelope.model_dump_json())
+
+
+@messages_app.command("search")
+def messages_search(tenant: str = None, type: str = None, limit: int = 50) -> None:
+    """List stored envelopes, newest first (no payloads)."""
+    from core import messages
+
+    hub = build_hub()
+    with hub.store.begin() as conn:
+        rows = messages.search(conn, tenant=tenant, type=type, limit=limit)
+    table = Table("stored at", "id", "tenant", "type", "source", "direction")
+    for row in rows:
+        table.add_row(f"{row['stored_at']:%Y-%m-%d %H:%M:%S}", row["id"], row["tenant"], row["type"],
+                      row["source"], row["direction"])
+    out.print(table)
+
+
+@config_app.command("check")
+def config_check(file: Path) -> None:
+    """Validate a configuration file; prints each problem with its place and exits 3 if any."""
+    from core import config
+
+    problems = config.check(file)
+    for problem in problems:
+        err.print(f"{file}: {problem}", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(CONFIG)
+    out.print(f"{file}: ok")
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Path) -> None:
+    """Write the JSON Schema of the envelope and of every canonical document to DIRECTORY."""
+    from schemas.documents import json_schemas
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (directory / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+        out.print(f"wrote {directory / f'{name}.schema.json'}")
+
+
+@app.command()
+def demo(events: int = 200, workdir: Path = Path("var/demo")) -> None:
+    """Run the hub end to end on the embedded default with simulated partners, and print a summary."""
+    from sandbox.demo import run
+
+    started = time.monotonic()
+    ok = run(workdir=workdir, events=events, console=out)
+    out.print(f"demo finished in {time.monotonic() - started:.1f} s")
+    if not ok:
+        raise typer.Exit(FAILED)
+
+
+if __name__ == "__main__":
+    app()

@@ -14,6 +14,7 @@ import pika
 import pika.exceptions
 
 from core import deadletters, messages, metrics
+from core.bus import amqp_parameters
 from core.errors import Rejected
 from core.intake import envelope_from
 from core.runtime import Hub
@@ -29,9 +30,7 @@ class EventConsumer:
         self.batch = batch
         self.linger = linger
         settings = hub.settings
-        self.parameters = pika.URLParameters(settings.broker_url)
-        self.parameters.socket_timeout = settings.network_timeout
-        self.parameters.heartbeat = 30
+        self.parameters = amqp_parameters(settings.broker_url, settings.network_timeout)
         self.exchange = settings.amqp_inbound_exchange
         self.queue = settings.amqp_inbound_queue
         self._stop = threading.Event()

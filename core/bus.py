@@ -41,11 +41,8 @@ class Bus:
             self.publisher = None
         else:
             self.broker = RabbitmqBroker(
-                url=settings.broker_url,
+                parameters=[_as_dict(amqp_parameters(settings.broker_url, settings.network_timeout))],
                 confirm_delivery=True,
-                heartbeat=30,
-                socket_timeout=settings.network_timeout,
-                blocked_connection_timeout=settings.network_timeout * 3,
             )
             self.publisher = AmqpPublisher(settings.broker_url, settings.network_timeout)
         # before Retries in the list, so that it runs after Retries has marked the message failed
@@ -100,6 +97,22 @@ class Bus:
         self.broker.close()
 
 
+def amqp_parameters(url: str, timeout: float) -> pika.URLParameters:
+    """Connection parameters with every timeout set and heartbeats on."""
+    parameters = pika.URLParameters(url)
+    parameters.socket_timeout = timeout
+    parameters.stack_timeout = timeout * 2
+    parameters.blocked_connection_timeout = timeout * 3
+    parameters.heartbeat = 30
+    return parameters
+
+
+def _as_dict(parameters: pika.URLParameters) -> dict:
+    names = ("host", "port", "virtual_host", "credentials", "heartbeat", "socket_timeout",
+             "stack_timeout", "blocked_connection_timeout", "ssl_options")
+    return {name: getattr(parameters, name) for name in names}
+
+
 class AmqpPublisher:
     """Publishes a batch inside one AMQP transaction: when `publish` returns, all of it is durable.
 
@@ -107,10 +120,7 @@ class AmqpPublisher:
     """
 
     def __init__(self, url: str, timeout: float) -> None:
-        self.parameters = pika.URLParameters(url)
-        self.parameters.socket_timeout = timeout
-        self.parameters.blocked_connection_timeout = timeout * 3
-        self.parameters.heartbeat = 30
+        self.parameters = amqp_parameters(url, timeout)
         self._local = threading.local()
         self._connections: list[pika.BlockingConnection] = []
         self._exchanges: set[str] = set()

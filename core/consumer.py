@@ -13,6 +13,7 @@ from sqlalchemy import Connection, update
 
 from core import deadletters, messages, metrics
 from core.errors import Rejected
+from core.intake import reason_of
 from core.steps import Step
 from core.store import Store, insert_ignore, utcnow
 from core.store.tables import processed
@@ -40,7 +41,7 @@ class StepContext:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in ("payload", *first["loc"]))
-            raise Rejected(first["msg"], where=where) from None
+            raise Rejected(reason_of(first), where=where) from None
         except ValueError as error:
             raise Rejected(str(error)) from None
 

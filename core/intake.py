@@ -51,4 +51,9 @@ def envelopes_from_json(raw: bytes, config: HubConfig, *, max_batch: int) -> lis
 def _rejected(error: ValidationError, prefix: str) -> Rejected:
     first = error.errors()[0]
     where = prefix + ".".join(str(part) for part in first["loc"])
-    return Rejected(first["msg"], where=where.rstrip(".") or "body")
+    return Rejected(reason_of(first), where=where.rstrip(".") or "body")
+
+
+def reason_of(error: dict) -> str:
+    """pydantic's message for one error, without its "Value error, " prefix."""
+    return error["msg"].removeprefix("Value error, ")

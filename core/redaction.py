@@ -8,8 +8,12 @@ from __future__ import annotations
 import logging
 import re
 
-# 10 or 12 digits with an optional - or + before the last four: YYMMDD-NNNC, YYYYMMDDNNNC, ...
-PERSONNUMMER = re.compile(r"(?<!\d)(?:\d{2})?(\d{6})[-+]?\d{4}(?!\d)")
+# YYMMDD-NNNC, YYMMDD+NNNC, YYMMDDNNNC or YYYYMMDDNNNC, the day possibly +60 (samordningsnummer),
+# standing alone (not inside a longer number, word or id).
+PERSONNUMMER = re.compile(
+    r"(?<![0-9A-Za-z-])((?:18|19|20)?\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]|6[1-9]|[78]\d|9[01]))"
+    r"[-+]?\d{4}(?![0-9A-Za-z])"
+)
 
 
 def redact(text: str) -> str:

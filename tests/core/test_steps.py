@@ -1,0 +1,142 @@
+"""The idempotent consumer and the two kinds of failure, on both runtimes."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from conftest import wait_for
+from core import deadletters, metrics
+from core.consumer import StepContext
+from core.errors import Rejected
+from core.steps import step
+from core.store.tables import dead_letters, messages, processed
+from schemas.envelope import Envelope
+
+calls: Counter[str] = Counter()
+transient_failures: Counter[str] = Counter()
+broken: set[str] = set()
+
+
+@step("test.effect", consumes=["test.effect"])
+def effect(ctx: StepContext) -> None:
+    """A step with an effect (a receipt in the outbox) that fails on command."""
+    calls[ctx.envelope.id] += 1
+    if ctx.envelope.id in broken:
+        raise Rejected("amount is negative", where="payload.amount")
+    if transient_failures[ctx.envelope.id] > 0:
+        transient_failures[ctx.envelope.id] -= 1
+        raise ConnectionError("partner is down")
+    ctx.emit("hub.receipt", {"of": ctx.envelope.id, "step": "test.effect", "handled_at": "2026-03-02T08:00:00Z",
+                            "outcome": "done"})
+
+
+def event() -> Envelope:
+    return Envelope(type="test.effect", tenant="0125", source="test", payload={"amount": 1})
+
+
+def effects_of(hub, envelope_id: str) -> list[dict]:
+    with hub.store.begin() as conn:
+        rows = conn.execute(select(messages.c.envelope).where(messages.c.direction == "out")).scalars()
+        return [e for e in map(json.loads, rows) if e["causation_id"] == envelope_id]
+
+
+def outcome(hub, envelope_id: str, step_name: str = "test.effect") -> str | None:
+    with hub.store.begin() as conn:
+        return conn.scalar(select(processed.c.outcome).where(processed.c.step == step_name,
+                                                             processed.c.key == envelope_id))
+
+
+def open_letters(hub, envelope_id: str) -> list[dict]:
+    with hub.store.begin() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(dead_letters).where(dead_letters.c.message_id == envelope_id, dead_letters.c.status == "open"))]
+
+
+def test_a_message_delivered_twice_has_its_effect_once(make_hub):
+    hub = make_hub()
+    envelope = event()
+    duplicates = metrics.steps.labels("test.effect", "duplicate")
+    before = duplicates._value.get()
+    hub.accept([(envelope, None)], channel="test")
+    hub.bus.dispatch([("test.effect", envelope.id), ("test.effect", envelope.id)])  # at-least-once redelivery
+    wait_for(lambda: duplicates._value.get() - before == 2, what="both redeliveries seen as duplicates")
+    assert outcome(hub, envelope.id) == "done"
+    assert calls[envelope.id] == 1
+    assert len(effects_of(hub, envelope.id)) == 1
+
+
+def test_the_same_envelope_accepted_twice_is_stored_and_dispatched_once(make_hub):
+    hub = make_hub()
+    envelope = event()
+    first = hub.accept([(envelope, b"first")], channel="test")
+    second = hub.accept([(envelope, b"second")], channel="test")
+    assert first.stored == [envelope.id] and second.duplicates == [envelope.id]
+    wait_for(lambda: outcome(hub, envelope.id) == "done")
+    assert calls[envelope.id] == 1
+    assert len(effects_of(hub, envelope.id)) == 1
+
+
+def test_a_permanent_error_is_dead_lettered_with_its_reason_and_not_retried(make_hub):
+    hub = make_hub()
+    envelope = event()
+    broken.add(envelope.id)
+    hub.accept([(envelope, None)], channel="test")
+    letters = wait_for(lambda: open_letters(hub, envelope.id), what="a dead letter")
+    assert letters[0]["kind"] == "rejected"
+    assert letters[0]["reason"] == "payload.amount: amount is negative"
+    assert outcome(hub, envelope.id) == "dead"
+    told = wait_for(lambda: effects_of(hub, envelope.id))
+    assert told[0]["payload"]["outcome"] == "rejected"  # the sender is told why
+    assert calls[envelope.id] == 1
+
+
+def test_a_transient_error_is_retried_and_then_succeeds(make_hub):
+    hub = make_hub()
+    envelope = event()
+    transient_failures[envelope.id] = 2
+    hub.accept([(envelope, None)], channel="test")
+    wait_for(lambda: outcome(hub, envelope.id) == "done", what="success after retries")
+    assert calls[envelope.id] == 3
+    assert open_letters(hub, envelope.id) == []
+    assert len(effects_of(hub, envelope.id)) == 1
+
+
+def test_retries_used_up_end_in_a_dead_letter(make_hub):
+    hub = make_hub()
+    envelope = event()
+    transient_failures[envelope.id] = 100
+    hub.accept([(envelope, None)], channel="test")
+    letters = wait_for(lambda: open_letters(hub, envelope.id), what="a dead letter")
+    assert letters[0]["kind"] == "exhausted"
+    assert "partner is down" in letters[0]["reason"]
+    assert calls[envelope.id] == hub.settings.retry_max + 1
+    assert outcome(hub, envelope.id) is None and effects_of(hub, envelope.id) == []
+
+
+@pytest.mark.parametrize("cause", ["rejected", "exhausted"])
+def test_replay_after_a_fix_processes_the_message_once(make_hub, cause):
+    hub = make_hub()
+    envelope = event()
+    if cause == "rejected":
+        broken.add(envelope.id)
+    else:
+        transient_failures[envelope.id] = 100
+    hub.accept([(envelope, None)], channel="test")
+    letter = wait_for(lambda: open_letters(hub, envelope.id))[0]
+    failed_calls = calls[envelope.id]
+
+    broken.discard(envelope.id)  # the fix
+    transient_failures[envelope.id] = 0
+    hub.replay(letter["id"], by="user:tester")
+    wait_for(lambda: outcome(hub, envelope.id) == "done", what="the replayed step")
+
+    assert calls[envelope.id] == failed_calls + 1
+    done = [e for e in effects_of(hub, envelope.id) if e["payload"]["outcome"] == "done"]
+    assert len(done) == 1
+    with hub.store.begin() as conn:
+        assert deadletters.show(conn, letter["id"])["status"] == "replayed"
+        with pytest.raises(Rejected, match="already replayed"):
+            deadletters.replay(conn, letter["id"], by="user:tester", accept_raw=None)
