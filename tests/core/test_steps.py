@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from conftest import wait_for
+from tests.conftest import wait_for
 from core import deadletters, metrics
 from core.consumer import StepContext
 from core.errors import Rejected

@@ -1,0 +1,151 @@
+"""The inbound HTTP app over a live server: store first, and every bad request a 4xx that stores nothing."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from adapters.http_app import create_app
+from tests.conftest import TENANT, TOKEN, wait_for
+from core.store.tables import messages, outbox
+from sandbox.case_system import CaseSystem
+from sandbox.server import LiveServer
+
+
+@pytest.fixture
+def served(make_hub):
+    hub = make_hub()
+    with LiveServer(create_app(hub)) as server:
+        yield hub, server.url
+
+
+def stored_count(hub) -> int:
+    with hub.store.begin() as conn:
+        return conn.scalar(select(func.count()).select_from(messages))
+
+
+def post(url: str, body: bytes, token: str | None = TOKEN, **headers) -> httpx.Response:
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    headers.setdefault("Content-Type", "application/json")
+    return httpx.post(f"{url}/api/v1/events", content=body, headers=headers, timeout=10)
+
+
+def test_accepted_events_are_stored_before_the_answer_and_reach_the_feed(served):
+    hub, url = served
+    case_system = CaseSystem(url, TOKEN, TENANT)
+    events = [case_system.event() for _ in range(20)]
+    answer = case_system.post(events)
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == [e["id"] for e in events]
+    with hub.store.begin() as conn:
+        stored = set(conn.scalars(select(messages.c.id).where(messages.c.direction == "in")))
+        raw = conn.scalar(select(messages.c.raw).where(messages.c.id == events[0]["id"]))
+    assert stored == {e["id"] for e in events}  # durable by the time the 202 came back
+    assert json.loads(raw) == events[0]
+    receipts = []
+    wait_for(lambda: receipts.extend(case_system.read_feed()) or len(receipts) == 20, what="20 receipts")
+    assert {r["payload"]["of"] for r in receipts} == {e["id"] for e in events}
+    assert all(r["type"] == "hub.receipt" and r["tenant"] == TENANT for r in receipts)
+
+
+def test_posting_the_same_event_twice_processes_it_once(served):
+    hub, url = served
+    case_system = CaseSystem(url, TOKEN, TENANT)
+    event = case_system.event()
+    assert case_system.post(event).json() == {"accepted": [event["id"]], "duplicates": []}
+    assert case_system.post(event).json() == {"accepted": [], "duplicates": [event["id"]]}
+    receipts = []
+    wait_for(lambda: receipts.extend(case_system.read_feed()) or receipts, what="a receipt")
+    hub.relay.drain()
+    with hub.store.begin() as conn:
+        dispatches = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.message_id == event["id"]))
+    assert dispatches == 1 and len(receipts) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "where", "reason"),
+    [
+        (b'{"id": "x", "type": ', 422, "body", "not valid JSON"),
+        (b"[]", 422, "body", "non-empty list"),
+        (b'"just a string"', 422, "body", "envelope object"),
+        (json.dumps({"type": "case.event_recorded", "tenant": "0125"}).encode(), 422, "source", "Field required"),
+        (json.dumps({"type": "case.unknown", "tenant": "0125", "source": "x"}).encode(), 422, "type",
+         "unknown document type"),
+        (b"\xff\xfe\x00garbage", 422, "body", "not valid JSON"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_the_reason(served, body, status, where, reason):
+    hub, url = served
+    answer = post(url, body)
+    assert answer.status_code == status
+    assert answer.json()["where"] == where and reason in answer.json()["error"]
+    assert stored_count(hub) == 0
+
+
+def test_a_bad_field_deep_in_a_batch_is_named(served):
+    hub, url = served
+    case_system = CaseSystem(url, TOKEN, TENANT)
+    events = [case_system.event() for _ in range(3)]
+    events[2]["payload"]["person"] = "19410708-6996"  # wrong check digit
+    answer = case_system.post(events)
+    assert answer.status_code == 422
+    assert answer.json() == {"error": "wrong check digit", "where": "[2].payload.person"}
+    assert "6996" not in answer.text
+    assert stored_count(hub) == 0  # all or nothing: the sender fixes and resends the batch
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(served):
+    hub, url = served
+    answer = post(url, b"[" + b" " * (hub.settings.max_body_bytes + 10) + b"]")
+    assert answer.status_code == 413 and "over" in answer.json()["error"]
+
+    def chunks():  # no Content-Length: the limit holds on the stream too
+        for _ in range(40):
+            yield b" " * 65536
+
+    answer = httpx.post(f"{url}/api/v1/events", content=chunks(), headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 413
+    assert stored_count(hub) == 0
+
+
+def test_too_many_events_in_one_request(served):
+    hub, url = served
+    case_system = CaseSystem(url, TOKEN, TENANT)
+    one = case_system.event()
+    answer = post(url, json.dumps([one] * (hub.settings.max_batch + 1)).encode())
+    assert answer.status_code == 422 and "at most" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("token", "tenant", "status", "reason"),
+    [
+        (None, TENANT, 401, "bearer token is required"),
+        ("wrong", TENANT, 401, "unknown token"),
+        (TOKEN, "0180", 403, "not for tenant 0180"),  # a tenant of the hub, but not the caller's
+        (TOKEN, "9999", 422, "unknown tenant 9999"),
+    ],
+)
+def test_unknown_tenants_and_wrong_tokens_are_refused(served, token, tenant, status, reason):
+    hub, url = served
+    event = CaseSystem(url, TOKEN, TENANT).event() | {"tenant": tenant}
+    answer = post(url, json.dumps(event).encode(), token=token)
+    assert answer.status_code == status and reason in answer.json()["error"]
+    assert stored_count(hub) == 0
+
+
+def test_the_feed_needs_a_token_and_only_shows_the_callers_tenant(served):
+    hub, url = served
+    assert httpx.get(f"{url}/api/v1/feed").status_code == 401
+    answer = httpx.get(f"{url}/api/v1/feed", params={"since": -1}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 422
+    answer = httpx.get(f"{url}/api/v1/feed", params={"since": "x"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 422
+
+
+def test_metrics_and_health(served):
+    _hub, url = served
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    assert "casehub_envelopes_accepted_total" in httpx.get(f"{url}/metrics").text
