@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,8 +26,9 @@ app.add_typer(config_app, name="config")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+# piped into a file or grep, tables stay one line a row
+out = Console() if sys.stdout.isatty() else Console(width=240)
+err = Console(stderr=True, width=240)
 FAILED, CONFIG = 1, 3
 
 
@@ -155,7 +157,7 @@ def dead_letters_replay(letter_ids: list[int]) -> None:
         except (LookupError, Rejected) as error:
             err.print(f"casehub: dead letter {letter_id}: {error}", markup=False)
             failed = True
-    hub.relay.drain()
+    # the running hub's relay sends it on: on the in-process broker only that process has a worker
     if failed:
         raise typer.Exit(FAILED)
 

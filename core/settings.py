@@ -1,7 +1,6 @@
 """Process settings, read from `CASEHUB_*` environment variables."""
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -29,7 +28,3 @@ class Settings(BaseSettings):
     )
     network_timeout: float = Field(default=10.0, gt=0, description="seconds, for every network call")
 
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings()

@@ -1,0 +1,120 @@
+"""The case system's events over a real RabbitMQ: stored before the ack, bad ones kept, events out."""
+from __future__ import annotations
+
+import json
+
+import pika
+import pytest
+from sqlalchemy import func, select
+
+from adapters.amqp import EventConsumer
+from core import deadletters
+from core.store.tables import messages
+from sandbox.case_system import CaseSystem
+from tests.conftest import TENANT, TOKEN, wait_for
+
+
+@pytest.fixture
+def runtime(request, tmp_path, postgres_database, amqp_vhost):
+    """RabbitMQ and PostgreSQL only: there is no AMQP on the embedded default."""
+    from core.settings import Settings
+    from tests.conftest import empty_tables
+
+    empty_tables(postgres_database)
+    return Settings(broker_url=amqp_vhost, database_url=postgres_database,
+                    retry_max=2, retry_min_backoff_ms=50, retry_max_backoff_ms=100)
+
+
+@pytest.fixture
+def consumer(make_hub):
+    hub = make_hub()
+    consumer = EventConsumer(hub, batch=50)
+    consumer.start()
+    yield hub, consumer
+    consumer.stop()
+
+
+def publish(hub, bodies: list[bytes]) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(hub.settings.broker_url))
+    channel = connection.channel()
+    channel.exchange_declare(hub.settings.amqp_inbound_exchange, exchange_type="topic", durable=True)
+    channel.confirm_delivery()
+    for body in bodies:
+        channel.basic_publish(hub.settings.amqp_inbound_exchange, "case.event_recorded", body,
+                              pika.BasicProperties(delivery_mode=2))
+    connection.close()
+
+
+def queue_depth(hub, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(hub.settings.broker_url))
+    depth = connection.channel().queue_declare(queue, passive=True).method.message_count
+    connection.close()
+    return depth
+
+
+def stored_in(hub) -> int:
+    with hub.store.begin() as conn:
+        return conn.scalar(select(func.count()).select_from(messages).where(messages.c.direction == "in"))
+
+
+def test_events_are_stored_acknowledged_and_bad_ones_dead_lettered(consumer):
+    hub, _ = consumer
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    good = [case_system.event() for _ in range(120)]
+    bad_person = case_system.event()
+    bad_person["payload"]["person"] = "19410708-6996"
+    bodies = [json.dumps(e).encode() for e in good] + [b"{not json", json.dumps(bad_person).encode()]
+    wait_for(lambda: _declared(hub), what="the consumer's queue")
+    publish(hub, bodies + bodies[:10])  # ten redelivered by the case system
+
+    wait_for(lambda: stored_in(hub) == 120, what="120 stored envelopes")
+    with hub.store.begin() as conn:
+        letters = wait_for(lambda: deadletters.listing(conn), what="dead letters")
+    assert sorted(letter["reason"].split(":")[0] for letter in letters) == ["body", "payload.person"]
+    with hub.store.begin() as conn:
+        kept = [deadletters.show(conn, letter["id"])["raw"] for letter in letters]
+    assert b"{not json" in kept  # the input is kept for replay
+    wait_for(lambda: queue_depth(hub, hub.settings.amqp_inbound_queue) == 0, what="all acknowledged")
+
+
+def test_receipts_are_published_on_the_outbound_exchange(consumer):
+    hub, _ = consumer
+    connection = pika.BlockingConnection(pika.URLParameters(hub.settings.broker_url))
+    channel = connection.channel()
+    channel.exchange_declare(hub.settings.amqp_outbound_exchange, exchange_type="topic", durable=True)
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, hub.settings.amqp_outbound_exchange, routing_key="hub.#")
+    wait_for(lambda: _declared(hub), what="the consumer's queue")
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    publish(hub, [json.dumps(event).encode()])
+
+    def receipt():
+        method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        return json.loads(body) if method else None
+
+    published = wait_for(receipt, what="a receipt on the exchange")
+    assert published["type"] == "hub.receipt" and published["payload"]["of"] == event["id"]
+    connection.close()
+
+
+def test_a_dead_lettered_inbound_message_is_replayed_after_the_fix(consumer, hub_config):
+    hub, _ = consumer
+    event = CaseSystem("http://unused", TOKEN, TENANT).event() | {"tenant": "0999"}
+    wait_for(lambda: _declared(hub), what="the consumer's queue")
+    publish(hub, [json.dumps(event).encode()])
+    with hub.store.begin() as conn:
+        letter = wait_for(lambda: deadletters.listing(conn), what="a dead letter")[0]
+    assert letter["reason"] == "tenant: unknown tenant 0999"
+
+    hub.config = hub_config.model_copy(update={"tenants": [*hub_config.tenants,
+                                                          hub_config.tenants[0].model_copy(update={"code": "0999"})]})
+    assert hub.replay(letter["id"], by="user:tester") == event["id"]
+    wait_for(lambda: stored_in(hub) == 1)
+
+
+def _declared(hub) -> bool:
+    try:
+        queue_depth(hub, hub.settings.amqp_inbound_queue)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False

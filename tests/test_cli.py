@@ -1,0 +1,129 @@
+"""The `casehub` command: what operations types, with the exit codes scripts rely on."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cli import app
+from core import deadletters
+from core.store import Store
+from core.store.tables import audit, messages, outbox
+from sandbox.case_system import CaseSystem
+from tests.conftest import TENANT, TOKEN
+
+CONFIG = """
+[[tenants]]
+code = "0125"
+name = "Ekerö kommun"
+
+[[tenants.partners]]
+id = "case-system"
+kind = "case_system"
+token_env = "CASEHUB_TEST_TOKEN_0125"
+"""
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    config = tmp_path / "casehub.toml"
+    config.write_text(CONFIG)
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    monkeypatch.setenv("CASEHUB_DATABASE_URL", url)
+    monkeypatch.setenv("CASEHUB_CONFIG", str(config))
+    monkeypatch.setenv("CASEHUB_BROKER_URL", "memory://")
+    monkeypatch.setenv("CASEHUB_TEST_TOKEN_0125", TOKEN)
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    assert run("db", "upgrade").exit_code == 0
+    run.store = Store(url)
+    run.config = config
+    yield run
+    run.store.dispose()
+
+
+def test_dead_letters_list_show_and_replay(cli):
+    event = CaseSystem("http://unused", TOKEN, TENANT).event() | {"tenant": "0138"}
+    with cli.store.begin() as conn:
+        letter = deadletters.record(conn, step=deadletters.INBOUND, kind="rejected",
+                                    reason="tenant: unknown tenant 0138", raw=json.dumps(event).encode())
+
+    listed = cli("dead-letters", "list")
+    assert listed.exit_code == 0 and "unknown tenant 0138" in listed.output
+    shown = cli("dead-letters", "show", str(letter))
+    assert shown.exit_code == 0 and event["id"] in shown.output
+
+    still_bad = cli("dead-letters", "replay", str(letter))
+    assert still_bad.exit_code == 1 and "unknown tenant 0138" in still_bad.output
+
+    cli.config.write_text(CONFIG + '\n[[tenants]]\ncode = "0138"\nname = "Tyresö kommun"\n')  # the fix
+    replayed = cli("dead-letters", "replay", str(letter))
+    assert replayed.exit_code == 0, replayed.output
+    with cli.store.begin() as conn:
+        assert conn.scalar(select(messages.c.tenant).where(messages.c.id == event["id"])) == "0138"
+        assert conn.scalar(select(outbox.c.destination).where(outbox.c.message_id == event["id"])) == "step:echo"
+        assert deadletters.show(conn, letter)["status"] == "replayed"
+    assert "unknown tenant" not in cli("dead-letters", "list").output
+    assert cli("dead-letters", "replay", "999").exit_code == 1
+
+
+def test_messages_show_is_audited_and_search_lists(cli):
+    from core.messages import accept
+    from core.intake import envelopes_from_json
+    from core.config import load
+
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    with cli.store.begin() as conn:
+        accept(conn, envelopes_from_json(json.dumps(event).encode(), load(cli.config), max_batch=1))
+    shown = cli("messages", "show", event["id"])
+    assert shown.exit_code == 0 and event["payload"]["person"] in shown.output
+    with cli.store.begin() as conn:
+        entry = conn.execute(select(audit)).one()
+    assert (entry.action, entry.subject) == ("message.read", f"message:{event['id']}")
+    assert entry.actor.startswith("user:")
+    assert event["payload"]["person"] not in (entry.detail or "")
+
+    found = cli("messages", "search", "--tenant", TENANT)
+    assert found.exit_code == 0 and event["id"][:8] in found.output
+    assert cli("messages", "show", "no-such-id").exit_code == 1
+
+
+def test_config_check_names_each_problem_and_exits_3(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[tenants]]\ncode = "125"\nname = "x"\n[[tenants.partners]]\nid = "cs"\nkind = "fax"\n')
+    result = CliRunner().invoke(app, ["config", "check", str(bad)])
+    assert result.exit_code == 3
+    assert "tenants[0].code: String should match pattern" in result.output
+    assert "tenants[0].partners[0].kind: Input should be" in result.output
+
+    missing_token = tmp_path / "token.toml"
+    missing_token.write_text(CONFIG)
+    monkeypatch.delenv("CASEHUB_TEST_TOKEN_0125", raising=False)
+    result = CliRunner().invoke(app, ["config", "check", str(missing_token)])
+    assert result.exit_code == 3
+    assert "environment variable CASEHUB_TEST_TOKEN_0125 is not set" in result.output
+
+    monkeypatch.setenv("CASEHUB_TEST_TOKEN_0125", "x")
+    assert CliRunner().invoke(app, ["config", "check", str(missing_token)]).exit_code == 0
+    assert CliRunner().invoke(app, ["config", "check", str(tmp_path / "nope.toml")]).exit_code == 3
+
+
+def test_a_broken_configuration_stops_every_command_with_exit_3(cli):
+    cli.config.write_text("[[tenants]]\ncode = ")
+    result = cli("dead-letters", "list")
+    assert result.exit_code == 3 and "not valid TOML" in result.output
+
+
+def test_schemas_export_writes_every_document(tmp_path):
+    result = CliRunner().invoke(app, ["schemas", "export", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    written = {p.name: json.loads(p.read_text()) for p in (tmp_path / "out").iterdir()}
+    assert {"envelope.schema.json", "case.event_recorded.schema.json", "hub.receipt.schema.json"} <= set(written)
+    assert written["envelope.schema.json"]["properties"]["tenant"]["type"] == "string"
+    person = written["case.event_recorded.schema.json"]["properties"]["person"]
+    assert person["type"] == "string" and "pattern" in person
