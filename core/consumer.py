@@ -14,6 +14,7 @@ from sqlalchemy import Connection, update
 from core import deadletters, messages, metrics
 from core.errors import Rejected
 from core.intake import reason_of
+from core.redaction import redact
 from core.steps import Step
 from core.store import Store, insert_ignore, utcnow
 from core.store.tables import processed
@@ -82,7 +83,7 @@ def run_step(store: Store, step: Step, envelope_id: str) -> None:
                 {"of": envelope_id, "step": step.name, "handled_at": utcnow().isoformat(),
                  "outcome": "rejected", "reason": str(error)},
             )
-            log.warning("step %s rejected envelope %s: %s", step.name, envelope_id, error)
+            log.warning("step %s rejected envelope %s: %s", step.name, envelope_id, redact(str(error)))
             metrics.steps.labels(step.name, "rejected").inc()
             return
     metrics.steps.labels(step.name, "done").inc()
