@@ -27,6 +27,9 @@ from core.store import Store, tables
 
 log = logging.getLogger(__name__)
 
+BATCH = 100
+"""Envelope ids per bus message: a step runs them in one transaction (a group commit)."""
+
 
 class Bus:
     """The broker, one actor per registered step, and batch publishing."""
@@ -67,11 +70,18 @@ class Bus:
         )
 
     def dispatch(self, items: list[tuple[str, str]]) -> None:
-        """Enqueue (step name, envelope id) pairs; durable on the broker when this returns."""
-        messages = [self.actors[name].message(envelope_id) for name, envelope_id in items if name in self.actors]
-        unknown = {name for name, _ in items if name not in self.actors}
-        if unknown:
-            raise LookupError(f"no step named {', '.join(sorted(unknown))}")
+        """Enqueue (step name, envelope id) pairs, grouped into messages of up to `BATCH` ids per step;
+        durable on the broker when this returns."""
+        by_step: dict[str, list[str]] = {}
+        for name, envelope_id in items:
+            if name not in self.actors:
+                raise LookupError(f"no step named {name}")
+            by_step.setdefault(name, []).append(envelope_id)
+        messages = [
+            self.actors[name].message(ids[start:start + BATCH])
+            for name, ids in by_step.items()
+            for start in range(0, len(ids), BATCH)
+        ]
         if self.publisher is None:
             for message in messages:
                 self.broker.enqueue(message)
@@ -79,9 +89,7 @@ class Bus:
         for queue in {m.queue_name for m in messages} - self._declared:
             self.broker.declare_queue(queue, ensure=True)
             self._declared.add(queue)
-        self.publisher.publish(
-            [("", m.queue_name, m.encode(), None) for m in messages]
-        )
+        self.publisher.publish([("", m.queue_name, m.encode(), None) for m in messages])
 
     def publish_events(self, exchange: str, events: list[tuple[str, bytes]]) -> None:
         """Publish (routing key, body) events on a topic exchange; a no-op with no AMQP broker."""
@@ -168,15 +176,17 @@ class DeadLetterOnExhaustion(Middleware):
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if exception is None or not message.failed:
             return
-        envelope_id = message.args[0] if message.args else None
         reason = f"retries exhausted after {message.options.get('retries', 0)} attempts: {exception!r}"
+        envelope_ids = message.args[0] if message.args else []
         with self.store.begin() as conn:
-            deadletters.record(conn, step=message.actor_name, kind="exhausted", reason=reason,
-                               message_id=envelope_id, tenant=_tenant_of(conn, envelope_id))
-        log.error("step %s gave up on envelope %s", message.actor_name, envelope_id)
+            done = set(conn.scalars(select(tables.processed.c.key).where(
+                tables.processed.c.step == message.actor_name, tables.processed.c.key.in_(envelope_ids))))
+            for envelope_id in envelope_ids:
+                if envelope_id not in done:
+                    deadletters.record(conn, step=message.actor_name, kind="exhausted", reason=reason,
+                                       message_id=envelope_id, tenant=_tenant_of(conn, envelope_id))
+        log.error("step %s gave up on %d envelopes", message.actor_name, len(envelope_ids) - len(done))
 
 
-def _tenant_of(conn, envelope_id: str | None) -> str | None:
-    if envelope_id is None:
-        return None
+def _tenant_of(conn, envelope_id: str) -> str | None:
     return conn.scalar(select(tables.messages.c.tenant).where(tables.messages.c.id == envelope_id))

@@ -1,7 +1,10 @@
-"""The idempotent consumer: how the bus runs a step on a stored envelope.
+"""The idempotent consumer: how the bus runs a step on stored envelopes.
 
-The step's effects and its idempotency key commit in one transaction, so a message delivered
-twice has its effect once.
+A bus message carries a batch of envelope ids for one step. The whole batch runs in one
+transaction (a group commit: one commit for many messages); each envelope's idempotency key,
+its state and its outbound effects commit together, so a message delivered twice has its effect
+once. When anything in the batch fails, the batch is rolled back and run again one envelope per
+transaction, so that one bad envelope neither blocks nor undoes the others.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class StepContext:
         self.conn = conn
         self.envelope = envelope
         self.step = step
+        self.outgoing: list[tuple[Envelope, str]] = []
 
     @cached_property
     def document(self) -> BaseModel:
@@ -49,41 +53,88 @@ class StepContext:
     def emit(self, type: str, payload: dict, destination: str = CASE_SYSTEM) -> Envelope:
         """Send a new envelope, caused by this one, when this step commits."""
         envelope = self.envelope.caused(type, f"casehub/{self.step.name}", payload)
-        messages.send(self.conn, envelope, destination)
+        self.outgoing.append((envelope, destination))
         return envelope
 
 
-def run_step(store: Store, step: Step, envelope_id: str) -> None:
-    """Run `step` on a stored envelope once in effect, however often it is delivered.
+def run_step(store: Store, step: Step, envelope_ids: list[str]) -> None:
+    """Run `step` on stored envelopes once in effect, however often they are delivered.
 
     Rejected input is dead-lettered with its reason, the sender is told, and it is not retried.
-    Any other exception rolls everything back and goes to the broker's retries.
+    Any other exception is raised after the rest of the batch is done, for the broker to retry;
+    the envelopes done by then are skipped on the retry. A handler whose batch failed runs again
+    alone, so its only effects must be the ones it makes through its context.
     """
-    with store.begin() as conn:
-        claim = {"step": step.name, "key": envelope_id, "outcome": "done", "processed_at": utcnow()}
-        if insert_ignore(conn, processed, claim, returning=[processed.c.key]).first() is None:
-            metrics.steps.labels(step.name, "duplicate").inc()
+    if len(envelope_ids) > 1:
+        try:
+            with store.begin() as conn:
+                _run(conn, step, envelope_ids, isolate=False)
             return
-        envelope = messages.load(conn, envelope_id)
-        if envelope is None:
-            raise LookupError(f"envelope {envelope_id} is not in the store")
+        except Exception:
+            pass  # something in the batch failed: find it, one envelope per transaction
+    failure = None
+    for envelope_id in envelope_ids:
+        try:
+            with store.begin() as conn:
+                _run(conn, step, [envelope_id], isolate=True)
+        except Exception as error:
+            failure = failure or error
+    if failure is not None:
+        raise failure
+
+
+def _run(conn: Connection, step: Step, envelope_ids: list[str], *, isolate: bool) -> None:
+    """Claim the envelopes not yet done and run the step on each, in the caller's transaction.
+
+    With `isolate`, a Rejected envelope is rolled back to a savepoint and dead-lettered;
+    without it, Rejected propagates like any other error.
+    """
+    now = utcnow()
+    claims = [{"step": step.name, "key": envelope_id, "outcome": "done", "processed_at": now}
+              for envelope_id in dict.fromkeys(envelope_ids)]
+    claimed = {row.key for row in insert_ignore(conn, processed, claims, returning=[processed.c.key])}
+    duplicates = len(claims) - len(claimed)
+    if duplicates:
+        metrics.steps.labels(step.name, "duplicate").inc(duplicates)
+    if not claimed:
+        return
+    envelopes = messages.load_many_envelopes(conn, list(claimed))
+    missing = claimed - envelopes.keys()
+    if missing:
+        raise LookupError(f"envelopes {sorted(missing)} are not in the store")
+    outgoing: list[tuple[Envelope, str]] = []
+    rejected = 0
+    for envelope_id in (e for e in dict.fromkeys(envelope_ids) if e in claimed):
+        context = StepContext(conn, envelopes[envelope_id], step)
+        if not isolate:
+            step.handler(context)
+            outgoing.extend(context.outgoing)
+            continue
         try:
             with conn.begin_nested():
-                step.handler(StepContext(conn, envelope, step))
+                step.handler(context)
+                messages.send_many(conn, context.outgoing)
         except Rejected as error:
-            conn.execute(
-                update(processed)
-                .where(processed.c.step == step.name, processed.c.key == envelope_id)
-                .values(outcome="dead")
-            )
-            deadletters.record(conn, step=step.name, kind="rejected", reason=str(error),
-                               tenant=envelope.tenant, message_id=envelope_id)
-            StepContext(conn, envelope, step).emit(
-                "hub.receipt",
-                {"of": envelope_id, "step": step.name, "handled_at": utcnow().isoformat(),
-                 "outcome": "rejected", "reason": str(error)},
-            )
-            log.warning("step %s rejected envelope %s: %s", step.name, envelope_id, redact(str(error)))
-            metrics.steps.labels(step.name, "rejected").inc()
-            return
-    metrics.steps.labels(step.name, "done").inc()
+            rejected += 1
+            _dead_letter(conn, step, envelopes[envelope_id], error)
+    messages.send_many(conn, outgoing)
+    metrics.steps.labels(step.name, "done").inc(len(claimed) - rejected)
+    if rejected:
+        metrics.steps.labels(step.name, "rejected").inc(rejected)
+
+
+def _dead_letter(conn: Connection, step: Step, envelope: Envelope, error: Rejected) -> None:
+    """Keep the rejected envelope as a dead letter, mark its key dead, and tell the sender why."""
+    conn.execute(
+        update(processed)
+        .where(processed.c.step == step.name, processed.c.key == envelope.id)
+        .values(outcome="dead")
+    )
+    deadletters.record(conn, step=step.name, kind="rejected", reason=str(error),
+                       tenant=envelope.tenant, message_id=envelope.id)
+    receipt = envelope.caused("hub.receipt", f"casehub/{step.name}", {
+        "of": envelope.id, "step": step.name, "handled_at": utcnow().isoformat(),
+        "outcome": "rejected", "reason": redact(str(error)),
+    })
+    messages.send_many(conn, [(receipt, CASE_SYSTEM)])
+    log.warning("step %s rejected envelope %s: %s", step.name, envelope.id, redact(str(error)))

@@ -45,11 +45,13 @@ def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Acce
     return result
 
 
-def send(conn: Connection, envelope: Envelope, destination: str) -> None:
-    """Keep an envelope the hub produced and put its delivery to `destination` in the outbox."""
+def send_many(conn: Connection, outgoing: list[tuple[Envelope, str]]) -> None:
+    """Keep envelopes the hub produced and put each one's delivery to its destination in the outbox."""
+    if not outgoing:
+        return
     now = utcnow()
-    conn.execute(insert(messages).values(_row(envelope, None, "out", now)))
-    conn.execute(insert(outbox).values(_outbox_row(envelope, destination, now)))
+    conn.execute(insert(messages), [_row(envelope, None, "out", now) for envelope, _ in outgoing])
+    conn.execute(insert(outbox), [_outbox_row(envelope, destination, now) for envelope, destination in outgoing])
 
 
 def redispatch(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
@@ -64,6 +66,10 @@ def redispatch(conn: Connection, envelope_id: str, step: str, tenant: str) -> No
 def load(conn: Connection, envelope_id: str) -> Envelope | None:
     text = conn.scalar(select(messages.c.envelope).where(messages.c.id == envelope_id))
     return Envelope.model_validate_json(text) if text is not None else None
+
+
+def load_many_envelopes(conn: Connection, envelope_ids: list[str]) -> dict[str, Envelope]:
+    return {key: Envelope.model_validate_json(text) for key, text in load_many(conn, envelope_ids).items()}
 
 
 def load_many(conn: Connection, envelope_ids: list[str]) -> dict[str, str]:

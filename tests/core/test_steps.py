@@ -61,7 +61,8 @@ def test_a_message_delivered_twice_has_its_effect_once(make_hub):
     duplicates = metrics.steps.labels("test.effect", "duplicate")
     before = duplicates._value.get()
     hub.accept([(envelope, None)], channel="test")
-    hub.bus.dispatch([("test.effect", envelope.id), ("test.effect", envelope.id)])  # at-least-once redelivery
+    hub.bus.dispatch([("test.effect", envelope.id)])
+    hub.bus.dispatch([("test.effect", envelope.id)])  # at-least-once redelivery
     wait_for(lambda: duplicates._value.get() - before == 2, what="both redeliveries seen as duplicates")
     assert outcome(hub, envelope.id) == "done"
     assert calls[envelope.id] == 1
@@ -140,3 +141,16 @@ def test_replay_after_a_fix_processes_the_message_once(make_hub, cause):
         assert deadletters.show(conn, letter["id"])["status"] == "replayed"
         with pytest.raises(Rejected, match="already replayed"):
             deadletters.replay(conn, letter["id"], by="user:tester", accept_raw=None)
+
+
+def test_one_bad_envelope_in_a_batch_neither_blocks_nor_undoes_the_others(make_hub):
+    hub = make_hub()
+    batch = [event() for _ in range(6)]
+    broken.add(batch[1].id)
+    transient_failures[batch[4].id] = 1
+    hub.accept([(e, None) for e in batch], channel="test")  # one outbox batch: one bus message
+    wait_for(lambda: all(outcome(hub, e.id) for e in batch), what="every envelope handled")
+    assert [outcome(hub, e.id) for e in batch] == ["done", "dead", "done", "done", "done", "done"]
+    assert [len(effects_of(hub, e.id)) for e in batch] == [1] * 6  # a receipt each, the bad one's says why
+    assert open_letters(hub, batch[1].id)[0]["reason"] == "payload.amount: amount is negative"
+    assert open_letters(hub, batch[4].id) == []
