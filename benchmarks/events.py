@@ -115,30 +115,30 @@ def noop_drain(broker_url: str, total: int, workdir: Path) -> float:
     import pika
     import noop_actor  # noqa: F401
 
-    broker = noop_actor.dramatiq.get_broker()
-    broker.declare_queue("noop", ensure=True)
+    noop_actor.dramatiq.get_broker().declare_queue("noop", ensure=True)
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     channel = connection.channel()
     for i in range(total):
         channel.basic_publish("", "noop", noop_actor.noop.message(i).encode(), pika.BasicProperties(delivery_mode=2))
     connection.close()
-    began = time.perf_counter()
+    probe = pika.BlockingConnection(pika.URLParameters(broker_url)).channel()
     workers = subprocess.Popen([str(Path(sys.executable).parent / "dramatiq"), "noop_actor", "--processes", "2",
                                 "--threads", "8"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while True:
-            counts = broker.get_queue_message_counts("noop")
-            channel_check = pika.BlockingConnection(pika.URLParameters(broker_url)).channel()
-            depth = channel_check.queue_declare("noop", passive=True).method.message_count
-            channel_check.connection.close()
-            if depth == 0 and counts[0] == 0:
-                break
-            time.sleep(0.1)
+        depth = total
+        while depth == total:  # the clock starts when the workers have booted and begun
+            depth = probe.queue_declare("noop", passive=True).method.message_count
+            time.sleep(0.01)
+        began, start_depth = time.perf_counter(), depth
+        while depth:
+            depth = probe.queue_declare("noop", passive=True).method.message_count
+            time.sleep(0.02)
         elapsed = time.perf_counter() - began
+        probe.connection.close()
     finally:
         workers.send_signal(signal.SIGTERM)
         workers.wait(timeout=30)
-    return total / elapsed
+    return start_depth / elapsed
 
 
 def main() -> None:
