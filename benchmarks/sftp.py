@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import paramiko
@@ -36,9 +37,9 @@ def seconds(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def openssh(server: Sshd, batch: str) -> Callable[[], object]:
+def openssh(server: Sshd, name: str, batch: str) -> Callable[[], object]:
     """Runs OpenSSH's sftp client with `batch` as its batch file."""
-    batch_file = server.workdir / f"batch-{abs(hash(batch))}"
+    batch_file = server.workdir / f"{name}.batch"
     batch_file.write_text(batch)
     command = ["sftp", "-q", "-b", str(batch_file), "-i", str(server.private_key), "-P", str(server.port),
                "-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "StrictHostKeyChecking=yes",
@@ -63,7 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     size = args.mb * MB
 
-    with tempfile.TemporaryDirectory(prefix="casehub-bench-sftp-") as tmp, running_sshd(Path(tmp)) as server:
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="casehub-bench-sftp-"))
+        server = stack.enter_context(running_sshd(Path(tmp)))
         local = Path(tmp) / "local.bin"
         with local.open("wb") as out:
             for _ in range(args.mb):
@@ -74,8 +77,9 @@ def main() -> None:
 
         endpoint = SftpEndpoint(host=server.host, port=server.port, username=server.username,
                                 private_key=str(server.private_key), host_key=server.host_key)
-        hub = SftpConnection(endpoint).__enter__()
+        hub = stack.enter_context(SftpConnection(endpoint))
         default = paramiko_default(server)
+        stack.callback(default.get_channel().get_transport().close)
 
         def hub_upload() -> None:
             with local.open("rb") as source:
@@ -88,12 +92,12 @@ def main() -> None:
         transfers: dict[str, Callable[[], object]] = {
             "hub upload": hub_upload,
             "hub download": hub_download,
-            "openssh upload": openssh(server, f"put {local} {remote}\n"),
-            "openssh download": openssh(server, f"get {remote} {back}\n"),
+            "openssh upload": openssh(server, "put", f"put {local} {remote}\n"),
+            "openssh download": openssh(server, "get", f"get {remote} {back}\n"),
             "paramiko default put": lambda: default.put(str(local), remote_name),
             "paramiko default get": lambda: default.get(remote_name, str(back)),
         }
-        connect_only = openssh(server, "pwd\n")
+        connect_only = openssh(server, "connect", "pwd\n")
         times: dict[str, list[float]] = {name: [] for name in transfers}
         setup: list[float] = []
         for _ in range(args.rounds):
@@ -108,8 +112,6 @@ def main() -> None:
 
         cipher = hub._client.get_transport().remote_cipher
         default_cipher = default.get_channel().get_transport().remote_cipher
-        hub.close()
-        default.get_channel().get_transport().close()
 
     rate = {name: size / statistics.median(values) / MB for name, values in times.items()}
     print(f"SFTP, {args.mb} MB file, local OpenSSH sshd, median of {args.rounds} rounds (MB/s = 10^6 bytes/s)")

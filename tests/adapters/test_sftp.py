@@ -190,6 +190,7 @@ def test_a_server_with_another_host_key_is_refused_and_nothing_is_written(endpoi
                                                                           caplog):
     pinned = replace(endpoint, host_key=keygen(tmp_path / "someone_else"))
 
+    caplog.set_level(logging.WARNING, logger="adapters.sftp")
     with pytest.raises(Rejected) as rejected:
         with SftpConnection(pinned) as connection:
             connection.upload(str(partner_folder), "order_1_1.xml", b"<order/>")
@@ -203,8 +204,10 @@ def test_a_client_key_the_server_does_not_know_is_rejected_without_retrying(endp
     keygen(tmp_path / "unknown_client")
     stranger = replace(endpoint, private_key=str(tmp_path / "unknown_client"))
 
+    caplog.set_level(logging.WARNING, logger="adapters.sftp")
     with pytest.raises(Rejected) as rejected:
-        SftpConnection(stranger).__enter__()
+        with SftpConnection(stranger):
+            pass
 
     assert rejected.value.where == "private_key"
     assert retries(caplog) == []
@@ -216,17 +219,23 @@ def test_nothing_listening_is_transient_after_the_retries(endpoint, caplog):
         port = sock.getsockname()[1]
     closed = replace(endpoint, port=port)
 
-    with caplog.at_level(logging.WARNING, logger="adapters.sftp"):
-        with pytest.raises(Transient, match=f"127.0.0.1:{port}"):
-            SftpConnection(closed, attempts=3, backoff=0.01, max_backoff=0.02).__enter__()
+    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    with pytest.raises(Transient) as transient:
+        with SftpConnection(closed, attempts=3, backoff=0.01, max_backoff=0.02):
+            pass
+
+    assert f"127.0.0.1:{port}" in str(transient.value)
 
     assert len(retries(caplog)) == 2
 
 
-def test_a_dropped_connection_is_opened_again(connection, partner_folder):
-    connection.upload(str(partner_folder), "one.xml", b"1")
-    connection._client.get_transport().close()  # the partner hangs up between two files
+def test_a_dropped_connection_is_opened_again(endpoint, partner_folder, caplog):
+    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    with SftpConnection(endpoint, backoff=0.01) as connection:
+        connection.upload(str(partner_folder), "one.xml", b"1")
+        connection._client.get_transport().close()  # the partner hangs up between two files
 
-    connection.upload(str(partner_folder), "two.xml", b"2")
+        connection.upload(str(partner_folder), "two.xml", b"2")
 
     assert sorted(os.listdir(partner_folder)) == ["one.xml", "two.xml"]
+    assert len(retries(caplog)) == 1
