@@ -20,11 +20,13 @@ messages_app = typer.Typer(no_args_is_help=True, help="Stored envelopes")
 config_app = typer.Typer(no_args_is_help=True, help="The tenant and partner configuration")
 schemas_app = typer.Typer(no_args_is_help=True, help="The canonical model")
 db_app = typer.Typer(no_args_is_help=True, help="The store's schema")
+orders_app = typer.Typer(no_args_is_help=True, help="Orders to LOV providers and where they stand")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(messages_app, name="messages")
 app.add_typer(config_app, name="config")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
+app.add_typer(orders_app, name="orders")
 
 # piped into a file or grep, tables stay one line a row
 out = Console() if sys.stdout.isatty() else Console(width=240)
@@ -64,16 +66,19 @@ def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True) -> No
     from adapters.amqp import EventConsumer
     from adapters.http_app import create_app
 
+    import flows
+
     hub = build_hub()
     if migrate:
         hub.store.migrate()
     consumer = None
-    hub.start(worker=hub.bus.in_process)
+    hub.start(worker=hub.bus.in_process, scheduler=True)
     if not hub.bus.in_process:
         consumer = EventConsumer(hub)
         consumer.start()
     try:
-        uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(create_app(hub, flows.routes(hub)), host=host, port=port, log_level="warning",
+                    access_log=False)
     finally:
         if consumer is not None:
             consumer.stop()
@@ -214,6 +219,66 @@ def schemas_export(directory: Path) -> None:
     for name, schema in json_schemas().items():
         (directory / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
         out.print(f"wrote {directory / f'{name}.schema.json'}")
+
+
+@orders_app.command("list")
+def orders_list(state: str = typer.Option(None, help="pending, delivered, accepted, rejected, refused, overdue"),
+                tenant: str = None, limit: int = 100) -> None:
+    """Orders with their latest version and state, newest change first."""
+    from sqlalchemy import select
+
+    from flows.orders.tables import orders
+
+    hub = build_hub()
+    query = select(orders).order_by(orders.c.updated_at.desc()).limit(limit)
+    if state:
+        query = query.where(orders.c.state == state)
+    if tenant:
+        query = query.where(orders.c.tenant == tenant)
+    with hub.store.begin() as conn:
+        rows = conn.execute(query).all()
+    table = Table("tenant", "order", "provider", "version", "delivered", "state", "acknowledge by", "reason")
+    for row in rows:
+        due = f"{row.ack_due_at:%Y-%m-%d %H:%M}" if row.ack_due_at and row.state in ("delivered", "overdue") else ""
+        table.add_row(row.tenant, row.order_id, row.provider, str(row.version), str(row.delivered_version),
+                      row.state, due, row.reason or "")
+    out.print(table)
+
+
+@orders_app.command("show")
+def orders_show(order_id: str, tenant: str = typer.Option(..., help="the kommunkod")) -> None:
+    """One order's state and the status changes the case system was told."""
+    from sqlalchemy import select
+
+    from core.store.tables import messages
+    from flows.orders.tables import orders
+
+    hub = build_hub()
+    with hub.store.begin() as conn:
+        row = conn.execute(select(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id)).first()
+        if row is None:
+            raise fail(f"no order {order_id} in tenant {tenant}")
+        changes = [json.loads(e) for e in conn.scalars(
+            select(messages.c.envelope).where(messages.c.tenant == tenant, messages.c.type == "order.status_changed")
+            .order_by(messages.c.stored_at))]
+    out.print_json(json.dumps({k: str(v) if v is not None else None for k, v in row._mapping.items()}))
+    table = Table("at", "version", "status", "reason")
+    for change in (c["payload"] for c in changes if c["payload"]["order_id"] == order_id):
+        table.add_row(change["at"], str(change["version"]), change["status"], change.get("reason") or "")
+    out.print(table)
+
+
+@orders_app.command("resend")
+def orders_resend(order_id: str, tenant: str = typer.Option(..., help="the kommunkod")) -> None:
+    """Deliver an order's latest version again (the running hub's relay sends it)."""
+    from flows.orders import resend
+
+    hub = build_hub()
+    try:
+        how = resend(hub.store, tenant, order_id, by=whoami())
+    except LookupError as error:
+        raise fail(str(error)) from None
+    out.print(f"order {order_id}: queued for {how}")
 
 
 @app.command()

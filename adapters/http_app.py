@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -28,9 +28,12 @@ class Refused(Exception):
         self.status, self.reason, self.where = status, reason, where
 
 
-def create_app(hub: Hub) -> FastAPI:
+def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
+    """The hub's HTTP app; `routers` are the flows' own endpoints (see `flows.routes`)."""
     app = FastAPI(title="casehub", version="1")
     app.state.hub = hub
+    for router in routers:
+        app.include_router(router)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:

@@ -19,6 +19,7 @@ from dramatiq.middleware import Middleware, Retries
 from sqlalchemy import select
 
 from core import deadletters
+from core.config import HubConfig
 from core.consumer import run_step
 from core.errors import Transient
 from core.settings import Settings
@@ -27,16 +28,14 @@ from core.store import Store, tables
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
-"""Envelope ids per bus message: a step runs them in one transaction (a group commit)."""
-
 
 class Bus:
     """The broker, one actor per registered step, and batch publishing."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, config: HubConfig) -> None:
         self.settings = settings
         self.store = store
+        self.config = config
         self.in_process = settings.broker_url.startswith("memory://")
         if self.in_process:
             self.broker: dramatiq.Broker = StubBroker()
@@ -51,13 +50,12 @@ class Bus:
         # before Retries in the list, so that it runs after Retries has marked the message failed
         self.broker.add_middleware(DeadLetterOnExhaustion(store), before=Retries)
         dramatiq.set_broker(self.broker)
-        self.actors: dict[str, dramatiq.Actor] = {
-            s.name: self._actor(s) for s in steps().values()
-        }
+        self.steps = steps()
+        self.actors: dict[str, dramatiq.Actor] = {name: self._actor(s) for name, s in self.steps.items()}
         self._declared: set[str] = set()
 
     def _actor(self, step: Step) -> dramatiq.Actor:
-        run = partial(run_step, self.store, step)
+        run = partial(run_step, self.store, self.config, step)
         run.__name__ = step.name  # dramatiq names and logs actors by their function
         return dramatiq.actor(
             run,
@@ -70,7 +68,7 @@ class Bus:
         )
 
     def dispatch(self, items: list[tuple[str, str]]) -> None:
-        """Enqueue (step name, envelope id) pairs, grouped into messages of up to `BATCH` ids per step;
+        """Enqueue (step name, envelope id) pairs, grouped into messages of up to the step's batch;
         durable on the broker when this returns."""
         by_step: dict[str, list[str]] = {}
         for name, envelope_id in items:
@@ -78,9 +76,9 @@ class Bus:
                 raise LookupError(f"no step named {name}")
             by_step.setdefault(name, []).append(envelope_id)
         messages = [
-            self.actors[name].message(ids[start:start + BATCH])
+            self.actors[name].message(ids[start:start + self.steps[name].batch])
             for name, ids in by_step.items()
-            for start in range(0, len(ids), BATCH)
+            for start in range(0, len(ids), self.steps[name].batch)
         ]
         if self.publisher is None:
             for message in messages:

@@ -20,11 +20,55 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+
+from schemas.identity import OrganisationNumber
 
 PartnerKind = Literal["case_system", "provider", "visit_vendor", "economy", "payroll"]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="the name of an environment variable")]
+
+
+class SoapChannel(BaseModel):
+    """The partner runs a SOAP service at `url`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["soap"]
+    url: HttpUrl
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class RestChannel(BaseModel):
+    """The partner runs a REST API at `url`; the hub calls it with the token in `token_env`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["rest"]
+    url: HttpUrl
+    token_env: EnvName
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class SftpChannel(BaseModel):
+    """Files on the partner's SFTP server: the hub writes to `inbound_dir`, picks up from `outbound_dir`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["sftp"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str = Field(min_length=1)
+    private_key_env: EnvName = Field(description="environment variable holding the private key file's path")
+    host_key: str = Field(pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) "
+                                  r"[A-Za-z0-9+/=]+$", description="the pinned host key: type and base64")
+    inbound_dir: str = "inbound"
+    outbound_dir: str = "outbound"
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+Channel = Annotated[SoapChannel | RestChannel | SftpChannel, Field(discriminator="type")]
 
 
 class Partner(BaseModel):
@@ -34,9 +78,16 @@ class Partner(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     kind: PartnerKind
-    token_env: str | None = Field(
-        default=None, pattern=r"^[A-Z][A-Z0-9_]*$", description="environment variable holding its bearer token"
-    )
+    token_env: EnvName | None = Field(default=None, description="holds the token the partner calls the hub with")
+    organisation_number: OrganisationNumber | None = None
+    channel: Channel | None = Field(default=None, description="how the hub reaches the partner")
+    ack_deadline_hours: float = Field(default=24, gt=0, description="a provider's time to acknowledge an order")
+
+    @model_validator(mode="after")
+    def _provider(self) -> Partner:
+        if self.kind == "provider" and (self.organisation_number is None or self.channel is None):
+            raise ValueError("a provider needs its organisation_number and channel")
+        return self
 
 
 class Tenant(BaseModel):
@@ -76,6 +127,16 @@ class HubConfig(BaseModel):
     def tenant(self, code: str) -> Tenant | None:
         return next((tenant for tenant in self.tenants if tenant.code == code), None)
 
+    def provider(self, tenant: str, organisation_number: str) -> Partner | None:
+        """The tenant's provider with this organisation number."""
+        found = self.tenant(tenant)
+        return next((p for p in found.partners if p.kind == "provider" and p.organisation_number is not None
+                     and p.organisation_number.digits == organisation_number), None) if found else None
+
+    def partner(self, tenant: str, partner_id: str) -> Partner | None:
+        found = self.tenant(tenant)
+        return next((p for p in found.partners if p.id == partner_id), None) if found else None
+
 
 class ConfigError(Exception):
     """The configuration file is wrong; `problems` says where and why, one line each."""
@@ -110,10 +171,17 @@ def check(path: Path, environ: dict[str, str] | None = None) -> list[str]:
     problems = []
     for t, tenant in enumerate(config.tenants):
         for p, partner in enumerate(tenant.partners):
-            if partner.token_env and not environ.get(partner.token_env):
-                problems.append(
-                    f"tenants[{t}].partners[{p}].token_env: environment variable {partner.token_env} is not set"
-                )
+            where = f"tenants[{t}].partners[{p}]"
+            references = [("token_env", partner.token_env)]
+            if partner.channel is not None:
+                references.append(("channel.token_env", getattr(partner.channel, "token_env", None)))
+                references.append(("channel.private_key_env", getattr(partner.channel, "private_key_env", None)))
+            for field, name in references:
+                if name and not environ.get(name):
+                    problems.append(f"{where}.{field}: environment variable {name} is not set")
+            key_env = getattr(partner.channel, "private_key_env", None)
+            if key_env and environ.get(key_env) and not Path(environ[key_env]).is_file():
+                problems.append(f"{where}.channel.private_key_env: {environ[key_env]} is not a file")
     return problems
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, update
 
 from core import deadletters, messages, metrics
+from core.config import HubConfig
 from core.errors import Rejected
 from core.intake import reason_of
 from core.redaction import redact
@@ -33,10 +34,11 @@ CASE_SYSTEM = "exchange:casehub.events"
 class StepContext:
     """What a step sees: the envelope, its document, and the transaction its effects go into."""
 
-    def __init__(self, conn: Connection, envelope: Envelope, step: Step) -> None:
+    def __init__(self, conn: Connection, envelope: Envelope, step: Step, config: HubConfig) -> None:
         self.conn = conn
         self.envelope = envelope
         self.step = step
+        self.config = config
         self.outgoing: list[tuple[Envelope, str]] = []
 
     @cached_property
@@ -57,7 +59,7 @@ class StepContext:
         return envelope
 
 
-def run_step(store: Store, step: Step, envelope_ids: list[str]) -> None:
+def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str]) -> None:
     """Run `step` on stored envelopes once in effect, however often they are delivered.
 
     Rejected input is dead-lettered with its reason, the sender is told, and it is not retried.
@@ -68,7 +70,7 @@ def run_step(store: Store, step: Step, envelope_ids: list[str]) -> None:
     if len(envelope_ids) > 1:
         try:
             with store.begin() as conn:
-                _run(conn, step, envelope_ids, isolate=False)
+                _run(conn, config, step, envelope_ids, isolate=False)
             return
         except Exception:
             pass  # something in the batch failed: find it, one envelope per transaction
@@ -76,14 +78,14 @@ def run_step(store: Store, step: Step, envelope_ids: list[str]) -> None:
     for envelope_id in envelope_ids:
         try:
             with store.begin() as conn:
-                _run(conn, step, [envelope_id], isolate=True)
+                _run(conn, config, step, [envelope_id], isolate=True)
         except Exception as error:
             failure = failure or error
     if failure is not None:
         raise failure
 
 
-def _run(conn: Connection, step: Step, envelope_ids: list[str], *, isolate: bool) -> None:
+def _run(conn: Connection, config: HubConfig, step: Step, envelope_ids: list[str], *, isolate: bool) -> None:
     """Claim the envelopes not yet done and run the step on each, in the caller's transaction.
 
     With `isolate`, a Rejected envelope is rolled back to a savepoint and dead-lettered;
@@ -105,7 +107,7 @@ def _run(conn: Connection, step: Step, envelope_ids: list[str], *, isolate: bool
     outgoing: list[tuple[Envelope, str]] = []
     rejected = 0
     for envelope_id in (e for e in dict.fromkeys(envelope_ids) if e in claimed):
-        context = StepContext(conn, envelopes[envelope_id], step)
+        context = StepContext(conn, envelopes[envelope_id], step, config)
         if not isolate:
             step.handler(context)
             outgoing.extend(context.outgoing)

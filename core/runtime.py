@@ -10,6 +10,7 @@ from core.bus import Bus
 from core.config import HubConfig, Tokens, load
 from core.messages import Accepted
 from core.outbox import Relay
+from core.scheduler import Scheduler
 from core.settings import Settings
 from core.store import Store
 from schemas.envelope import Envelope
@@ -25,8 +26,9 @@ class Hub:
         self.config = config if config is not None else load(self.settings.config)
         self.tokens = Tokens(self.config)
         self.store = Store(self.settings.database_url)
-        self.bus = Bus(self.settings, self.store)
+        self.bus = Bus(self.settings, self.store, self.config)
         self.relay = Relay(self.store, self.bus)
+        self.scheduler = Scheduler(self.store, self)
         self.worker: dramatiq.Worker | None = None
 
     def accept(self, items: list[tuple[Envelope, bytes | None]], *, channel: str) -> Accepted:
@@ -37,14 +39,17 @@ class Hub:
         self.relay.nudge()
         return result
 
-    def start(self, *, worker: bool, relay: bool = True, threads: int | None = None) -> None:
+    def start(self, *, worker: bool, relay: bool = True, scheduler: bool = False, threads: int | None = None) -> None:
         if relay:
             self.relay.start()
+        if scheduler:
+            self.scheduler.start()
         if worker:
             self.worker = self.bus.worker(threads)
             self.worker.start()
 
     def stop(self) -> None:
+        self.scheduler.stop()
         self.relay.stop()
         if self.worker is not None:
             self.worker.stop()

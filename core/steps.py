@@ -18,16 +18,19 @@ class Step:
     consumes: tuple[str, ...]
     handler: Callable[[StepContext], None]
     queue: str
+    batch: int
+    """Envelopes per bus message, run in one transaction. 1 for a step that calls a partner, so
+    that a failure elsewhere in a batch never makes it call the partner again."""
 
 
 _registry: dict[str, Step] = {}
 
 
-def step(name: str, *, consumes: list[str], queue: str | None = None):
+def step(name: str, *, consumes: list[str], queue: str | None = None, batch: int = 100):
     """Declare a step that handles every stored envelope of the types in `consumes`."""
 
     def register(handler: Callable[[StepContext], None]):
-        _registry[name] = Step(name, tuple(consumes), handler, queue or name)
+        _registry[name] = Step(name, tuple(consumes), handler, queue or name, batch)
         return handler
 
     return register

@@ -11,6 +11,8 @@ from schemas.envelope import Envelope
 from schemas.identity import generate_personnummer
 
 STOCKHOLM = dt.timezone(dt.timedelta(hours=1))
+FIRST_NAMES = ["Testa", "Prova", "Exempel", "Fiktiv", "Påhittad"]
+LAST_NAMES = ["Testsson", "Provberg", "Exempelström", "Fiktivdotter"]
 
 
 class CaseSystem:
@@ -39,6 +41,34 @@ class CaseSystem:
                 "recorded_by": self.rng.choice(["HANDL1", "HANDL2", "HANDL3"]),
             },
         )
+        return envelope.model_dump(mode="json")
+
+    def order(self, provider_org: str, *, order_id: str | None = None, version: int = 1, kind: str = "new",
+              protected: bool = False, instructions: str | None = None, person: str | None = None) -> dict:
+        """An `order.issued` envelope as JSON, for a generated person (never a real one)."""
+        order_id = order_id or f"ORD-{self.rng.randrange(10**8):08d}"
+        payload = {
+            "order_id": order_id, "version": version, "kind": kind, "case_ref": f"ÄO-{self.rng.randrange(10**6):06d}",
+            "effective_date": "2026-03-01",
+            "person": {
+                "personnummer": person or generate_personnummer(self.rng).digits,
+                "name": f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}",
+                "address": {"street": f"Testgatan {self.rng.randrange(1, 99)}", "postcode": "178 30",
+                            "city": "Ekerö"},
+                "phone": f"070-{self.rng.randrange(10**7):07d}",
+                "protected_identity": protected,
+            },
+            "provider_org": provider_org,
+            "services": [
+                {"code": "HT-OMS", "category": "omsorg", "hours_per_month": "20.00", "valid_from": "2026-03-01"},
+                {"code": "HT-SERV", "category": "service", "hours_per_month": str(4 + version), "valid_from": "2026-03-01"},
+            ] if kind != "cancel" else [],
+            "double_staffing": False,
+            "instructions": instructions,
+            "cancel_reason": "ended" if kind == "cancel" else None,
+        }
+        envelope = Envelope(id=str(uuid.UUID(int=self.rng.getrandbits(128))), type="order.issued",
+                            tenant=self.tenant, source="case-system", payload=payload)
         return envelope.model_dump(mode="json")
 
     def post(self, events: list[dict] | dict) -> httpx.Response:

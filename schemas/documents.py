@@ -5,10 +5,14 @@ from pydantic import BaseModel
 
 from schemas.case import CaseEventRecorded, Receipt
 from schemas.envelope import Envelope
+from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
 
 DOCUMENTS: dict[str, type[BaseModel]] = {
     "case.event_recorded": CaseEventRecorded,
     "hub.receipt": Receipt,
+    "order.issued": Order,
+    "order.acknowledged": OrderAcknowledgement,
+    "order.status_changed": OrderStatusChanged,
 }
 
 

@@ -1,6 +1,8 @@
 """The tables of the message store. Alembic migrations in `core/store/migrations` create them."""
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -12,10 +14,28 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     text,
 )
 
 metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware datetime stored in UTC; read back aware on SQLite too (which keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: times are stored in UTC and must say so")
+        return value.astimezone(dt.timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 Serial = BigInteger().with_variant(Integer(), "sqlite")
@@ -28,7 +48,7 @@ messages = Table(
     Column("type", String(100), nullable=False),
     Column("source", String(100), nullable=False),
     Column("direction", String(3), nullable=False, doc="in: received; out: produced by the hub"),
-    Column("stored_at", DateTime(timezone=True), nullable=False),
+    Column("stored_at", UtcDateTime(), nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
     Column("envelope", Text, nullable=False, doc="the canonical envelope as JSON"),
     Index("messages_tenant_type", "tenant", "type", "stored_at"),
@@ -41,8 +61,8 @@ outbox = Table(
     Column("tenant", String(4), nullable=False),
     Column("destination", String(200), nullable=False, doc="step:NAME or exchange:NAME"),
     Column("message_id", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
     Column("position", BigInteger, nullable=True, doc="feed position, set when sent to an exchange"),
     Index("outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
     Index("outbox_feed", "tenant", "position"),
@@ -54,7 +74,7 @@ processed = Table(
     Column("step", String(100), primary_key=True),
     Column("key", String(200), primary_key=True),
     Column("outcome", String(10), nullable=False, doc="done, or dead when dead-lettered"),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", UtcDateTime(), nullable=False),
 )
 
 dead_letters = Table(
@@ -67,9 +87,9 @@ dead_letters = Table(
     Column("kind", String(10), nullable=False, doc="rejected (bad input) or exhausted (retries used up)"),
     Column("reason", Text, nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the input, when it never became a stored message"),
-    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("failed_at", UtcDateTime(), nullable=False),
     Column("status", String(10), nullable=False, doc="open, replayed"),
-    Column("replayed_at", DateTime(timezone=True), nullable=True),
+    Column("replayed_at", UtcDateTime(), nullable=True),
     Column("replayed_by", String(100), nullable=True),
     Index("dead_letters_open", "status", "id"),
 )
@@ -78,7 +98,7 @@ audit = Table(
     "audit",
     metadata,
     Column("id", Serial, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("tenant", String(4), nullable=True),
     Column("actor", String(100), nullable=False, doc="who: a user, partner or step"),
     Column("action", String(100), nullable=False, doc="what: read, transfer, replay, ..."),
@@ -91,5 +111,5 @@ checkpoints = Table(
     metadata,
     Column("name", String(200), primary_key=True),
     Column("value", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -1,0 +1,66 @@
+"""A provider's channel, chosen by configuration: the flow only ever calls `deliver(order)`.
+
+Like an httpx transport, every channel implements one method; the flow does not know whether
+the order goes out over SOAP, REST or as a file.
+"""
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from core.config import Partner, RestChannel, SftpChannel, SoapChannel
+from core.errors import Rejected
+from schemas.orders import Order, OrderReceipt
+
+
+class OrderChannel(Protocol):
+    def deliver(self, order: Order) -> OrderReceipt:
+        """Deliver the order; Rejected when the partner says it is wrong, Transient when it is down."""
+
+
+_channels: dict[tuple, OrderChannel] = {}
+
+
+def order_channel(partner: Partner, environ: dict[str, str] | None = None) -> OrderChannel:
+    """The channel of a provider, built once per process and configuration."""
+    environ = os.environ if environ is None else environ
+    key = (partner.id, partner.channel)
+    if key not in _channels:
+        _channels[key] = _build(partner, environ)
+    return _channels[key]
+
+
+def _build(partner: Partner, environ) -> OrderChannel:
+    channel = partner.channel
+    if isinstance(channel, SoapChannel):
+        from adapters.soap.client import SoapOrderChannel
+
+        return SoapOrderChannel(str(channel.url), timeout=channel.timeout)
+    if isinstance(channel, RestChannel):
+        from adapters.rest import RestOrderChannel
+
+        return RestOrderChannel(str(channel.url), _secret(environ, channel.token_env, partner),
+                                timeout=channel.timeout)
+    if isinstance(channel, SftpChannel):
+        return sftp_order_channel(partner, environ)
+    raise Rejected(f"partner {partner.id} has no channel", where="channel")
+
+
+def sftp_order_channel(partner: Partner, environ: dict[str, str] | None = None):
+    """The SFTP side of a provider: order files out, acknowledgement files in."""
+    from adapters.order_files import SftpOrderChannel
+    from adapters.sftp import SftpEndpoint
+
+    environ = os.environ if environ is None else environ
+    channel = partner.channel
+    endpoint = SftpEndpoint(host=channel.host, port=channel.port, username=channel.username,
+                            private_key=_secret(environ, channel.private_key_env, partner),
+                            host_key=channel.host_key, timeout=channel.timeout)
+    return SftpOrderChannel(endpoint, inbound_dir=channel.inbound_dir, outbound_dir=channel.outbound_dir)
+
+
+def _secret(environ, name: str, partner: Partner) -> str:
+    value = environ.get(name)
+    if not value:
+        raise Rejected(f"environment variable {name} is not set", where=f"partner {partner.id}")
+    return value

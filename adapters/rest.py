@@ -1,0 +1,81 @@
+"""Orders to a provider's REST API (specs/provider-orders.md, "REST").
+
+`POST {base}/orders` a new order, `PUT {base}/orders/{id}` an amendment, `DELETE {base}/orders/{id}`
+with a JSON reason a cancellation, each with the bearer token. A 2xx is the receipt. A 4xx says the
+order is wrong (Rejected, never retried), except 408 and 429; those, 5xx and network errors are
+retried with backoff, then Transient.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from core.errors import Rejected, Transient
+from schemas.orders import Order, OrderReceipt
+
+RETRYABLE = {408, 425, 429}
+
+
+class RestOrderChannel:
+    """Delivers orders to one provider's REST API; one pooled HTTP client, every call with a timeout."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, attempts: int = 4,
+                 backoff: float = 0.5, transport: httpx.BaseTransport | None = None) -> None:
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
+                                 headers={"Authorization": f"Bearer {token}"})
+        self._send = retry(
+            retry=retry_if_exception_type(Transient),
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=backoff, max=10),
+            reraise=True,
+        )(self._send_once)
+
+    def deliver(self, order: Order) -> OrderReceipt:
+        body = order.model_dump(mode="json")
+        if order.kind == "new":
+            response = self._send("POST", "/orders", body)
+        elif order.kind == "amend":
+            response = self._send("PUT", f"/orders/{order.order_id}", body)
+        else:
+            response = self._send("DELETE", f"/orders/{order.order_id}",
+                                  {"reason": order.cancel_reason, "version": order.version})
+        return OrderReceipt(order_id=order.order_id, version=order.version,
+                            received_at=_received_at(response))
+
+    def _send_once(self, method: str, path: str, body: dict) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, json=body)
+        except httpx.HTTPError as error:
+            raise Transient(f"{method} {path}: {error.__class__.__name__}: {error}") from error
+        if response.is_success:
+            return response
+        if response.status_code >= 500 or response.status_code in RETRYABLE:
+            raise Transient(f"{method} {path}: HTTP {response.status_code}")
+        raise Rejected(f"HTTP {response.status_code}: {_reason(response)}", where=f"{method} {path}")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        return str(body.get("reason") or body.get("error") or body.get("detail") or body)[:500]
+    return str(body)[:500]
+
+
+def _received_at(response: httpx.Response) -> dt.datetime:
+    try:
+        stamp = response.json().get("received_at")
+        if stamp:
+            parsed = dt.datetime.fromisoformat(stamp)
+            if parsed.tzinfo is not None:
+                return parsed
+    except (ValueError, AttributeError):
+        pass
+    return dt.datetime.now(dt.timezone.utc)

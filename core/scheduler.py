@@ -1,0 +1,96 @@
+"""The scheduler: runs the jobs flows register, each once per slot of its period, however many
+processes on however many machines run a scheduler (they agree through the store)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import update
+
+from core.store import Store, insert_ignore, utcnow
+from core.store.tables import checkpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every: int
+    """seconds between slots; slots are counted from the epoch, so all processes agree on them"""
+    run: Callable[[Any], None]
+
+
+_jobs: dict[str, Job] = {}
+
+
+def every(seconds: int, *, name: str):
+    """Register a job that runs once every `seconds` with the hub as its argument."""
+
+    def register(run: Callable[[Any], None]):
+        _jobs[name] = Job(name, seconds, run)
+        return run
+
+    return register
+
+
+def jobs() -> dict[str, Job]:
+    return dict(_jobs)
+
+
+def claim(store: Store, job: Job, now: dt.datetime) -> bool:
+    """Take this slot of `job` for this process; False when another process already has it."""
+    slot = f"{int(now.timestamp()) // job.every:012d}"
+    name = f"job:{job.name}"
+    with store.begin() as conn:
+        insert_ignore(conn, checkpoints, {"name": name, "value": "", "updated_at": now})
+        won = conn.execute(
+            update(checkpoints)
+            .where(checkpoints.c.name == name, checkpoints.c.value < slot)
+            .values(value=slot, updated_at=now)
+        ).rowcount
+    return won == 1
+
+
+class Scheduler:
+    """A thread that fires due jobs; a failing job is logged and tried again in its next slot."""
+
+    def __init__(self, store: Store, context: Any, *, tick: float = 1.0) -> None:
+        self.store = store
+        self.context = context
+        self.tick = tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_due(self, now: dt.datetime | None = None) -> list[str]:
+        """Fire every job whose current slot no process has taken yet; returns their names."""
+        now = now or utcnow()
+        fired = []
+        for job in jobs().values():
+            if not claim(self.store, job, now):
+                continue
+            fired.append(job.name)
+            try:
+                job.run(self.context)
+            except Exception:
+                log.exception("job %s failed", job.name)
+        return fired
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick):
+            try:
+                self.run_due()
+            except Exception:  # the store may be down for a while; the scheduler outlives it
+                log.exception("scheduler tick failed")
