@@ -1,6 +1,8 @@
 """`make demo`: the hub on the embedded default (SQLite, in-process broker) with simulated partners.
 
-Each flow adds its part here; the demo exits non-zero when anything did not come out as it should.
+A case system sends a stream of case events (echoed back as receipts on its feed) and orders for
+three LOV providers, one per channel (SOAP, REST, SFTP), which acknowledge them. Each flow adds
+its part here; the demo exits non-zero when anything did not come out as it should.
 """
 from __future__ import annotations
 
@@ -27,59 +29,46 @@ kind = "case_system"
 token_env = "{TOKEN_ENV}"
 """
 
+Check = tuple[str, bool, str]
+
 
 def run(*, workdir: Path, events: int, console: Console) -> bool:
-    import flows  # noqa: F401  (registers the steps)
+    import flows
     from adapters.http_app import create_app
     from core import deadletters, redaction
     from core.runtime import Hub
     from core.settings import Settings
     from sandbox.case_system import CaseSystem
+    from sandbox.providers import SimulatedProviders
     from sandbox.server import LiveServer
 
     redaction.install()
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("casehub.db*"):
         old.unlink()
-    config = workdir / "casehub.toml"
-    config.write_text(CONFIG, encoding="utf-8")
     token = secrets.token_urlsafe(24)
     os.environ[TOKEN_ENV] = token
-    settings = Settings(broker_url="memory://", database_url=f"sqlite:///{workdir / 'casehub.db'}", config=config)
-    hub = Hub(settings)
-    hub.store.migrate()
-    hub.start(worker=True)
-    checks: list[tuple[str, bool, str]] = []
-    try:
-        with LiveServer(create_app(hub)) as server:
-            console.print(f"hub listening on {server.url} (SQLite {settings.database_url}, in-process broker)")
-            case_system = CaseSystem(server.url, token, TENANT)
-            sent = [case_system.event() for _ in range(events)]
-            accepted = 0
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("case system sends events", total=events)
-                for start in range(0, events, 50):
-                    batch = sent[start:start + 50]
-                    accepted += len(case_system.post(batch).json()["accepted"])
-                    progress.advance(task, len(batch))
-            again = case_system.post(sent[:50]).json()
-            checks.append(("events accepted", accepted == events, f"{accepted} of {events}"))
-            checks.append(("resent batch taken as duplicates", len(again["duplicates"]) == 50,
-                           f"{len(again['duplicates'])} duplicates, {len(again['accepted'])} new"))
-
-            bad = case_system.event()
-            bad["payload"]["person"] = bad["payload"]["person"][:-1] + str((int(bad["payload"]["person"][-1]) + 1) % 10)
-            refused = case_system.post(bad)
-            checks.append(("bad personnummer refused at the door", refused.status_code == 422,
-                           f"{refused.status_code} {refused.json().get('where')}: {refused.json().get('error')}"))
-
-            receipts = _await_receipts(case_system, events)
-            checks.append(("receipts on the case system's feed", receipts == events, f"{receipts} of {events}"))
-        with hub.store.begin() as conn:
-            letters = deadletters.listing(conn)
-        checks.append(("dead letters", not letters, str(len(letters))))
-    finally:
-        hub.stop()
+    checks: list[Check] = []
+    with SimulatedProviders(TENANT) as providers:
+        config = workdir / "casehub.toml"
+        config.write_text(CONFIG + providers.partners_toml(), encoding="utf-8")
+        settings = Settings(broker_url="memory://", database_url=f"sqlite:///{workdir / 'casehub.db'}", config=config)
+        hub = Hub(settings)
+        hub.store.migrate()
+        hub.start(worker=True)
+        try:
+            with LiveServer(create_app(hub, flows.routes(hub))) as server:
+                console.print(f"hub listening on {server.url} (SQLite {settings.database_url}, in-process broker)")
+                case_system = CaseSystem(server.url, token, TENANT)
+                checks += _case_events(case_system, events, console)
+                checks += _orders(hub, server.url, case_system, providers, console)
+            with hub.store.begin() as conn:
+                letters = deadletters.listing(conn)
+            expected = [letter for letter in letters if "REJECT" in letter["reason"]]
+            checks.append(("dead letters: only the order the provider refused", letters == expected and len(expected) == 1,
+                           "; ".join(f"{letter['step']}: {letter['reason'][:60]}" for letter in letters)))
+        finally:
+            hub.stop()
 
     table = Table("check", "result", "detail", title="casehub demo")
     for name, ok, detail in checks:
@@ -88,12 +77,86 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     return all(ok for _, ok, _ in checks)
 
 
-def _await_receipts(case_system, expected: int, timeout: float = 60.0) -> int:
-    receipts = 0
+def _case_events(case_system, events: int, console: Console) -> list[Check]:
+    """Case events in batches, a resent batch, a bad one; receipts read back from the feed."""
+    sent = [case_system.event() for _ in range(events)]
+    accepted = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("case system sends events", total=events)
+        for start in range(0, events, 50):
+            batch = sent[start:start + 50]
+            accepted += len(case_system.post(batch).json()["accepted"])
+            progress.advance(task, len(batch))
+    again = case_system.post(sent[:50]).json()
+    bad = case_system.event()
+    person = bad["payload"]["person"]
+    bad["payload"]["person"] = person[:-1] + str((int(person[-1]) + 1) % 10)
+    refused = case_system.post(bad)
+    seen: list[dict] = []
+    _until(lambda: seen.extend(case_system.read_feed()) or seen, lambda got: len(got) >= events)
+    receipts = sum(1 for e in seen if e["type"] == "hub.receipt")
+    return [
+        ("events accepted", accepted == events, f"{accepted} of {events}"),
+        ("resent batch taken as duplicates", len(again["duplicates"]) == 50,
+         f"{len(again['duplicates'])} duplicates, {len(again['accepted'])} new"),
+        ("bad personnummer refused at the door", refused.status_code == 422,
+         f"{refused.status_code} {refused.json().get('where')}: {refused.json().get('error')}"),
+        ("receipts on the case system's feed", receipts == events, f"{receipts} of {events}"),
+    ]
+
+
+def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list[Check]:
+    """Orders to three providers on three channels, amended, one refused, one protected; acks back."""
+    from sqlalchemy import select
+
+    from flows.orders import pick_up_sftp_acknowledgements
+    from flows.orders.tables import orders
+
+    issued = []
+    for org in providers.orgs.values():
+        mine = [case_system.order(org, protected=(n == 1)) for n in range(4)]
+        first = mine[0]["payload"]
+        mine.append(case_system.order(org, order_id=first["order_id"], version=2, kind="amend",
+                                      person=first["person"]["personnummer"]))
+        issued += mine
+    refused = case_system.order(providers.orgs["rest"], instructions="REJECT: no staff in that area")
+    issued.append(refused)
+    console.print(f"case system issues {len(issued)} orders and amendments to 3 providers (SOAP, REST, SFTP)")
+    for order in issued:
+        case_system.post(order).raise_for_status()
+
+    def rows():
+        with hub.store.begin() as conn:
+            return conn.execute(select(orders)).all()
+
+    settled = _until(rows, lambda found: len(found) == 13 and all(
+        r.state == "refused" or (r.state == "delivered" and r.delivered_version == r.version) for r in found))
+    taken = providers.taken()
+    acknowledged = providers.acknowledge(hub_url)
+    pick_up_sftp_acknowledgements(hub)
+    final = {r.order_id: r.state for r in _until(rows, lambda found: sum(r.state == "accepted" for r in found) == 12)}
+    protected = [o["payload"]["person"] for o in issued if o["payload"]["person"]["protected_identity"]]
+    received = providers.raw_bytes()
+    theirs = [(p, raw) for p in protected for raw in received if p["personnummer"].encode() in raw]
+    leaked = [p for p, raw in theirs if p["address"]["street"].encode() in raw or p["phone"].encode() in raw]
+    accepted = sum(state == "accepted" for state in final.values())
+    return [
+        ("orders delivered to each provider", len(settled) == 13 and all(len(v) >= 4 for v in taken.values()),
+         ", ".join(f"{channel}: {len(v)}" for channel, v in taken.items()) + " (4 orders, 1 amended, each)"),
+        ("acknowledgements back on three channels", accepted == 12 and acknowledged == 12,
+         f"{acknowledged} sent, {accepted} orders accepted"),
+        ("the refused order, with the provider's reason", final.get(refused["payload"]["order_id"]) == "refused",
+         final.get(refused["payload"]["order_id"], "missing")),
+        ("no address of a protected person left the hub", not leaked and len(theirs) >= 3,
+         f"{len(theirs)} deliveries for {len(protected)} protected persons, {len(leaked)} with an address"),
+    ]
+
+
+def _until(read, done, timeout: float = 60.0):
+    """`read()` again and again until `done(value)` or time runs out; the last value either way."""
     deadline = time.monotonic() + timeout
-    while receipts < expected and time.monotonic() < deadline:
-        got = case_system.read_feed()
-        receipts += sum(1 for event in got if event["type"] == "hub.receipt")
-        if not got:
-            time.sleep(0.1)
-    return receipts
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
