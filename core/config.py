@@ -187,7 +187,7 @@ def check(path: Path, environ: dict[str, str] | None = None) -> list[str]:
 
 def _describe(error: dict) -> str:
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
-    return f"{where or 'file'}: {error['msg']}"
+    return f"{where or 'file'}: {error['msg'].removeprefix('Value error, ')}"
 
 
 @dataclass(frozen=True)

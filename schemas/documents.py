@@ -6,6 +6,7 @@ from pydantic import BaseModel
 from schemas.case import CaseEventRecorded, Receipt
 from schemas.envelope import Envelope
 from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
+from schemas.visits import Visit
 
 DOCUMENTS: dict[str, type[BaseModel]] = {
     "case.event_recorded": CaseEventRecorded,
@@ -13,6 +14,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "order.issued": Order,
     "order.acknowledged": OrderAcknowledgement,
     "order.status_changed": OrderStatusChanged,
+    "visit.reported": Visit,
 }
 
 

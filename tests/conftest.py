@@ -7,11 +7,15 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from tests.sshd import Sshd, SshdMissing, running_sshd, sshd_binary
 
 import flows  # noqa: F401  (registers the flows' steps before any hub is built)
 from core.config import HubConfig
@@ -93,6 +97,26 @@ def empty_tables(url: str) -> None:
         names = ", ".join(t.name for t in metadata.sorted_tables)
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
     engine.dispose()
+
+
+# --- a real OpenSSH sshd for SFTP ------------------------------------------------------------
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory) -> Sshd:
+    """A real sshd on a free port of 127.0.0.1 that lets in only its client key; stopped at the end."""
+    try:
+        sshd_binary()
+    except SshdMissing as missing:
+        if os.environ.get("CASEHUB_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{missing} and CASEHUB_REQUIRE_SERVICES=1")
+        pytest.skip(str(missing))
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+def partner_folder(sshd) -> Path:
+    """A fresh folder on the sshd, for one test: the same path locally and over SFTP."""
+    return Path(tempfile.mkdtemp(dir=sshd.root))
 
 
 # --- hubs -----------------------------------------------------------------------------------

@@ -127,3 +127,64 @@ def test_schemas_export_writes_every_document(tmp_path):
     assert written["envelope.schema.json"]["properties"]["tenant"]["type"] == "string"
     person = written["case.event_recorded.schema.json"]["properties"]["person"]
     assert person["type"] == "string" and "pattern" in person
+
+
+def test_config_check_validates_providers_and_their_channels(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASEHUB_TEST_TOKEN_0125", "x")
+    monkeypatch.setenv("CASEHUB_TEST_KEY", str(tmp_path / "no-such-key"))
+    bad = tmp_path / "providers.toml"
+    bad.write_text(CONFIG + """
+[[tenants.partners]]
+id = "no-channel"
+kind = "provider"
+organisation_number = "5560360793"
+
+[[tenants.partners]]
+id = "fax-ab"
+kind = "provider"
+organisation_number = "5560360793"
+channel = { type = "fax", number = "08-123" }
+
+[[tenants.partners]]
+id = "sftp-ab"
+kind = "provider"
+organisation_number = "5560360794"
+channel = { type = "sftp", host = "h", username = "u", private_key_env = "CASEHUB_TEST_KEY", host_key = "not a key" }
+
+[[tenants.partners]]
+id = "rest-ab"
+kind = "provider"
+organisation_number = "5560360793"
+channel = { type = "rest", url = "ftp:/x", token_env = "CASEHUB_TEST_UNSET" }
+""")
+    result = CliRunner().invoke(app, ["config", "check", str(bad)])
+    assert result.exit_code == 3
+    lines = result.output
+    assert "tenants[0].partners[1]: a provider needs its organisation_number and channel" in lines
+    assert "tenants[0].partners[2].channel" in lines and "fax" in lines
+    assert "tenants[0].partners[3].organisation_number: wrong check digit" in lines
+    assert "tenants[0].partners[3].channel.sftp.host_key: String should match pattern" in lines
+    assert "tenants[0].partners[4].channel.rest.url" in lines
+
+
+def test_orders_list_show_and_resend(cli):
+    from core.store import utcnow
+    from core.store.tables import outbox
+    from flows.orders.tables import orders
+
+    with cli.store.begin() as conn:
+        conn.execute(orders.insert().values(
+            tenant=TENANT, order_id="ORD-7", provider="omsorg-ab", case_ref="ÄO-1", kind="new", version=1,
+            message_id="m-7", delivered_version=1, state="overdue", reason=None, updated_at=utcnow(),
+            ack_due_at=utcnow()))
+    listed = cli("orders", "list", "--state", "overdue")
+    assert listed.exit_code == 0 and "ORD-7" in listed.output and "overdue" in listed.output
+    assert "ORD-7" not in cli("orders", "list", "--state", "accepted").output
+    shown = cli("orders", "show", "ORD-7", "--tenant", TENANT)
+    assert shown.exit_code == 0 and '"provider": "omsorg-ab"' in shown.output
+    resent = cli("orders", "resend", "ORD-7", "--tenant", TENANT)
+    assert resent.exit_code == 0 and "orders.remind" in resent.output
+    with cli.store.begin() as conn:
+        assert conn.scalar(select(outbox.c.destination).where(outbox.c.message_id == "m-7")) == "step:orders.remind"
+        assert conn.execute(select(audit).where(audit.c.action == "order.resend")).one().subject == "order:ORD-7"
+    assert cli("orders", "show", "ORD-8", "--tenant", TENANT).exit_code == 1

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import threading
 
 import httpx
@@ -9,8 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from core.config import HubConfig
-from core.intake import envelope_from
-from core.store.tables import audit, dead_letters, messages
+from core.store.tables import audit
 from flows.orders import flag_overdue
 from flows.orders.tables import orders
 from sandbox.case_system import CaseSystem
@@ -18,9 +19,7 @@ from sandbox.rest_provider import create_rest_provider_app
 from sandbox.server import LiveServer
 from schemas.identity import generate_organisation_number
 from tests.conftest import TENANT, TOKEN, TOKEN_ENV, wait_for
-
-import os
-import random
+from tests.flows.orders import first_dead_letter, issue, row, statuses
 
 PROVIDER_ORG = generate_organisation_number(random.Random(7)).digits
 OTHER_ORG = generate_organisation_number(random.Random(8)).digits
@@ -51,27 +50,6 @@ def hub_config(provider) -> HubConfig:
 @pytest.fixture
 def hub(make_hub):
     return make_hub()
-
-
-def issue(hub, *orders_json: dict) -> None:
-    hub.accept([(envelope_from(o, hub.config), json.dumps(o).encode()) for o in orders_json], channel="test")
-
-
-def row(hub, order_id: str):
-    with hub.store.begin() as conn:
-        return conn.execute(select(orders).where(orders.c.order_id == order_id)).first()
-
-
-def first_dead_letter(hub):
-    with hub.store.begin() as conn:
-        return conn.execute(select(dead_letters)).first()
-
-
-def statuses(hub, order_id: str) -> list[str]:
-    with hub.store.begin() as conn:
-        found = [json.loads(e) for e in conn.scalars(select(messages.c.envelope).where(
-            messages.c.type == "order.status_changed"))]
-    return [e["payload"]["status"] for e in found if e["payload"]["order_id"] == order_id]
 
 
 def test_an_order_reaches_its_provider_and_the_acknowledgement_comes_back(hub, provider):
