@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["events.py", "sftp.py"]
+SCRIPTS = ["events.py", "orders.py", "sftp.py"]
 
 
 def main() -> int:
@@ -15,7 +15,7 @@ def main() -> int:
         if not (HERE / script).exists():
             continue
         print(f"== {script}", flush=True)
-        failed |= subprocess.call([sys.executable, str(HERE / script), *sys.argv[1:]]) != 0
+        failed |= subprocess.call([sys.executable, str(HERE / script)]) != 0
     return failed
 
 
