@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
+from adapters.order_files import SftpOrderChannel
+from adapters.rest import RestOrderChannel
+from adapters.sftp import SftpEndpoint
+from adapters.soap.client import SoapOrderChannel
 from core.config import Partner, RestChannel, SftpChannel, SoapChannel
 from core.errors import Rejected
 from schemas.orders import Order, OrderReceipt
@@ -33,34 +37,32 @@ def order_channel(partner: Partner, environ: dict[str, str] | None = None) -> Or
 def _build(partner: Partner, environ) -> OrderChannel:
     channel = partner.channel
     if isinstance(channel, SoapChannel):
-        from adapters.soap.client import SoapOrderChannel
-
         return SoapOrderChannel(str(channel.url), timeout=channel.timeout)
     if isinstance(channel, RestChannel):
-        from adapters.rest import RestOrderChannel
-
-        return RestOrderChannel(str(channel.url), _secret(environ, channel.token_env, partner),
+        return RestOrderChannel(str(channel.url), secret(channel.token_env, partner, environ),
                                 timeout=channel.timeout)
     if isinstance(channel, SftpChannel):
         return sftp_order_channel(partner, environ)
     raise Rejected(f"partner {partner.id} has no channel", where="channel")
 
 
-def sftp_order_channel(partner: Partner, environ: dict[str, str] | None = None):
+def sftp_order_channel(partner: Partner, environ: dict[str, str] | None = None) -> SftpOrderChannel:
     """The SFTP side of a provider: order files out, acknowledgement files in."""
-    from adapters.order_files import SftpOrderChannel
-    from adapters.sftp import SftpEndpoint
-
-    environ = os.environ if environ is None else environ
     channel = partner.channel
-    endpoint = SftpEndpoint(host=channel.host, port=channel.port, username=channel.username,
-                            private_key=_secret(environ, channel.private_key_env, partner),
-                            host_key=channel.host_key, timeout=channel.timeout)
-    return SftpOrderChannel(endpoint, inbound_dir=channel.inbound_dir, outbound_dir=channel.outbound_dir)
+    return SftpOrderChannel(sftp_endpoint(partner, environ), inbound_dir=channel.inbound_dir,
+                            outbound_dir=channel.outbound_dir)
 
 
-def _secret(environ, name: str, partner: Partner) -> str:
-    value = environ.get(name)
+def sftp_endpoint(partner: Partner, environ: dict[str, str] | None = None) -> SftpEndpoint:
+    channel = partner.channel
+    return SftpEndpoint(host=channel.host, port=channel.port, username=channel.username,
+                        private_key=secret(channel.private_key_env, partner, environ),
+                        host_key=channel.host_key, timeout=channel.timeout)
+
+
+def secret(name: str, partner: Partner, environ: dict[str, str] | None = None) -> str:
+    """The value of an environment variable the configuration names; Rejected when it is not set."""
+    value = (os.environ if environ is None else environ).get(name)
     if not value:
         raise Rejected(f"environment variable {name} is not set", where=f"partner {partner.id}")
     return value

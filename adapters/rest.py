@@ -79,3 +79,32 @@ def _received_at(response: httpx.Response) -> dt.datetime:
     except (ValueError, AttributeError):
         pass
     return dt.datetime.now(dt.timezone.utc)
+
+
+class VisitVendorApi:
+    """A mobile-reporting vendor's API that the hub polls: `GET {base}/api/v1/visits?since=&limit=`.
+
+    429 and 5xx are Transient (the next poll tries again); 401 and 403 are Rejected: a
+    configuration error for IT operations.
+    """
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def page(self, since: str, limit: int) -> bytes:
+        try:
+            response = self.http.get("/api/v1/visits", params={"since": since, "limit": limit})
+        except httpx.HTTPError as error:
+            raise Transient(f"GET visits: {error.__class__.__name__}: {error}") from error
+        if response.status_code in (401, 403):
+            raise Rejected(f"HTTP {response.status_code}: the vendor refuses our token", where="GET /api/v1/visits")
+        if response.status_code >= 500 or response.status_code in RETRYABLE:
+            raise Transient(f"GET visits: HTTP {response.status_code}")
+        if not response.is_success:
+            raise Rejected(f"HTTP {response.status_code}: {_reason(response)}", where="GET /api/v1/visits")
+        return response.content
+
+    def close(self) -> None:
+        self.http.close()

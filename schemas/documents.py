@@ -6,7 +6,7 @@ from pydantic import BaseModel
 from schemas.case import CaseEventRecorded, Receipt
 from schemas.envelope import Envelope
 from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
-from schemas.visits import Visit
+from schemas.visits import Visit, VisitBatch
 
 DOCUMENTS: dict[str, type[BaseModel]] = {
     "case.event_recorded": CaseEventRecorded,
@@ -15,6 +15,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "order.acknowledged": OrderAcknowledgement,
     "order.status_changed": OrderStatusChanged,
     "visit.reported": Visit,
+    "visit.batch": VisitBatch,
 }
 
 

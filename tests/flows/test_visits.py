@@ -1,0 +1,180 @@
+"""Visit reporting on its three channels: push, poll and daily files over SFTP (a real sshd)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from adapters.http_app import create_app
+from adapters.visit_codecs import encode_visit
+from adapters.rest import VisitVendorApi
+from core.config import HubConfig, RestChannel, SftpChannel
+from core.errors import Transient
+from core.store.tables import dead_letters
+from flows import routes
+from flows.visits import pick_up_files, poll, vendors
+from flows.visits.tables import visits
+from sandbox.server import LiveServer
+from sandbox.visit_vendor import create_vendor_api, drop_daily_file, month_of_visits, push
+from schemas.identity import generate_organisation_number, generate_personnummer
+from schemas.money import Period
+from tests.conftest import TENANT, TOKEN, TOKEN_ENV
+
+RNG = random.Random(21)
+PROVIDER = generate_organisation_number(RNG).digits
+CUSTOMERS = [(PROVIDER, generate_personnummer(RNG).digits, ["HT-OMS", "HT-SERV"]) for _ in range(5)]
+MARCH = Period(2026, 3)
+PUSH_TOKEN, POLL_TOKEN = "vendor-pushes", "hub-polls"
+
+
+@pytest.fixture
+def vendor_api():
+    app = create_vendor_api(month_of_visits(random.Random(1), MARCH, CUSTOMERS, prefix="P", per_customer=50),
+                            token=POLL_TOKEN)
+    with LiveServer(app) as server:
+        yield app, server.url
+
+
+@pytest.fixture
+def hub_config(vendor_api, sshd, partner_folder) -> HubConfig:
+    (partner_folder / "out").mkdir()
+    os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_PUSH": PUSH_TOKEN, "CASEHUB_TEST_POLL": POLL_TOKEN,
+                       "CASEHUB_TEST_SFTP_KEY": str(sshd.private_key)})
+    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [
+        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
+        {"id": "pusher", "kind": "visit_vendor", "token_env": "CASEHUB_TEST_PUSH"},
+        {"id": "poller", "kind": "visit_vendor",
+         "channel": {"type": "rest", "url": vendor_api[1], "token_env": "CASEHUB_TEST_POLL", "timeout": 5}},
+        {"id": "filer", "kind": "visit_vendor",
+         "channel": {"type": "sftp", "host": sshd.host, "port": sshd.port, "username": sshd.username,
+                     "private_key_env": "CASEHUB_TEST_SFTP_KEY", "host_key": sshd.host_key,
+                     "outbound_dir": f"{partner_folder}/out", "timeout": 5}},
+    ]}]})
+
+
+def stored(hub, vendor: str | None = None) -> int:
+    with hub.store.begin() as conn:
+        query = select(func.count()).select_from(visits)
+        return conn.scalar(query.where(visits.c.vendor == vendor) if vendor else query)
+
+
+def letters(hub) -> list[str]:
+    with hub.store.begin() as conn:
+        return list(conn.scalars(select(dead_letters.c.reason).order_by(dead_letters.c.id)))
+
+
+@pytest.fixture
+def served(make_hub):
+    hub = make_hub()
+    with LiveServer(create_app(hub, routes(hub))) as server:
+        yield hub, server.url
+
+
+def test_pushed_visits_are_stored_before_the_answer_and_a_replay_changes_nothing(served):
+    hub, url = served
+    month = month_of_visits(random.Random(2), MARCH, CUSTOMERS, prefix="U", per_customer=30)
+    answers = push(url, PUSH_TOKEN, month, batch=100)
+    assert sum(a["accepted"] for a in answers) == len(month) == stored(hub, "pusher")
+    push(url, PUSH_TOKEN, month[:100], batch=100)
+    assert stored(hub, "pusher") == len(month)
+
+
+def test_bad_visits_are_rejected_one_by_one_and_the_rest_stored(served):
+    hub, url = served
+    good = [encode_visit(v) for v in month_of_visits(random.Random(3), MARCH, CUSTOMERS[:1], prefix="B",
+                                                      per_customer=3)]
+    bad = [
+        good[0] | {"visit_id": "BAD-1", "customer_pnr": "194107086996"},
+        good[0] | {"visit_id": "BAD-2", "version": "three"},
+        good[0] | {"visit_id": "BAD-3", "actual_end": "2026-03-01T00:00:00+01:00"},
+        good[0] | {"visit_id": "BAD-4", "provider_org": "5560360790"},
+    ]
+    answer = httpx.post(f"{url}/api/v1/visits", json={"visits": good + bad},
+                        headers={"Authorization": f"Bearer {PUSH_TOKEN}"})
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["accepted"] == 3
+    reasons = {r["visit_id"]: r["reason"] for r in body["rejected"]}
+    assert set(reasons) == {"BAD-1", "BAD-2", "BAD-3", "BAD-4"}
+    assert "customer_pnr" in reasons["BAD-1"] and "6996" not in answer.text
+    assert reasons["BAD-3"].startswith("actual_end") or "before" in reasons["BAD-3"]
+    assert stored(hub) == 3
+    assert len(letters(hub)) == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "status"),
+    [
+        (b"{not json", PUSH_TOKEN, 422),
+        (json.dumps({"visits": [{}] * 5000}).encode(), PUSH_TOKEN, 413),
+        (json.dumps({"visits": "many"}).encode(), PUSH_TOKEN, 422),
+        (b'{"visits": []}', "wrong", 401),
+        (b'{"visits": []}', TOKEN, 403),
+    ],
+)
+def test_bad_requests_are_4xx_and_store_nothing(served, body, token, status):
+    hub, url = served
+    answer = httpx.post(f"{url}/api/v1/visits", content=body, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code in (status, 422 if status == 413 else status), answer.text
+    assert answer.status_code < 500
+    assert stored(hub) == 0
+
+
+def test_the_poll_cursor_neither_skips_nor_repeats_across_a_crash(make_hub, vendor_api, monkeypatch):
+    hub = make_hub()
+    app, _ = vendor_api
+    (tenant, vendor), = vendors(hub.config, RestChannel)
+    original = app.state.visits
+
+    class Crash(Exception):
+        pass
+
+    pages = []
+    real_page = VisitVendorApi.page
+
+    def crashing_page(self, since, limit):  # the hub dies after storing the first page
+        if len(pages) == 1:
+            raise Crash()
+        pages.append(since)
+        return real_page(self, since, limit)
+
+    monkeypatch.setattr(VisitVendorApi, "page", crashing_page)
+    with pytest.raises(Crash):
+        poll(hub, tenant, vendor, page_size=50)
+    monkeypatch.undo()
+    first_page = stored(hub, "poller")
+    assert 0 < first_page < len(original)
+    app.state.fail_next = 1
+    with pytest.raises(Transient):
+        poll(hub, tenant, vendor, page_size=50)
+    assert poll(hub, tenant, vendor, page_size=50) == len(original) - first_page
+    assert stored(hub, "poller") == len(original)
+    asked = [c for c in app.state.requests if c]
+    assert len(asked) == len(set(asked)) + 1  # the page that failed was asked again, no other page twice
+    assert poll(hub, tenant, vendor, page_size=50) == 0
+
+
+def test_daily_files_with_a_broken_row_and_an_unreadable_file(make_hub, partner_folder):
+    hub = make_hub()
+    (tenant, vendor), = vendors(hub.config, SftpChannel)
+    out = partner_folder / "out"
+    day = month_of_visits(random.Random(4), MARCH, CUSTOMERS[:2], prefix="F", per_customer=10)
+    good = drop_daily_file(out, "filer", MARCH.first_day, day)
+    lines = good.read_text().splitlines()
+    lines[3] = lines[3].replace(CUSTOMERS[0][1], "194107086996").replace(CUSTOMERS[1][1], "194107086996")
+    good.write_text("\n".join(lines) + "\n")
+    unreadable = out / "visits_filer_20260302_1.csv"
+    unreadable.write_bytes(b"\xff\xfe\x00not csv at all")
+    (out / "visits_filer_20260302_1.csv.done").write_bytes(b"")
+    (out / "visits_filer_20260303_1.csv").write_bytes(good.read_bytes())  # no done-file yet: not taken
+
+    assert pick_up_files(hub, tenant, vendor) == (1, 1)
+    assert stored(hub, "filer") == len(day) - 1
+    assert any("line 4" in reason for reason in letters(hub))
+    assert (out / "archive" / good.name).exists()
+    assert (out / "failed" / "visits_filer_20260302_1.csv.reason.txt").read_text().strip()
+    assert (out / "visits_filer_20260303_1.csv").exists()
