@@ -22,7 +22,20 @@ class OrderChannel(Protocol):
         """Deliver the order; Rejected when the partner says it is wrong, Transient when it is down."""
 
 
+class FileChannel(Protocol):
+    def send_file(self, name: str, data: bytes) -> None:
+        """Deliver a file under a deterministic name; a resend replaces it."""
+
+
 _channels: dict[tuple, OrderChannel] = {}
+
+
+def file_channel(partner: Partner, environ: dict[str, str] | None = None) -> FileChannel:
+    """The channel a partner gets files on: its SFTP folder or its REST API; SOAP has no file operation."""
+    if isinstance(partner.channel, SoapChannel):
+        raise Rejected(f"partner {partner.id} is reached over SOAP, whose contract has no file operation; "
+                       "give it an sftp or rest channel", where="channel")
+    return order_channel(partner, environ)
 
 
 def order_channel(partner: Partner, environ: dict[str, str] | None = None) -> OrderChannel:

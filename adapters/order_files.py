@@ -39,6 +39,11 @@ class SftpOrderChannel:
         return OrderReceipt(order_id=order.order_id, version=order.version,
                             received_at=dt.datetime.now(dt.timezone.utc))
 
+    def send_file(self, name: str, data: bytes) -> None:
+        """Write a file for the provider into its inbound folder (as .part, then renamed)."""
+        with SftpConnection(self.endpoint) as sftp:
+            sftp.upload(self.inbound_dir, name, data)
+
     def pick_up_acknowledgements(self, handle: Callable[[bytes, str], None]) -> tuple[int, int]:
         """Hand every ack file to `handle(data, name)`; archive it after, or fail it with the reason
         when `handle` raises Rejected. Returns (archived, failed)."""

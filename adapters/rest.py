@@ -44,9 +44,16 @@ class RestOrderChannel:
         return OrderReceipt(order_id=order.order_id, version=order.version,
                             received_at=_received_at(response))
 
-    def _send_once(self, method: str, path: str, body: dict) -> httpx.Response:
+    def send_file(self, name: str, data: bytes) -> None:
+        """`PUT {base}/files/{name}`: a file for the provider (the reimbursement basis); a resend replaces."""
+        self._send("PUT", f"/files/{name}", data)
+
+    def _send_once(self, method: str, path: str, body: dict | bytes) -> httpx.Response:
         try:
-            response = self.http.request(method, path, json=body)
+            if isinstance(body, bytes):
+                response = self.http.request(method, path, content=body)
+            else:
+                response = self.http.request(method, path, json=body)
         except httpx.HTTPError as error:
             raise Transient(f"{method} {path}: {error.__class__.__name__}: {error}") from error
         if response.is_success:

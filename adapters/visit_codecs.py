@@ -34,6 +34,7 @@ _INTEGERS = {"version"}
 _BOOLEANS = {"double_staffing", "declined", "approved"}
 _LISTS = {"services"}
 _BOOLEAN_TEXT = {"true": True, "1": True, "false": False, "0": False}
+_TWELVE_DIGITS = re.compile(r"[0-9]{12}")
 _FILE_NAME = re.compile(r"visits_(?P<vendor>[A-Za-z0-9-]+)_(?P<date>[0-9]{8})_(?P<seq>[0-9]+)\.csv")
 
 
@@ -46,7 +47,7 @@ def _decode(fields: Any, where: str = "") -> Visit | VisitRejection:
     visit_id = fields.get("visit_id")
     visit_id = visit_id if isinstance(visit_id, str) and visit_id else None
     pnr = fields.get("customer_pnr")
-    if isinstance(pnr, str) and not re.fullmatch(r"[0-9]{12}", pnr):
+    if isinstance(pnr, str) and not _TWELVE_DIGITS.fullmatch(pnr):
         # a 10-digit form would take its century from today's date: the contract asks for 12 digits
         return VisitRejection(visit_id=visit_id, reason=f"{where}customer_pnr: expected 12 digits, YYYYMMDDNNNC")
     present = {name: value for name, value in fields.items() if value is not None}
@@ -191,6 +192,7 @@ def read_visit_csv(stream: BinaryIO) -> Iterator[tuple[int, Visit | VisitRejecti
     if first is None:
         raise Rejected("empty file, expected a header row", where="line 1")
     header = _header(first[1])
+    columns = [(index, name) for index, name in enumerate(header) if name in FIELDS]
     while (row := _next_row(reader)) is not None:
         line, cells = row
         if not cells:
@@ -198,7 +200,7 @@ def read_visit_csv(stream: BinaryIO) -> Iterator[tuple[int, Visit | VisitRejecti
         if len(cells) != len(header):
             yield line, VisitRejection(visit_id=None, reason=f"line {line}: expected {len(header)} fields, got {len(cells)}")
         else:
-            fields = {name: _from_text(name, cell) for name, cell in zip(header, cells) if name in FIELDS}
+            fields = {name: _from_text(name, cells[index]) for index, name in columns}
             yield line, _decode(fields, where=f"line {line}: ")
 
 

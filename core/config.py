@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from schemas.identity import OrganisationNumber
+from schemas.reimbursement import Rules
 
 PartnerKind = Literal["case_system", "provider", "visit_vendor", "economy", "payroll"]
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="the name of an environment variable")]
@@ -98,6 +99,7 @@ class Tenant(BaseModel):
     code: str = Field(pattern=r"^\d{4}$")
     name: str = Field(min_length=1)
     partners: list[Partner] = Field(default_factory=list)
+    reimbursement: Rules = Field(default_factory=Rules, description="bands, rounding, rates, lock date")
 
     @model_validator(mode="after")
     def _unique_partners(self) -> Tenant:

@@ -1,7 +1,7 @@
 """The business flows. Importing this package registers every flow's steps and jobs."""
 from __future__ import annotations
 
-from flows import echo, orders, visits
+from flows import echo, orders, reimbursement, visits
 from flows.orders.routes import routes as order_routes
 from flows.visits.routes import routes as visit_routes
 
@@ -11,4 +11,4 @@ def routes(hub) -> list:
     return order_routes(hub) + visit_routes(hub)
 
 
-__all__ = ["echo", "orders", "routes", "visits"]
+__all__ = ["echo", "orders", "reimbursement", "routes", "visits"]

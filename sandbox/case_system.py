@@ -44,7 +44,8 @@ class CaseSystem:
         return envelope.model_dump(mode="json")
 
     def order(self, provider_org: str, *, order_id: str | None = None, version: int = 1, kind: str = "new",
-              protected: bool = False, instructions: str | None = None, person: str | None = None) -> dict:
+              protected: bool = False, instructions: str | None = None, person: str | None = None,
+              double_staffing: bool = False, service_hours: str | None = None) -> dict:
         """An `order.issued` envelope as JSON, for a generated person (never a real one)."""
         order_id = order_id or f"ORD-{self.rng.randrange(10**8):08d}"
         payload = {
@@ -61,9 +62,10 @@ class CaseSystem:
             "provider_org": provider_org,
             "services": [
                 {"code": "HT-OMS", "category": "omsorg", "hours_per_month": "20.00", "valid_from": "2026-03-01"},
-                {"code": "HT-SERV", "category": "service", "hours_per_month": str(4 + version), "valid_from": "2026-03-01"},
+                {"code": "HT-SERV", "category": "service", "hours_per_month": service_hours or str(4 + version),
+                 "valid_from": "2026-03-01"},
             ] if kind != "cancel" else [],
-            "double_staffing": False,
+            "double_staffing": double_staffing,
             "instructions": instructions,
             "cancel_reason": "ended" if kind == "cancel" else None,
         }

@@ -22,6 +22,7 @@ def create_rest_provider_app(*, token: str, down_for: int = 0, on_order=None) ->
     app.state.received = []  # (method, path, raw body)
     app.state.orders = {}  # (order_id, version) -> received_at
     app.state.down_for = down_for
+    app.state.files = {}  # name -> bytes: files the hub sent (the reimbursement basis)
     lock = threading.Lock()
 
     async def take(request: Request, order: Order | None, order_id: str, version: int) -> JSONResponse:
@@ -52,6 +53,13 @@ def create_rest_provider_app(*, token: str, down_for: int = 0, on_order=None) ->
     async def amend(order_id: str, request: Request) -> JSONResponse:
         order = Order.model_validate_json(await request.body())
         return await take(request, order, order_id, order.version)
+
+    @app.put("/files/{name}")
+    async def file(name: str, request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Bearer {token}":
+            return JSONResponse({"error": "unknown token"}, status_code=401)
+        app.state.files[name] = await request.body()
+        return JSONResponse({"name": name}, status_code=201)
 
     @app.delete("/orders/{order_id}")
     async def cancel(order_id: str, request: Request) -> JSONResponse:

@@ -6,6 +6,7 @@ from pydantic import BaseModel
 from schemas.case import CaseEventRecorded, Receipt
 from schemas.envelope import Envelope
 from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
+from schemas.reimbursement import BasisApproved
 from schemas.visits import Visit, VisitBatch
 
 DOCUMENTS: dict[str, type[BaseModel]] = {
@@ -16,6 +17,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "order.status_changed": OrderStatusChanged,
     "visit.reported": Visit,
     "visit.batch": VisitBatch,
+    "reimbursement.basis_approved": BasisApproved,
 }
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,13 @@ class Store:
         """A transaction: `with store.begin() as conn: ...` commits on success, rolls back on error."""
         return self.engine.begin()
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only connection for long reads (streaming a month of visits) beside writing
+        transactions: on SQLite it takes no write lock, so writers go on while it reads."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(read_only=True)
+
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
         config = Config()
@@ -69,7 +78,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _sqlite_begin_immediate(conn) -> None:
     # Writers take the lock at BEGIN, so two transactions never deadlock upgrading a read lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
 
 __all__ = ["Store", "insert", "insert_ignore", "utcnow"]

@@ -1,0 +1,46 @@
+"""The monthly reimbursement run: visits become the basis each LOV provider is paid on
+(rules: specs/reimbursement-rules.md in `rules.py`; the run's life in `run.py`).
+
+`reimbursement.deliver` sends each provider its own lines of an approved run, as a CSV and a
+readable HTML report, on its file channel, and records each file as a transfer.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from adapters.basis_files import basis_csv, basis_file_name, basis_html
+from adapters.channels import file_channel
+from core import audit, transfers
+from core.consumer import StepContext
+from core.errors import Rejected
+from core.steps import step
+from flows.reimbursement.tables import adjustments, lines, runs
+
+
+@step("reimbursement.deliver", consumes=["reimbursement.basis_approved"], batch=1)
+def deliver_basis(ctx: StepContext) -> None:
+    run_id, provider_org = ctx.envelope.payload["run_id"], ctx.envelope.payload["provider_org"]
+    tenant = ctx.config.tenant(ctx.envelope.tenant)
+    partner = ctx.config.provider(tenant.code, provider_org)
+    if partner is None:
+        raise Rejected(f"no provider with organisation number {provider_org}", where="payload.provider_org")
+    run = ctx.conn.execute(select(runs).where(runs.c.id == run_id)).one()
+    mine = [dict(row._mapping) for row in ctx.conn.execute(
+        select(lines).where(lines.c.run_id == run_id, lines.c.provider_org == provider_org)
+        .order_by(lines.c.customer, lines.c.category, lines.c.band, lines.c.rate))]
+    changes = [dict(row._mapping) for row in ctx.conn.execute(
+        select(adjustments).where(adjustments.c.run_id == run_id, adjustments.c.provider_org == provider_org)
+        .order_by(adjustments.c.id))]
+    files = {
+        "csv": basis_csv(run.period, provider_org, mine),
+        "html": basis_html(tenant_name=tenant.name, period=run.period, provider_org=provider_org, run_id=run_id,
+                           kind=run.kind, lines=mine, adjustments=changes),
+    }
+    channel = file_channel(partner)
+    for suffix, data in files.items():
+        name = basis_file_name(tenant.code, run.period, run_id, provider_org, suffix)
+        channel.send_file(name, data)
+        transfers.record(ctx.conn, tenant=tenant.code, receiver=partner.id, channel=partner.channel.type, name=name,
+                         data=data, cause=ctx.envelope.id)
+    audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="reimbursement.transfer", tenant=tenant.code,
+                 subject=f"run:{run_id}", detail=f"basis of {provider_org} to {partner.id}: {len(mine)} lines")

@@ -1,0 +1,227 @@
+"""The monthly run per tenant and period: draft, review, adjust, approve; corrections after approval.
+
+A draft is computed from the stored visits and orders by the rules engine (`rules.py`) and kept
+as lines and findings; computing it again replaces it and gives the same result. Adjustments
+(who, what, why) are audited and shown on the basis. Approval freezes the run; visits that come
+or change after it are paid by a correction run for the same period, holding only differences.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+
+from core import audit, messages
+from core.errors import Rejected
+from core.store import Store, utcnow
+from flows.orders.tables import orders
+from flows.reimbursement.rules import RunStream
+from flows.reimbursement.tables import adjustments, findings, lines, locks, runs
+from flows.visits.tables import visits
+from schemas.envelope import Envelope
+from schemas.money import Period, round_ore
+from schemas.orders import Order
+from schemas.reimbursement import Rules
+
+CHUNK = 10_000
+LINE_KEY = ("provider_org", "customer", "category", "band", "rate")
+_SIXTY = Decimal(60)
+
+
+class VisitRow:
+    """A stored visit version as the engine reads it (the engine takes any object with these names)."""
+
+    __slots__ = ("visit_id", "version", "provider_org", "customer_pnr", "actual_start", "actual_end",
+                 "planned_start", "confirmation", "services", "double_staffing", "declined", "approved")
+
+    def __init__(self, row) -> None:
+        (self.visit_id, self.version, self.provider_org, self.customer_pnr, self.actual_start, self.actual_end,
+         self.planned_start, self.confirmation, services, self.double_staffing, self.declined,
+         self.approved) = row[:12]
+        self.services = services.split(",") if services else []
+
+
+def draft(store: Store, tenant: str, period: Period, rules: Rules, *, by: str,
+          progress: Callable[[int], None] | None = None) -> int:
+    """Compute the period's run as a draft (a correction when the period is approved); its id."""
+    with store.begin() as conn:
+        approved = _approved(conn, tenant, period)
+        kind = "correction" if approved else "regular"
+        override = conn.scalar(select(locks.c.lock_at).where(locks.c.tenant == tenant, locks.c.period == str(period)))
+        carried = []  # a new draft keeps the reviewers' adjustments of the one it replaces
+        for old in conn.scalars(select(runs.c.id).where(runs.c.tenant == tenant, runs.c.period == str(period),
+                                                        runs.c.status == "draft")).all():
+            carried += [dict(row._mapping) for row in conn.execute(
+                select(adjustments).where(adjustments.c.run_id == old).order_by(adjustments.c.id))]
+            _drop(conn, old)
+        order_list = _orders(conn, tenant)
+    with store.reading() as reader:
+        stream = RunStream(period, rules, order_list, _visit_versions(reader, tenant, period), lock_override=override,
+                           tenant=tenant)
+        with store.begin() as conn:
+            run_id = conn.execute(insert(runs).values(
+                tenant=tenant, period=str(period), kind=kind, status="draft", lock_at=stream.lock_at,
+                created_at=utcnow(), created_by=by, visits=0, paid=0).returning(runs.c.id)).scalar_one()
+            pending = []
+            for outcome in stream:
+                if outcome.paid and not outcome.warnings:
+                    continue
+                codes = outcome.warnings if outcome.paid else [outcome.reason]
+                pending.extend({"run_id": run_id, "provider_org": _digits(outcome.provider_org),
+                                "customer": _digits(outcome.customer), "visit_id": outcome.visit_id,
+                                "version": outcome.version, "code": code, "paid": int(outcome.paid),
+                                "paid_minutes": outcome.paid_minutes} for code in codes)
+                if len(pending) >= CHUNK:
+                    conn.execute(insert(findings), pending)
+                    pending = []
+                    if progress:
+                        progress(stream.visits)
+            if pending:
+                conn.execute(insert(findings), pending)
+            computed = {(basis.provider_org.digits, line.customer.digits, line.category, line.band, line.rate):
+                        line.minutes for basis in stream.bases().values() for line in basis.lines}
+            rows = _lines(conn, run_id, computed, approved)
+            if rows:
+                conn.execute(insert(lines), rows)
+            for old in carried:
+                _apply(conn, run_id, tuple(old[k] for k in LINE_KEY), old["minutes"], old["by"], old["why"], old["at"])
+            conn.execute(update(runs).where(runs.c.id == run_id).values(visits=stream.visits, paid=stream.paid))
+            audit.record(conn, actor=by, action="reimbursement.draft", tenant=tenant, subject=f"run:{run_id}",
+                         detail=f"{period} {kind}: {stream.visits} visits, {stream.paid} paid")
+    if progress:
+        progress(stream.visits)
+    return run_id
+
+
+def set_lock(store: Store, tenant: str, period: Period, lock_at: dt.datetime, *, by: str) -> None:
+    """The review group sets the period's lock date (e.g. later, when a vendor was down)."""
+    if lock_at <= period.ends_at():
+        raise Rejected(f"the lock date of {period} must be after the period", where="lock_at")
+    with store.begin() as conn:
+        conn.execute(delete(locks).where(locks.c.tenant == tenant, locks.c.period == str(period)))
+        conn.execute(insert(locks).values(tenant=tenant, period=str(period), lock_at=lock_at, set_by=by,
+                                          set_at=utcnow()))
+        audit.record(conn, actor=by, action="reimbursement.lock", tenant=tenant, subject=f"period:{period}",
+                     detail=f"lock at {lock_at.isoformat()}")
+
+
+def adjust(store: Store, run_id: int, key: tuple[str, str, str, str, Decimal], minutes: int, *, by: str,
+           why: str) -> None:
+    """Add (or, negative, remove) minutes on a line of a draft, with who and why."""
+    if not why.strip():
+        raise Rejected("an adjustment needs its reason", where="why")
+    with store.begin() as conn:
+        run = _draft(conn, run_id)
+        _apply(conn, run_id, key, minutes, by, why, utcnow())
+        audit.record(conn, actor=by, action="reimbursement.adjust", tenant=run.tenant, subject=f"run:{run_id}",
+                     detail=f"{minutes:+d} min on {key[0]}/{key[2]}/{key[3]}: {why}")
+
+
+def _apply(conn: Connection, run_id: int, key: tuple, minutes: int, by: str, why: str, at: dt.datetime) -> None:
+    match = and_(lines.c.run_id == run_id, *(lines.c[name] == value for name, value in zip(LINE_KEY, key)))
+    line = conn.execute(select(lines).where(match).with_for_update()).first()
+    if line is None:
+        conn.execute(insert(lines).values(dict(zip(LINE_KEY, key)) | {
+            "run_id": run_id, "minutes": 0, "adjusted_minutes": 0, "amount": Decimal("0.00")}))
+        line = conn.execute(select(lines).where(match)).one()
+    total = line.minutes + line.adjusted_minutes + minutes
+    if total < 0:
+        raise Rejected(f"the line would have {total} minutes", where="minutes")
+    conn.execute(update(lines).where(match).values(adjusted_minutes=line.adjusted_minutes + minutes,
+                                                   amount=_amount(total, key[4])))
+    conn.execute(insert(adjustments).values(dict(zip(LINE_KEY, key)) | {
+        "run_id": run_id, "minutes": minutes, "by": by, "why": why, "at": at}))
+
+
+def approve(store: Store, run_id: int, *, by: str) -> dict[str, Decimal]:
+    """Freeze the run; its basis goes to each provider. Returns the total per provider."""
+    with store.begin() as conn:
+        run = _draft(conn, run_id)
+        conn.execute(update(runs).where(runs.c.id == run_id).values(status="approved", approved_at=utcnow(),
+                                                                    approved_by=by))
+        totals = dict(conn.execute(select(lines.c.provider_org, func.sum(lines.c.amount))
+                                   .where(lines.c.run_id == run_id).group_by(lines.c.provider_org)).all())
+        audit.record(conn, actor=by, action="reimbursement.approve", tenant=run.tenant, subject=f"run:{run_id}",
+                     detail=f"{run.period} {run.kind}, {len(totals)} providers")
+        for provider in totals:
+            envelope = Envelope(type="reimbursement.basis_approved", tenant=run.tenant,
+                                         source="casehub/reimbursement",
+                                         payload={"run_id": run_id, "provider_org": provider, "period": run.period})
+            messages.send_many(conn, [(envelope, "step:reimbursement.deliver")])
+    return {provider: Decimal(total) for provider, total in totals.items()}
+
+
+def _draft(conn: Connection, run_id: int):
+    run = conn.execute(select(runs).where(runs.c.id == run_id).with_for_update()).first()
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    if run.status != "draft":
+        raise Rejected(f"run {run_id} is {run.status}: an approved run never changes", where="run")
+    return run
+
+
+def _visit_versions(conn: Connection, tenant: str, period: Period) -> Iterator[tuple[VisitRow, dt.datetime]]:
+    """Every stored version of the visits near the period, in the engine's order, streamed."""
+    start = func.coalesce(visits.c.actual_start, visits.c.planned_start)
+    query = (
+        select(visits.c.visit_id, visits.c.version, visits.c.provider_org, visits.c.customer, visits.c.actual_start,
+               visits.c.actual_end, visits.c.planned_start, visits.c.confirmation, visits.c.services,
+               visits.c.double_staffing, visits.c.declined, visits.c.approved, visits.c.received_at)
+        .where(visits.c.tenant == tenant,
+               or_(start.is_(None), and_(start >= period.starts_at() - dt.timedelta(days=1),
+                                         start < period.ends_at() + dt.timedelta(days=1))))
+        .order_by(visits.c.provider_org, visits.c.customer)
+    )
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+    for row in result:
+        yield VisitRow(row), row.received_at
+
+
+def _orders(conn: Connection, tenant: str) -> list[Order]:
+    ids = conn.scalars(select(orders.c.message_id).where(orders.c.tenant == tenant, orders.c.state != "refused"))
+    found = messages.load_many_envelopes(conn, list(ids))
+    return [Order.model_validate(envelope.payload) for envelope in found.values()]
+
+
+def _approved(conn: Connection, tenant: str, period: Period) -> list[int]:
+    return list(conn.scalars(select(runs.c.id).where(runs.c.tenant == tenant, runs.c.period == str(period),
+                                                     runs.c.status == "approved")))
+
+
+def _paid_amounts(conn: Connection, run_ids: list[int]) -> dict[tuple, tuple[int, Decimal]]:
+    """(minutes, amount) already approved per line, over every approved run of the period."""
+    query = (select(*(lines.c[k] for k in LINE_KEY), func.sum(lines.c.minutes + lines.c.adjusted_minutes),
+                    func.sum(lines.c.amount))
+             .where(lines.c.run_id.in_(run_ids)).group_by(*(lines.c[k] for k in LINE_KEY)))
+    return {tuple(row[:5]): (int(row[5]), Decimal(row[6])) for row in conn.execute(query)}
+
+
+def _lines(conn: Connection, run_id: int, computed: dict[tuple, int], approved: list[int]) -> list[dict]:
+    """The run's lines: as computed; for a correction, the differences from what was approved."""
+    paid = _paid_amounts(conn, approved) if approved else {}
+    rows = []
+    for key in sorted(set(computed) | set(paid)):
+        minutes = computed.get(key, 0)
+        paid_minutes, paid_amount = paid.get(key, (0, Decimal("0.00")))
+        row = dict(zip(LINE_KEY, key)) | {"run_id": run_id, "minutes": minutes - paid_minutes,
+                                            "adjusted_minutes": 0,
+                                            "amount": _amount(minutes, key[4]) - paid_amount}
+        if not approved or row["minutes"] or row["amount"]:
+            rows.append(row)
+    return rows
+
+
+def _drop(conn: Connection, run_id: int) -> None:
+    for table in (findings, adjustments, lines):
+        conn.execute(delete(table).where(table.c.run_id == run_id))
+    conn.execute(delete(runs).where(runs.c.id == run_id))
+
+
+def _amount(minutes: int, rate: Decimal) -> Decimal:
+    return round_ore(minutes * Decimal(rate) / _SIXTY)
+
+
+def _digits(value) -> str:
+    return value if isinstance(value, str) else value.digits

@@ -1,0 +1,169 @@
+"""The monthly run over stored visits and orders: the spec's worked example end to end, review,
+adjustments, approval, the basis delivered to the provider, and a correction run after approval."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import random
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from core.config import HubConfig
+from core.errors import Rejected
+from core.store.tables import audit
+from core.transfers import transfers
+from flows.reimbursement import run as reimbursement
+from flows.reimbursement.tables import findings, lines, runs
+from flows.visits import store as store_visits
+from sandbox.case_system import CaseSystem
+from sandbox.rest_provider import create_rest_provider_app
+from sandbox.server import LiveServer
+from schemas.identity import generate_organisation_number, generate_personnummer
+from schemas.money import Period
+from schemas.reimbursement import Rules
+from schemas.visits import Visit
+from tests.conftest import TENANT, TOKEN, TOKEN_ENV, wait_for
+from tests.flows.orders import issue, row
+
+ORG = generate_organisation_number(random.Random(31)).digits
+PERSON = generate_personnummer(random.Random(32)).digits
+MARCH = Period(2026, 3)
+CET = dt.timezone(dt.timedelta(hours=1))
+LOCK = dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def provider():
+    app = create_rest_provider_app(token="out")
+    with LiveServer(app) as server:
+        yield app, server.url
+
+
+@pytest.fixture
+def hub_config(provider) -> HubConfig:
+    os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_OUT": "out"})
+    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [
+        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
+        {"id": "omsorg-ab", "kind": "provider", "organisation_number": ORG,
+         "channel": {"type": "rest", "url": provider[1], "token_env": "CASEHUB_TEST_OUT"}},
+    ]}]})
+
+
+def visit(number: int, start: str, end: str, services: list[str], version: int = 1, **flags) -> Visit:
+    return Visit(visit_id=f"V-{number}", version=version, provider_org=ORG, customer_pnr=PERSON, employee_id="E1",
+                 actual_start=dt.datetime.fromisoformat(start).replace(tzinfo=CET),
+                 actual_end=dt.datetime.fromisoformat(end).replace(tzinfo=CET), confirmation="nfc", services=services,
+                 approved=True, edit_reason="corrected end" if version > 1 else None, **flags)
+
+
+WORKED_EXAMPLE = [
+    visit(1, "2026-03-02T08:04:12", "2026-03-02T08:31:40", ["HT-OMS"]),
+    visit(2, "2026-03-02T19:10:00", "2026-03-02T19:32:00", ["HT-OMS", "HT-SERV"]),
+    visit(3, "2026-03-07T10:00:00", "2026-03-07T10:20:00", ["HT-OMS"], double_staffing=True),
+    visit(4, "2026-03-03T09:00:00", "2026-03-03T09:30:00", ["HT-OMS"], declined=True),
+]
+
+
+@pytest.fixture
+def hub(make_hub):
+    hub = make_hub()
+    order = CaseSystem("http://unused", TOKEN, TENANT).order(ORG, person=PERSON, double_staffing=True,
+                                                             service_hours="8.00")
+    issue(hub, order)
+    wait_for(lambda: (r := row(hub, order["payload"]["order_id"])) and r.state == "delivered")
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=WORKED_EXAMPLE, rejected=[], raw=b"{}",
+                     channel="push")
+    # the visits are stored today, long after March's default lock date: the review group moves it
+    reimbursement.set_lock(hub.store, TENANT, MARCH, LOCK, by="user:granskningsgrupp")
+    return hub
+
+
+def run_lines(hub, run_id: int) -> dict[tuple, tuple[int, Decimal]]:
+    with hub.store.begin() as conn:
+        return {(r.category, r.band, r.rate): (r.minutes + r.adjusted_minutes, r.amount)
+                for r in conn.execute(select(lines).where(lines.c.run_id == run_id))}
+
+
+def test_the_worked_example_end_to_end(hub):
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:granskare")
+    assert run_lines(hub, run_id) == {
+        ("omsorg", "day", Decimal("420.00")): (27, Decimal("189.00")),
+        ("omsorg", "evening", Decimal("495.00")): (90, Decimal("742.50")),
+    }
+    with hub.store.begin() as conn:
+        found = [(f.visit_id, f.code) for f in conn.execute(select(findings).where(findings.c.run_id == run_id))]
+        run = conn.execute(select(runs).where(runs.c.id == run_id)).one()
+    assert found == [("V-4", "declined")]
+    assert (run.visits, run.paid, run.status) == (4, 3, "draft")
+    assert run.lock_at == LOCK
+
+
+def test_a_draft_computed_again_is_the_same_and_keeps_its_adjustments(hub):
+    first = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
+    key = (ORG, PERSON, "omsorg", "day", Decimal("420.00"))
+    reimbursement.adjust(hub.store, first, key, 13, by="user:a", why="visit on paper, confirmed by phone")
+    assert run_lines(hub, first)[("omsorg", "day", Decimal("420.00"))] == (40, Decimal("280.00"))
+    with pytest.raises(Rejected, match="reason"):
+        reimbursement.adjust(hub.store, first, key, 5, by="user:a", why=" ")
+    second = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:b")
+    assert run_lines(hub, second)[("omsorg", "day", Decimal("420.00"))] == (40, Decimal("280.00"))
+    with hub.store.begin() as conn:
+        assert list(conn.scalars(select(runs.c.id))) == [second]  # the new draft replaced the old one
+        entry = conn.execute(select(audit).where(audit.c.action == "reimbursement.adjust")).one()
+    assert "confirmed by phone" in entry.detail and entry.actor == "user:a"
+
+
+def test_approval_freezes_the_run_and_sends_the_provider_its_basis(hub, provider):
+    app, _ = provider
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
+    totals = reimbursement.approve(hub.store, run_id, by="user:granskningsgrupp")
+    assert totals == {ORG: Decimal("931.50")}
+    with pytest.raises(Rejected, match="approved run never changes"):
+        reimbursement.adjust(hub.store, run_id, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 1,
+                             by="user:a", why="late")
+    with pytest.raises(Rejected):
+        reimbursement.approve(hub.store, run_id, by="user:a")
+    hub.relay.nudge()
+    wait_for(lambda: len(app.state.files) == 2, what="the basis files")
+    name = f"ersattning_{TENANT}_202603_{run_id}_{ORG}"
+    rows = list(csv.DictReader(io.StringIO(app.state.files[f"{name}.csv"].decode()), delimiter=";"))
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal("931.50")
+    assert {r["provider_org"] for r in rows} == {ORG}
+    assert b"931.50" in app.state.files[f"{name}.html"]
+    with hub.store.begin() as conn:
+        sent = conn.execute(select(transfers)).all()
+    assert {t.name for t in sent} == {f"{name}.csv", f"{name}.html"}
+    assert all(len(t.sha256) == 64 and t.size > 0 for t in sent)
+
+
+def test_a_change_after_approval_is_paid_by_a_correction_run_of_differences(hub):
+    approved = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
+    reimbursement.approve(hub.store, approved, by="user:a")
+    edited = visit(1, "2026-03-02T08:04:12", "2026-03-02T08:46:40", ["HT-OMS"], version=2)  # 42 minutes, not 27
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=[edited], rejected=[], raw=b"{}", channel="push")
+    correction = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
+    assert run_lines(hub, correction) == {("omsorg", "day", Decimal("420.00")): (15, Decimal("105.00"))}
+    assert run_lines(hub, approved)[("omsorg", "day", Decimal("420.00"))] == (27, Decimal("189.00"))
+    with hub.store.begin() as conn:
+        assert conn.scalar(select(runs.c.kind).where(runs.c.id == correction)) == "correction"
+
+
+def test_the_review_group_moves_the_lock_date(hub):
+    late = visit(5, "2026-03-04T08:00:00", "2026-03-04T08:30:00", ["HT-OMS"])
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=[late], rejected=[], raw=b"{}", channel="push")
+    early = dt.datetime(2026, 4, 1, tzinfo=dt.timezone.utc)
+    with pytest.raises(Rejected, match="after the period"):
+        reimbursement.set_lock(hub.store, TENANT, MARCH, dt.datetime(2026, 3, 20, tzinfo=dt.timezone.utc), by="u")
+    reimbursement.set_lock(hub.store, TENANT, MARCH, early, by="user:granskningsgrupp")
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
+    with hub.store.begin() as conn:
+        codes = {f.visit_id: f.code for f in conn.execute(select(findings).where(findings.c.run_id == run_id))}
+        assert conn.scalar(select(runs.c.lock_at).where(runs.c.id == run_id)) == early
+    assert codes["V-5"] == "after_lock"  # stored today, after the lock the group set
