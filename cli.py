@@ -21,12 +21,16 @@ config_app = typer.Typer(no_args_is_help=True, help="The tenant and partner conf
 schemas_app = typer.Typer(no_args_is_help=True, help="The canonical model")
 db_app = typer.Typer(no_args_is_help=True, help="The store's schema")
 orders_app = typer.Typer(no_args_is_help=True, help="Orders to LOV providers and where they stand")
+reimbursement_app = typer.Typer(no_args_is_help=True, help="The monthly reimbursement run (ersättningskörning)")
+transfers_app = typer.Typer(no_args_is_help=True, help="Files the hub delivered")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(messages_app, name="messages")
 app.add_typer(config_app, name="config")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
+app.add_typer(reimbursement_app, name="reimbursement")
+app.add_typer(transfers_app, name="transfers")
 
 # piped into a file or grep, tables stay one line a row
 out = Console() if sys.stdout.isatty() else Console(width=240)
@@ -279,6 +283,175 @@ def orders_resend(order_id: str, tenant: str = typer.Option(..., help="the kommu
     except LookupError as error:
         raise fail(str(error)) from None
     out.print(f"order {order_id}: queued for {how}")
+
+
+def _period(text: str):
+    from schemas.money import Period
+
+    try:
+        return Period.parse(text)
+    except ValueError as error:
+        raise fail(f"--period: {error}", 2) from None
+
+
+def _tenant_rules(hub, tenant: str):
+    found = hub.config.tenant(tenant)
+    if found is None:
+        raise fail(f"--tenant: no tenant {tenant} in the configuration", CONFIG)
+    return found.reimbursement
+
+
+@reimbursement_app.command("run")
+def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Option(..., help="YYYY-MM")) -> None:
+    """Compute the period's run as a draft (a correction run when the period is already approved)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from flows.reimbursement import run as reimbursement
+
+    hub = build_hub()
+    rules = _tenant_rules(hub, tenant)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as progress:
+        task = progress.add_task("visits counted: 0")
+        run_id = reimbursement.draft(hub.store, tenant, _period(period), rules, by=whoami(),
+                                     progress=lambda n: progress.update(task, description=f"visits counted: {n:,}"))
+    _show_run(hub, run_id)
+
+
+@reimbursement_app.command("review")
+def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="organisation number"),
+                         limit: int = 50) -> None:
+    """Warnings and unpaid visits by provider and kind, then the visits themselves."""
+    from sqlalchemy import func, select
+
+    from flows.reimbursement.tables import findings
+
+    hub = build_hub()
+    where = [findings.c.run_id == run_id] + ([findings.c.provider_org == provider] if provider else [])
+    with hub.store.begin() as conn:
+        counts = conn.execute(select(findings.c.provider_org, findings.c.paid, findings.c.code, func.count())
+                              .where(*where).group_by(findings.c.provider_org, findings.c.paid, findings.c.code)
+                              .order_by(findings.c.provider_org, findings.c.code)).all()
+        visits = conn.execute(select(findings).where(*where).order_by(findings.c.provider_org, findings.c.code,
+                                                                      findings.c.visit_id).limit(limit)).all()
+    summary = Table("provider", "kind", "code", "visits", title=f"run {run_id}: for review")
+    for provider_org, paid, code, count in counts:
+        summary.add_row(provider_org, "warning" if paid else "not paid", code, str(count))
+    out.print(summary)
+    detail = Table("provider", "visit", "version", "customer", "code", "paid minutes")
+    for row in visits:
+        detail.add_row(row.provider_org, row.visit_id, str(row.version), f"{row.customer[:8]}-****", row.code,
+                       str(row.paid_minutes))
+    out.print(detail)
+
+
+@reimbursement_app.command("adjust")
+def reimbursement_adjust(run_id: int, provider: str = typer.Option(...), customer: str = typer.Option(...),
+                         category: str = typer.Option(...), band: str = typer.Option(...),
+                         rate: str = typer.Option(...), minutes: int = typer.Option(..., help="+ adds, - removes"),
+                         why: str = typer.Option(...)) -> None:
+    """Add or remove minutes on a line of a draft, with the reason (audited, shown on the basis)."""
+    from decimal import Decimal, InvalidOperation
+
+    from core.errors import Rejected
+    from flows.reimbursement import run as reimbursement
+    from schemas.identity import Personnummer
+
+    hub = build_hub()
+    try:
+        key = (provider, Personnummer.parse(customer).digits, category, band, Decimal(rate))
+        reimbursement.adjust(hub.store, run_id, key, minutes, by=whoami(), why=why)
+    except (ValueError, InvalidOperation, Rejected, LookupError) as error:
+        raise fail(str(error)) from None
+    _show_run(hub, run_id)
+
+
+@reimbursement_app.command("approve")
+def reimbursement_approve(run_id: int) -> None:
+    """Approve (freeze) a run; each provider's basis is sent by the running hub."""
+    from core.errors import Rejected
+    from flows.reimbursement import run as reimbursement
+
+    hub = build_hub()
+    try:
+        totals = reimbursement.approve(hub.store, run_id, by=whoami())
+    except (Rejected, LookupError) as error:
+        raise fail(str(error)) from None
+    for provider, total in totals.items():
+        out.print(f"run {run_id}: {provider} approved, {total:.2f} kr")
+
+
+@reimbursement_app.command("show")
+def reimbursement_show(run_id: int) -> None:
+    """The run's basis: totals per provider and lines per customer, category and band."""
+    hub = build_hub()
+    _show_run(hub, run_id, lines=True)
+
+
+@reimbursement_app.command("lock")
+def reimbursement_lock(tenant: str = typer.Option(...), period: str = typer.Option(...),
+                       at: str = typer.Option(..., help="ISO 8601 with offset, e.g. 2026-04-10T23:59+02:00")) -> None:
+    """Set the period's lock date (the review group's decision; it overrides the default)."""
+    import datetime as dt
+
+    from core.errors import Rejected
+    from flows.reimbursement import run as reimbursement
+
+    hub = build_hub()
+    try:
+        when = dt.datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("give the time with its offset")
+        reimbursement.set_lock(hub.store, tenant, _period(period), when, by=whoami())
+    except (ValueError, Rejected) as error:
+        raise fail(f"--at: {error}") from None
+    out.print(f"{tenant} {period}: lock at {when.isoformat()}")
+
+
+def _show_run(hub, run_id: int, *, lines: bool = False) -> None:
+    from sqlalchemy import func, select
+
+    from core import audit
+    from flows.reimbursement.tables import lines as basis, runs
+
+    with hub.store.begin() as conn:
+        run = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        if run is None:
+            raise fail(f"no run {run_id}")
+        totals = conn.execute(select(basis.c.provider_org, func.count(), func.sum(basis.c.minutes + basis.c.adjusted_minutes),
+                                     func.sum(basis.c.amount)).where(basis.c.run_id == run_id)
+                              .group_by(basis.c.provider_org).order_by(basis.c.provider_org)).all()
+        rows = conn.execute(select(basis).where(basis.c.run_id == run_id).order_by(
+            basis.c.provider_org, basis.c.customer, basis.c.category, basis.c.band)).all() if lines else []
+        if lines:
+            audit.record(conn, actor=whoami(), action="reimbursement.read", tenant=run.tenant, subject=f"run:{run_id}")
+    out.print(f"run {run.id}: {run.tenant} {run.period} {run.kind}, {run.status}; {run.visits:,} visits, "
+              f"{run.paid:,} paid; lock {run.lock_at:%Y-%m-%d %H:%M} UTC")
+    table = Table("provider", "lines", "minutes", "amount (kr)", title="basis per provider (VAT category E, 0%)")
+    for provider, count, minutes, amount in totals:
+        table.add_row(provider, str(count), f"{minutes:,}", f"{amount:,.2f}")
+    out.print(table)
+    if lines:
+        detail = Table("provider", "customer", "category", "band", "rate", "minutes", "adjusted", "amount")
+        for row in rows:
+            detail.add_row(row.provider_org, f"{row.customer[:8]}-****", row.category, row.band, f"{row.rate:.2f}",
+                           str(row.minutes), f"{row.adjusted_minutes:+d}" if row.adjusted_minutes else "",
+                           f"{row.amount:.2f}")
+        out.print(detail)
+
+
+@transfers_app.command("list")
+def transfers_list(tenant: str = None, limit: int = 50) -> None:
+    """Delivered files: when, to whom, name, size and SHA-256."""
+    from core import transfers
+
+    hub = build_hub()
+    with hub.store.begin() as conn:
+        rows = transfers.listing(conn, tenant=tenant, limit=limit)
+    table = Table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
+    for row in rows:
+        table.add_row(f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}", row["tenant"], row["receiver"], row["channel"],
+                      row["name"], str(row["size"]), row["sha256"][:16])
+    out.print(table)
 
 
 @app.command()
