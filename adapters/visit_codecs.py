@@ -40,23 +40,23 @@ _FILE_NAME = re.compile(r"visits_(?P<vendor>[A-Za-z0-9-]+)_(?P<date>[0-9]{8})_(?
 
 # --- one visit, from whichever format ----------------------------------------------------------
 
-def _decode(fields: Any, where: str = "") -> Visit | VisitRejection:
-    """A Visit from JSON-typed `fields`, or the rejection saying which fields are wrong."""
+def _decode(fields: Any, prefix: str = "") -> Visit | VisitRejection:
+    """A Visit from JSON-typed `fields`, or the rejection saying which fields are wrong (after `prefix`)."""
     if not isinstance(fields, dict):
-        return VisitRejection(visit_id=None, reason=f"{where}visit: expected a JSON object")
+        return VisitRejection(visit_id=None, reason=f"{prefix}visit: expected a JSON object")
     visit_id = fields.get("visit_id")
     visit_id = visit_id if isinstance(visit_id, str) and visit_id else None
     pnr = fields.get("customer_pnr")
     if isinstance(pnr, str) and not _TWELVE_DIGITS.fullmatch(pnr):
         # a 10-digit form would take its century from today's date: the contract asks for 12 digits
-        return VisitRejection(visit_id=visit_id, reason=f"{where}customer_pnr: expected 12 digits, YYYYMMDDNNNC")
+        return VisitRejection(visit_id=visit_id, reason=f"{prefix}customer_pnr: expected 12 digits, YYYYMMDDNNNC")
     present = {name: value for name, value in fields.items() if value is not None}
     try:
         return Visit.model_validate_json(json.dumps(present), strict=True)
     except ValidationError as error:
-        return VisitRejection(visit_id=visit_id, reason=where + _reason(error))
+        return VisitRejection(visit_id=visit_id, reason=prefix + _reason(error))
     except RecursionError:
-        return VisitRejection(visit_id=visit_id, reason=f"{where}visit: nested too deeply")
+        return VisitRejection(visit_id=visit_id, reason=f"{prefix}visit: nested too deeply")
 
 
 def _reason(error: ValidationError) -> str:
@@ -198,10 +198,11 @@ def read_visit_csv(stream: BinaryIO) -> Iterator[tuple[int, Visit | VisitRejecti
         if not cells:
             continue  # a blank line
         if len(cells) != len(header):
-            yield line, VisitRejection(visit_id=None, reason=f"line {line}: expected {len(header)} fields, got {len(cells)}")
+            reason = f"line {line}: expected {len(header)} fields, got {len(cells)}"
+            yield line, VisitRejection(visit_id=None, reason=reason)
         else:
             fields = {name: _from_text(name, cells[index]) for index, name in columns}
-            yield line, _decode(fields, where=f"line {line}: ")
+            yield line, _decode(fields, prefix=f"line {line}: ")
 
 
 def _next_row(reader: Any) -> tuple[int, list[str]] | None:

@@ -161,9 +161,9 @@ class _Contract:
         self.orders: list[_Order] | None = None
         self.caps: dict[str, int] = {}
 
-    def prepare(self, period: Period, rules: Rules) -> None:
-        """Build the per-day view and the caps (once, when the group's visits arrive)."""
-        first, days = period.first_day, period.days
+    def prepare(self, first: dt.date, days: int, tolerance: Decimal) -> None:
+        """Build the per-day view of a month of `days` days from `first`, and the caps (once,
+        when the group's visits arrive)."""
         ordered = {category: Decimal(0) for category in CATEGORIES}  # hours x days active
         orders = []
         for record in self.records:
@@ -186,7 +186,7 @@ class _Contract:
                     codes_by_day.append(sets.setdefault(codes, codes) if codes else None)
             category_of = {service.code: service.category for service, _, _ in spans}
             orders.append(_Order(codes_by_day, category_of, record.double_staffing))
-        factor = _SIXTY * rules.tolerance
+        factor = _SIXTY * tolerance
         self.caps = {category: int(hours * factor // days) for category, hours in ordered.items()}
         self.orders = orders
 
@@ -274,7 +274,8 @@ class RunStream:
         self.period = period
         self.rules = rules
         self.lock_at = lock_date(period, rules, lock_override)
-        self._lock_ts = self.lock_at.timestamp()
+        self._lock_utc = self.lock_at.astimezone(dt.timezone.utc)
+        self._first_day, self._days = period.first_day, period.days
         self._visits = visits_sorted
         self._clock = PeriodClock(period, rules)
         self._max_minutes = rules.max_duration_hours * 60
@@ -315,7 +316,7 @@ class RunStream:
         return self._outcomes()
 
     def _outcomes(self) -> Iterator[Outcome]:
-        lock_ts = self._lock_ts
+        lock = self._lock_utc  # received_at in UTC (as PostgreSQL gives it) compares without a zone lookup
         provider = person = None
         versions: dict[str, list] = {}
         for visit, received_at in self._visits:
@@ -335,7 +336,7 @@ class RunStream:
                 provider, person, versions = p, c, {}
             if received_at.tzinfo is None:
                 raise ValueError(f"received_at of visit {visit.visit_id} is not timezone-aware")
-            on_time = received_at.timestamp() < lock_ts
+            on_time = received_at < lock
             version = visit.version
             entry = versions.get(visit.visit_id)
             if entry is None:
@@ -358,7 +359,7 @@ class RunStream:
         max_minutes = self._max_minutes
         contract = self._contracts.pop((provider, person), None)  # groups come once: free it after
         if contract is not None:
-            contract.prepare(self.period, self.rules)
+            contract.prepare(self._first_day, self._days, self.rules.tolerance)
         orders = contract.orders if contract is not None else ()
         reasons, warnings = self.reasons, self.warnings
 

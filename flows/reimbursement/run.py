@@ -69,17 +69,14 @@ def draft(store: Store, tenant: str, period: Period, rules: Rules, *, by: str,
                 if outcome.paid and not outcome.warnings:
                     continue
                 codes = outcome.warnings if outcome.paid else [outcome.reason]
-                pending.extend({"run_id": run_id, "provider_org": _digits(outcome.provider_org),
-                                "customer": _digits(outcome.customer), "visit_id": outcome.visit_id,
-                                "version": outcome.version, "code": code, "paid": int(outcome.paid),
-                                "paid_minutes": outcome.paid_minutes} for code in codes)
+                pending.extend((run_id, _digits(outcome.provider_org), _digits(outcome.customer), outcome.visit_id,
+                                outcome.version, code, int(outcome.paid), outcome.paid_minutes) for code in codes)
                 if len(pending) >= CHUNK:
-                    conn.execute(insert(findings), pending)
+                    _insert_findings(conn, pending)
                     pending = []
                     if progress:
                         progress(stream.visits)
-            if pending:
-                conn.execute(insert(findings), pending)
+            _insert_findings(conn, pending)
             computed = {(basis.provider_org.digits, line.customer.digits, line.category, line.band, line.rate):
                         line.minutes for basis in stream.bases().values() for line in basis.lines}
             rows = _lines(conn, run_id, computed, approved)
@@ -153,6 +150,22 @@ def approve(store: Store, run_id: int, *, by: str) -> dict[str, Decimal]:
     return {provider: Decimal(total) for provider, total in totals.items()}
 
 
+FINDING_COLUMNS = ("run_id", "provider_org", "customer", "visit_id", "version", "code", "paid", "paid_minutes")
+
+
+def _insert_findings(conn: Connection, rows: list[tuple]) -> None:
+    """Many rows at once: COPY on PostgreSQL (several times faster than batched INSERTs)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(findings), [dict(zip(FINDING_COLUMNS, row)) for row in rows])
+        return
+    with conn.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY reimbursement_findings ({', '.join(FINDING_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
 def _draft(conn: Connection, run_id: int):
     run = conn.execute(select(runs).where(runs.c.id == run_id).with_for_update()).first()
     if run is None:
@@ -174,8 +187,16 @@ def _visit_versions(conn: Connection, tenant: str, period: Period) -> Iterator[t
                                          start < period.ends_at() + dt.timedelta(days=1))))
         .order_by(visits.c.provider_org, visits.c.customer)
     )
-    result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
-    for row in result:
+    if conn.dialect.name == "postgresql":  # a server-side cursor straight from psycopg: no per-value processing
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": False}))
+        params = query.compile(conn).params
+        with conn.connection.driver_connection.cursor(name="reimbursement_visits") as cursor:
+            cursor.itersize = CHUNK
+            cursor.execute(sql, params)
+            for row in cursor:
+                yield VisitRow(row), row[12]
+        return
+    for row in conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query):
         yield VisitRow(row), row.received_at
 
 

@@ -432,6 +432,30 @@ def test_the_stream_and_light_records():
     assert [o.visit_id for o in review.outcomes] == ["2"]  # keep="review": only what a reviewer reads
 
 
+def test_an_order_of_another_tenant_is_refused():
+    record = OrderRecord(ORG.digits, PNR.digits, (ServiceRecord("HT-OMS", "omsorg", Decimal(20), dt.date(2026, 1, 1)),),
+                         tenant="0180")
+    with pytest.raises(ValueError, match="tenant"):
+        run(MARCH, RULES, [record], [], tenant="0125")
+
+
+def test_the_default_rules_are_the_spec_and_survive_json():
+    assert (RULES.day_starts, RULES.evening_starts, RULES.day_weekdays) == (
+        dt.time(7), dt.time(19), frozenset({0, 1, 2, 3, 4}))
+    assert RULES.rounding_minutes == {"day": None, "evening": 15}
+    assert (RULES.tolerance, RULES.max_duration_hours, RULES.lock_working_day, RULES.lock_time) == (
+        Decimal("1.10"), 12, 3, dt.time(23, 59))
+    assert {(r.category, r.band): (r.valid_from, r.sek_per_hour) for r in RULES.rates} == {
+        ("service", "day"): (dt.date(2026, 1, 1), Decimal("380.00")),
+        ("service", "evening"): (dt.date(2026, 1, 1), Decimal("450.00")),
+        ("omsorg", "day"): (dt.date(2026, 1, 1), Decimal("420.00")),
+        ("omsorg", "evening"): (dt.date(2026, 1, 1), Decimal("495.00"))}
+    moved = Rules(lock_dates={"2026-03": "2026-04-20"})
+    assert Rules.model_validate_json(moved.model_dump_json()) == moved
+    with pytest.raises(ValueError, match="no rate for omsorg/evening"):
+        Rules(rates=[r for r in RULES.rates if (r.category, r.band) != ("omsorg", "evening")])
+
+
 def test_a_missing_rate_is_refused_at_the_start():
     with pytest.raises(ValueError, match="no service/day rate valid on 2025-12-01"):
         run(Period(2025, 12), RULES, [], [])
@@ -529,28 +553,35 @@ def test_properties_of_any_run(scenario, rnd):
 def test_200_000_visits_run_in_a_few_seconds(capsys):
     rng = random.Random(42)
     providers = [generate_organisation_number(rng) for _ in range(5)]
-    people = [generate_personnummer(rng) for _ in range(2_000)]
+    people = {}
+    while len(people) < 4_000:
+        person = generate_personnummer(rng)
+        people[person.digits] = person
+    groups = sorted(((provider, person) for provider in providers for person in people.values()),
+                    key=lambda group: (group[0].digits, group[1].digits))
     orders = [OrderRecord(provider.digits, person.digits,
                           (ServiceRecord("HT-OMS", "omsorg", Decimal(30), dt.date(2026, 1, 1)),
                            ServiceRecord("HT-SERV", "service", Decimal(10), dt.date(2026, 1, 1))), True)
-              for provider in providers for person in people]
+              for provider, person in groups]
     offset = dt.timezone(dt.timedelta(hours=1))
+    first = dt.datetime(2026, 3, 1, 6, tzinfo=offset)
     received = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    per_group = 200_000 // len(groups)
     rows = []
-    for number in range(200_000):
-        start = dt.datetime(2026, 3, 1, 6, tzinfo=offset) + dt.timedelta(minutes=rng.randrange(0, 30 * 1440))
-        rows.append((Visit.model_construct(
-            visit_id=f"V{number}", version=1, provider_org=rng.choice(providers), customer_pnr=rng.choice(people),
-            employee_id="E1", planned_start=None, planned_end=None, actual_start=start,
-            actual_end=start + dt.timedelta(minutes=rng.randrange(5, 60), seconds=rng.randrange(60)),
-            confirmation="nfc", tag_id=None, manual_reason=None,
-            services=["HT-OMS"] if rng.random() < 0.7 else ["HT-SERV"], double_staffing=rng.random() < 0.05,
-            declined=rng.random() < 0.02, approved=rng.random() < 0.99, edit_reason=None), received))
-    rows.sort(key=lambda row: (row[0].provider_org.digits, row[0].customer_pnr.digits, row[0].actual_start))
+    for provider, person in groups:  # already in the order the engine wants
+        for minute in sorted(rng.randrange(0, 30 * 1440) for _ in range(per_group)):
+            start = first + dt.timedelta(minutes=minute)
+            rows.append((Visit.model_construct(
+                visit_id=f"V{len(rows)}", version=1, provider_org=provider, customer_pnr=person, employee_id="E1",
+                planned_start=None, planned_end=None, actual_start=start,
+                actual_end=start + dt.timedelta(seconds=rng.randrange(300, 3600)), confirmation="nfc", tag_id=None,
+                manual_reason=None, services=["HT-OMS"] if rng.random() < 0.7 else ["HT-SERV"],
+                double_staffing=rng.random() < 0.05, declined=rng.random() < 0.02, approved=rng.random() < 0.99,
+                edit_reason=None), received))
     began = time.perf_counter()
     result = run(MARCH, RULES, orders, rows, keep="review")
     elapsed = time.perf_counter() - began
     with capsys.disabled():
         print(f"\n200 000 visits: {elapsed:.2f} s, {result.paid} paid, {len(result.outcomes)} for review, "
               f"{sum(len(b.lines) for b in result.bases.values())} lines, total {result.total} SEK")
-    assert result.visits == 200_000
+    assert result.visits == len(rows) == 200_000
