@@ -62,31 +62,45 @@ def whoami() -> str:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True) -> None:
-    """Run the inbound HTTP app, the outbox relay, the AMQP inbound consumer (with amqp://), and
-    the worker too on the in-process broker."""
+def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True,
+          processes: int = typer.Option(1, help="HTTP processes on this machine (needs amqp://)")) -> None:
+    """Run the inbound HTTP app with an outbox relay and the scheduler; with amqp://, the AMQP inbound
+    consumer too; on the in-process broker (memory://), the workers as well."""
     import uvicorn
-
-    from adapters.amqp import EventConsumer
-    from adapters.http_app import create_app
-
-    import flows
 
     hub = build_hub()
     if migrate:
         hub.store.migrate()
-    consumer = None
+    if processes > 1 and hub.bus.in_process:
+        raise fail("--processes > 1 needs a shared broker (CASEHUB_BROKER_URL=amqp://...)", 2)
+    hub.stop()
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if processes == 1:
+        uvicorn.run(http_app(), **options)
+    else:
+        uvicorn.run("cli:http_app", factory=True, workers=processes, **options)
+
+
+def http_app():
+    """The HTTP app of one serving process, with its hub; the hub stops when the app shuts down."""
+    import flows
+    from adapters.amqp import EventConsumer
+    from adapters.http_app import create_app
+
+    hub = build_hub()
     hub.start(worker=hub.bus.in_process, scheduler=True)
-    if not hub.bus.in_process:
-        consumer = EventConsumer(hub)
+    consumer = None if hub.bus.in_process else EventConsumer(hub)
+    if consumer is not None:
         consumer.start()
-    try:
-        uvicorn.run(create_app(hub, flows.routes(hub)), host=host, port=port, log_level="warning",
-                    access_log=False)
-    finally:
+    application = create_app(hub, flows.routes(hub))
+
+    @application.on_event("shutdown")
+    def stop() -> None:
         if consumer is not None:
             consumer.stop()
         hub.stop()
+
+    return application
 
 
 @app.command()

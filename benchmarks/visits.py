@@ -23,7 +23,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.visit_codecs import encode_visit_batch  # noqa: E402
-from benchmarks.common import drop_postgres, fresh_postgres, start, wait_port  # noqa: E402
+from benchmarks.common import drop_postgres, drop_vhost, fresh_postgres, fresh_vhost, start, wait_port  # noqa: E402
 from core.store import Store  # noqa: E402
 from sandbox.case_system import CaseSystem  # noqa: E402
 from sandbox.demo import CONFIG, TENANT, TOKEN_ENV  # noqa: E402
@@ -42,13 +42,13 @@ token_env = "CASEHUB_BENCH_VENDOR"
 """
 
 
-def push_rate(database: str, total: int, workdir: Path) -> float:
+def push_rate(database: str, broker: str, total: int, workdir: Path, processes: int) -> float:
     config = workdir / "casehub.toml"
-    env = {"CASEHUB_CONFIG": str(config), "CASEHUB_DATABASE_URL": database, "CASEHUB_BROKER_URL": "memory://",
+    env = {"CASEHUB_CONFIG": str(config), "CASEHUB_DATABASE_URL": database, "CASEHUB_BROKER_URL": broker,
            TOKEN_ENV: "x", "CASEHUB_BENCH_VENDOR": VENDOR_TOKEN}
     log = workdir / "push.log"
     port = free_port()
-    serve = start(["serve", "--port", str(port)], env, log)
+    serve = start(["serve", "--port", str(port), "--processes", str(processes)], env, log)
     rng = random.Random(1)
     customers = [(generate_organisation_number(rng).digits, generate_personnummer(rng).digits, ["HT-OMS", "HT-SERV"])
                  for _ in range(total // 50)]
@@ -171,9 +171,14 @@ def main() -> None:
         store.migrate()
         store.dispose()
         if args.push:
-            rate = push_rate(database, args.push, workdir)
-            print(f"visits ingested through POST /api/v1/visits and stored (PostgreSQL): {rate:,.0f}/s "
-                  f"({args.push:,} visits, 1 000 a request, 4 clients)", flush=True)
+            vhost = fresh_vhost()
+            try:
+                for processes in (1, 2):
+                    rate = push_rate(database, vhost, args.push, workdir, processes)
+                    print(f"visits ingested through POST /api/v1/visits and stored (PostgreSQL), {processes} serve "
+                          f"process(es): {rate:,.0f}/s ({args.push:,} visits, 1 000 a request, 4 clients)", flush=True)
+            finally:
+                drop_vhost(vhost)
         if args.visits:
             began = time.perf_counter()
             load_month(database, args.visits)

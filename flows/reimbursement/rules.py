@@ -51,6 +51,7 @@ Decisions where the spec leaves room:
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -338,9 +339,10 @@ class RunStream:
                 raise ValueError(f"received_at of visit {visit.visit_id} is not timezone-aware")
             on_time = received_at < lock
             version = visit.version
-            entry = versions.get(visit.visit_id)
+            visit_id = visit.visit_id
+            entry = versions.get(visit_id)
             if entry is None:
-                versions[visit.visit_id] = [visit, version, visit, version] if on_time else [None, 0, visit, version]
+                versions[visit_id] = [visit, version, visit, version] if on_time else [None, 0, visit, version]
             else:
                 if on_time and version > entry[1]:
                     entry[0], entry[1] = visit, version
@@ -353,7 +355,7 @@ class RunStream:
     def _settle(self, provider: str, person: str, versions: dict[str, list]) -> list[Outcome]:
         """Decide every visit of one (provider, customer) group; add its lines."""
         clock = self._clock
-        locate, piece_day, piece_band = clock.locate, clock.day, clock.band
+        bounds, pieces, piece_day, piece_band = clock.bounds, clock.pieces, clock.day, clock.band
         period_start, period_end = clock.bounds[0], clock.bounds[-1]
         rounding = self.rules.rounding_minutes
         max_minutes = self._max_minutes
@@ -371,8 +373,8 @@ class RunStream:
             piece = -1
             if start is not None:
                 ts = start.timestamp()
-                piece = locate(ts)
-                if piece < 0:
+                piece = bisect_right(bounds, ts) - 1  # PeriodClock.locate, inlined
+                if not 0 <= piece < pieces:
                     self.outside_period += 1
                     continue
             else:

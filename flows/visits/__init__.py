@@ -45,11 +45,26 @@ def store(conn: Connection, *, tenant: str, vendor: str, accepted: list[Visit], 
     messages.accept(conn, [(envelope, raw)])
     now = utcnow()
     if accepted:
-        insert_ignore(conn, visits, [_row(tenant, vendor, visit, envelope.id, now) for visit in accepted])
+        _insert(conn, [_row(tenant, vendor, visit, envelope.id, now) for visit in accepted])
     for rejection in rejected:
         deadletters.record(conn, step=f"visits.{channel}", kind="rejected", tenant=tenant, message_id=envelope.id,
                            reason=f"{vendor} visit {rejection.visit_id or '?'}: {rejection.reason}")
     return envelope.id
+
+
+def _insert(conn: Connection, rows: list[dict]) -> None:
+    """Insert visit versions, skipping those already stored. On PostgreSQL through COPY into a
+    temporary table and one INSERT ... ON CONFLICT DO NOTHING: several times faster than INSERTs."""
+    if conn.dialect.name != "postgresql":
+        insert_ignore(conn, visits, rows)
+        return
+    columns = [column.name for column in visits.columns]
+    with conn.connection.driver_connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS visits_incoming (LIKE visits) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY visits_incoming ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in columns])
+        cursor.execute("INSERT INTO visits SELECT * FROM visits_incoming ON CONFLICT DO NOTHING")
 
 
 def _row(tenant: str, vendor: str, visit: Visit, message_id: str, now) -> dict:
