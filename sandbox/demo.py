@@ -41,6 +41,7 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     from sandbox.case_system import CaseSystem
     from sandbox.providers import SimulatedProviders
     from sandbox.server import LiveServer
+    from sandbox.visit_vendor import SimulatedVendors
 
     redaction.install()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -49,9 +50,9 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     token = secrets.token_urlsafe(24)
     os.environ[TOKEN_ENV] = token
     checks: list[Check] = []
-    with SimulatedProviders(TENANT) as providers:
+    with SimulatedProviders(TENANT) as providers, SimulatedVendors(TENANT) as vendors:
         config = workdir / "casehub.toml"
-        config.write_text(CONFIG + providers.partners_toml(), encoding="utf-8")
+        config.write_text(CONFIG + providers.partners_toml() + vendors.partners_toml(), encoding="utf-8")
         settings = Settings(broker_url="memory://", database_url=f"sqlite:///{workdir / 'casehub.db'}", config=config)
         hub = Hub(settings)
         hub.store.migrate()
@@ -61,12 +62,14 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
                 console.print(f"hub listening on {server.url} (SQLite {settings.database_url}, in-process broker)")
                 case_system = CaseSystem(server.url, token, TENANT)
                 checks += _case_events(case_system, events, console)
-                checks += _orders(hub, server.url, case_system, providers, console)
+                order_checks, issued = _orders(hub, server.url, case_system, providers, console)
+                checks += order_checks
+                checks += _visits_and_run(hub, server.url, issued, providers, vendors, console)
             with hub.store.begin() as conn:
-                letters = deadletters.listing(conn)
-            expected = [letter for letter in letters if "REJECT" in letter["reason"]]
-            checks.append(("dead letters: only the order the provider refused", letters == expected and len(expected) == 1,
-                           "; ".join(f"{letter['step']}: {letter['reason'][:60]}" for letter in letters)))
+                letters = [letter for letter in deadletters.listing(conn) if not letter["step"].startswith("visits.")]
+            expected = [letter for letter in letters if "REJECT" in letter["reason"] or "SOAP" in letter["reason"]]
+            checks.append(("dead letters: the refused order, the SOAP provider's basis", letters == expected
+                           and len(expected) == 2, "; ".join(f"{x['step']}: {x['reason'][:50]}" for x in letters)))
         finally:
             hub.stop()
 
@@ -149,7 +152,65 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
          final.get(refused["payload"]["order_id"], "missing")),
         ("no address of a protected person left the hub", not leaked and len(theirs) >= 3,
          f"{len(theirs)} deliveries for {len(protected)} protected persons, {len(leaked)} with an address"),
+    ], [o for o in issued if o is not refused]
+
+
+def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, console: Console) -> list[Check]:
+    """A month of visits from three vendors (push, poll, file), then the run: draft, review, an
+    adjustment, approval, and each provider's basis delivered."""
+    import datetime as dt
+    import random
+
+    from sqlalchemy import func, select
+
+    from core.transfers import transfers
+    from flows.reimbursement import run as reimbursement
+    from flows.reimbursement.tables import findings
+    from flows.visits import pick_up_all_files, poll_all
+    from flows.visits.tables import visits
+    from sandbox.visit_vendor import month_of_visits
+    from schemas.money import Period
+
+    period = Period.of(dt.date.today())
+    customers = {(o["payload"]["provider_org"], o["payload"]["person"]["personnummer"]) for o in issued}
+    made = month_of_visits(random.Random(7), period, [(org, pnr, ["HT-OMS", "HT-SERV"])
+                                                      for org, pnr in sorted(customers)], prefix="D", per_customer=25)
+    vendors.report(hub_url, made, period.first_day)
+    poll_all(hub)
+    pick_up_all_files(hub)
+    with hub.store.begin() as conn:
+        stored = dict(conn.execute(select(visits.c.vendor, func.count()).group_by(visits.c.vendor)).all())
+    console.print(f"vendors reported {len(made)} visits for {period}: " + ", ".join(f"{v} {n}" for v, n in stored.items()))
+
+    rules = hub.config.tenant(TENANT).reimbursement
+    run_id = reimbursement.draft(hub.store, TENANT, period, rules, by="user:demo")
+    with hub.store.begin() as conn:
+        review = dict(conn.execute(select(findings.c.code, func.count()).where(findings.c.run_id == run_id)
+                                   .group_by(findings.c.code)).all())
+    org, pnr = sorted(customers)[0]
+    reimbursement.adjust(hub.store, run_id, (org, pnr, "omsorg", "day", rules.rates[2].sek_per_hour), 30,
+                         by="user:granskare", why="visit on paper while the phone was broken")
+    totals = reimbursement.approve(hub.store, run_id, by="user:granskningsgrupp")
+    hub.relay.nudge()
+    sent = _until(lambda: _count(hub, transfers), lambda n: n >= 4)
+    table = Table("provider", "basis (kr)", title=f"approved reimbursement basis {period}, run {run_id}")
+    for provider, total in sorted(totals.items()):
+        table.add_row(provider, f"{total:,.2f}")
+    console.print(table)
+    return [
+        ("visits stored from three vendors on three channels", sum(stored.values()) == len(made) and len(stored) == 3,
+         f"{sum(stored.values())} of {len(made)}"),
+        ("run reviewed: unpaid visits and warnings", bool(review), ", ".join(f"{k} {v}" for k, v in sorted(review.items()))),
+        ("basis approved for each provider", len(totals) == 3, f"{sum(totals.values()):,.2f} kr in all"),
+        ("basis files delivered (REST and SFTP providers)", sent == 4, f"{sent} files recorded as transfers"),
     ]
+
+
+def _count(hub, table) -> int:
+    from sqlalchemy import func, select
+
+    with hub.store.begin() as conn:
+        return conn.scalar(select(func.count()).select_from(table))
 
 
 def _until(read, done, timeout: float = 60.0):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import random
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -12,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from adapters.visit_codecs import encode_visit, encode_visit_batch, write_visit_csv
+from sandbox.server import LiveServer
+from sandbox.sftp_server import SandboxSftpServer
 from schemas.money import STOCKHOLM, Period
 from schemas.visits import Visit
 
@@ -85,3 +90,53 @@ def month_of_visits(rng: random.Random, period: Period, customers: list[tuple[st
                 double_staffing=rng.random() < 0.03, declined=rng.random() < 0.02, approved=rng.random() > 0.03,
             ))
     return made
+
+
+class SimulatedVendors:
+    """Three mobile-reporting vendors, one per channel: one pushes, one is polled, one drops files."""
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.push_token = f"sandbox-push-{random.Random(9).getrandbits(64):x}"
+        self.poll_token = f"sandbox-poll-{random.Random(10).getrandbits(64):x}"
+        self.api = create_vendor_api([], token=self.poll_token)
+        self.files = Path(tempfile.mkdtemp(prefix="casehub-sftp-vendor-"))
+        (self.files / "outbound").mkdir()
+        self._stack = ExitStack()
+
+    def __enter__(self) -> SimulatedVendors:
+        self.polled = self._stack.enter_context(LiveServer(self.api))
+        self.sftp = self._stack.enter_context(SandboxSftpServer(self.files))
+        os.environ.update({f"CASEHUB_SANDBOX_{self.tenant}_PUSH_VENDOR": self.push_token,
+                           f"CASEHUB_SANDBOX_{self.tenant}_POLL_VENDOR": self.poll_token,
+                           f"CASEHUB_SANDBOX_{self.tenant}_FILE_VENDOR_KEY": str(self.sftp.private_key_path)})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def partners_toml(self) -> str:
+        return f"""
+[[tenants.partners]]
+id = "push-vendor"
+kind = "visit_vendor"
+token_env = "CASEHUB_SANDBOX_{self.tenant}_PUSH_VENDOR"
+
+[[tenants.partners]]
+id = "poll-vendor"
+kind = "visit_vendor"
+channel = {{ type = "rest", url = "{self.polled.url}", token_env = "CASEHUB_SANDBOX_{self.tenant}_POLL_VENDOR" }}
+
+[[tenants.partners]]
+id = "file-vendor"
+kind = "visit_vendor"
+channel = {{ type = "sftp", host = "{self.sftp.host}", port = {self.sftp.port}, username = "{self.sftp.username}", \
+private_key_env = "CASEHUB_SANDBOX_{self.tenant}_FILE_VENDOR_KEY", host_key = "{self.sftp.host_key_line}", \
+outbound_dir = "outbound" }}
+"""
+
+    def report(self, hub_url: str, visits: list[Visit], day: dt.date) -> None:
+        """A third of the visits each: pushed now, offered for polling, dropped as the day's file."""
+        push(hub_url, self.push_token, visits[0::3])
+        self.api.state.visits = visits[1::3]
+        drop_daily_file(self.files / "outbound", "file-vendor", day, visits[2::3])
