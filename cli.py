@@ -23,6 +23,7 @@ db_app = typer.Typer(no_args_is_help=True, help="The store's schema")
 orders_app = typer.Typer(no_args_is_help=True, help="Orders to LOV providers and where they stand")
 reimbursement_app = typer.Typer(no_args_is_help=True, help="The monthly reimbursement run (ersättningskörning)")
 transfers_app = typer.Typer(no_args_is_help=True, help="Files the hub delivered")
+audit_app = typer.Typer(no_args_is_help=True, help="Who read or sent whose data, and when")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(messages_app, name="messages")
 app.add_typer(config_app, name="config")
@@ -31,6 +32,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
 app.add_typer(reimbursement_app, name="reimbursement")
 app.add_typer(transfers_app, name="transfers")
+app.add_typer(audit_app, name="audit")
 
 # piped into a file or grep, tables stay one line a row
 out = Console() if sys.stdout.isatty() else Console(width=240)
@@ -465,6 +467,22 @@ def transfers_list(tenant: str = None, limit: int = 50) -> None:
     for row in rows:
         table.add_row(f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}", row["tenant"], row["receiver"], row["channel"],
                       row["name"], str(row["size"]), row["sha256"][:16])
+    out.print(table)
+
+
+@audit_app.command("list")
+def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID, run:ID"), limit: int = 100) -> None:
+    """The audit log, newest first (reading it is itself audited: the log is personal data)."""
+    from core import audit
+
+    hub = build_hub()
+    with hub.store.begin() as conn:
+        rows = audit.entries(conn, limit=limit, subject=subject)
+        audit.record(conn, actor=whoami(), action="audit.read", subject=subject)
+    table = Table("at", "tenant", "who", "what", "whose", "detail")
+    for row in rows:
+        table.add_row(f"{row['at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["actor"], row["action"],
+                      row["subject"] or "", row["detail"] or "")
     out.print(table)
 
 

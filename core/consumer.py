@@ -27,7 +27,8 @@ from schemas.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
-CASE_SYSTEM = "exchange:casehub.events"
+CASE_SYSTEM_EXCHANGE = "casehub.events"
+CASE_SYSTEM = f"exchange:{CASE_SYSTEM_EXCHANGE}"
 """The destination of events for the case system: the outbound AMQP exchange and the feed."""
 
 

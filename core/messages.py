@@ -93,10 +93,6 @@ def search(conn: Connection, *, tenant: str | None = None, type: str | None = No
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def raw_of(conn: Connection, envelope_id: str) -> bytes | None:
-    return conn.scalar(select(messages.c.raw).where(messages.c.id == envelope_id))
-
-
 def _row(envelope: Envelope, raw: bytes | None, direction: str, now) -> dict:
     return {
         "id": envelope.id,

@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=8, ge=1)
     amqp_inbound_exchange: str = "casesystem.events"
     amqp_inbound_queue: str = "casehub.inbound"
-    amqp_outbound_exchange: str = "casehub.events"
     retry_max: int = Field(default=10, ge=0, description="retries of a transient failure before it is dead-lettered")
     retry_min_backoff_ms: int = Field(default=1_000, ge=1)
     retry_max_backoff_ms: int = Field(

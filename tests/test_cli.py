@@ -88,6 +88,9 @@ def test_messages_show_is_audited_and_search_lists(cli):
     assert entry.actor.startswith("user:")
     assert event["payload"]["person"] not in (entry.detail or "")
 
+    trail = cli("audit", "list", "--subject", f"message:{event['id']}")
+    assert trail.exit_code == 0 and "message.read" in trail.output
+
     found = cli("messages", "search", "--tenant", TENANT)
     assert found.exit_code == 0 and event["id"][:8] in found.output
     assert cli("messages", "show", "no-such-id").exit_code == 1

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from adapters.amqp import EventConsumer
 from core import deadletters
+from core.consumer import CASE_SYSTEM_EXCHANGE
 from core.store.tables import messages
 from sandbox.case_system import CaseSystem
 from tests.conftest import TENANT, TOKEN, wait_for
@@ -81,9 +82,9 @@ def test_receipts_are_published_on_the_outbound_exchange(consumer):
     hub, _ = consumer
     connection = pika.BlockingConnection(pika.URLParameters(hub.settings.broker_url))
     channel = connection.channel()
-    channel.exchange_declare(hub.settings.amqp_outbound_exchange, exchange_type="topic", durable=True)
+    channel.exchange_declare(CASE_SYSTEM_EXCHANGE, exchange_type="topic", durable=True)
     queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, hub.settings.amqp_outbound_exchange, routing_key="hub.#")
+    channel.queue_bind(queue, CASE_SYSTEM_EXCHANGE, routing_key="hub.#")
     wait_for(lambda: _declared(hub), what="the consumer's queue")
     event = CaseSystem("http://unused", TOKEN, TENANT).event()
     publish(hub, [json.dumps(event).encode()])
