@@ -190,7 +190,7 @@ def _visit_versions(conn: Connection, tenant: str, period: Period) -> Iterator[t
     if conn.dialect.name == "postgresql":  # a server-side cursor straight from psycopg: no per-value processing
         sql = str(query.compile(conn, compile_kwargs={"literal_binds": False}))
         params = query.compile(conn).params
-        with conn.connection.driver_connection.cursor(name="reimbursement_visits") as cursor:
+        with conn.connection.driver_connection.cursor(name="reimbursement_visits", binary=True) as cursor:
             cursor.itersize = CHUNK
             cursor.execute(sql, params)
             for row in cursor:
