@@ -31,10 +31,7 @@ _channels: dict[tuple, OrderChannel] = {}
 
 
 def file_channel(partner: Partner, environ: dict[str, str] | None = None) -> FileChannel:
-    """The channel a partner gets files on: its SFTP folder or its REST API; SOAP has no file operation."""
-    if isinstance(partner.channel, SoapChannel):
-        raise Rejected(f"partner {partner.id} is reached over SOAP, whose contract has no file operation; "
-                       "give it an sftp or rest channel", where="channel")
+    """The channel a partner gets files on: its SFTP folder, `PUT {base}/files/{name}`, or SOAP DeliverFile."""
     return order_channel(partner, environ)
 
 

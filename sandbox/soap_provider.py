@@ -1,12 +1,14 @@
 """A simulated LOV provider's SOAP order service (provider.wsdl), for the tests and the demo.
 
 `GET /soap?wsdl` serves the project's provider.wsdl pointing here; `POST /soap` answers
-SubmitOrder, AmendOrder and CancelOrder with a receipt or a SOAP fault. It reads the body as a
+SubmitOrder, AmendOrder and CancelOrder with a receipt or a SOAP fault, and keeps the files
+DeliverFile brings in `app.state.files`. It reads the body as a
 real provider would (hardened parse, XSD, codec), keeps what it received in `app.state.received`,
 and answers a repeated delivery of the same order version with the same receipt.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from adapters.order_xml import NS, element, element_name, read_order, xml_values
+from adapters.order_xml import NS, element, element_name, read_order, validate, xml_values
 from adapters.soap.server import PROVIDER_WSDL, answer, describe, fault, operation_element
 from core.errors import Rejected
 from schemas.orders import Order, OrderReceipt
@@ -46,6 +48,7 @@ def create_provider_app(
     """
     app = FastAPI(title="simulated LOV provider")
     app.state.received = []
+    app.state.files = {}  # name -> bytes, from DeliverFile
     app.state.calls = 0
     receipts: dict[tuple[str, int], OrderReceipt] = {}
 
@@ -62,6 +65,8 @@ def create_provider_app(
         try:
             operation = operation_element(raw)
             name = element_name(operation)
+            if name == "DeliverFile":
+                return _take_file(operation)
             if operation.tag != f"{{{NS}}}{name}" or name not in KINDS:
                 raise Rejected(f"unknown operation {operation.tag}")
             order = read_order(operation)
@@ -77,5 +82,12 @@ def create_provider_app(
         receipt = receipts.setdefault(key, OrderReceipt(order_id=order.order_id, version=order.version,
                                                         received_at=dt.datetime.now(dt.UTC)))
         return answer(element(f"{name}Response", xml_values(receipt)))
+
+    def _take_file(operation) -> Response:
+        validate(operation)  # raises Rejected, answered above as a Client fault
+        file_name = operation.findtext(f"{{{NS}}}name")
+        app.state.files[file_name] = base64.b64decode(operation.findtext(f"{{{NS}}}content") or "")
+        receipt = {"name": file_name, "received_at": dt.datetime.now(dt.UTC).isoformat()}
+        return answer(element("DeliverFileResponse", receipt))
 
     return app

@@ -62,18 +62,30 @@ class SoapOrderChannel:
         """Calls SubmitOrder, AmendOrder or CancelOrder by `order.kind`; the provider's receipt."""
         operation = getattr(self._service, OPERATIONS[order.kind])
         values = xml_values(order)  # the canonical text zeep sends: 12-digit personnummer, 10-digit org number
-        retrying = Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
-            wait=wait_exponential(multiplier=0.25, max=2),
-            retry=retry_if_exception_type(Transient),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        )
-        answer = retrying(_call, operation, values)
+        answer = _retrying()(_call, operation, values)
         try:
             return OrderReceipt(order_id=answer.order_id, version=answer.version, received_at=answer.received_at)
         except (AttributeError, ValidationError) as error:
             raise Rejected(f"the provider's receipt is not valid: {error}", where=OPERATIONS[order.kind]) from None
+
+
+    def send_file(self, name: str, data: bytes) -> None:
+        """Calls DeliverFile: a file for the provider (its reimbursement basis); a resend replaces it."""
+        answer = _retrying()(_call, self._service.DeliverFile, {"name": name, "content": data})
+        if getattr(answer, "name", None) != name:
+            raise Rejected(f"the provider's receipt names {getattr(answer, 'name', None)!r}, not {name!r}",
+                           where="DeliverFile")
+
+
+def _retrying() -> Retrying:
+    """A few quick retries of a Transient failure inside the adapter; the step's retries come after."""
+    return Retrying(
+        stop=stop_after_attempt(ATTEMPTS),
+        wait=wait_exponential(multiplier=0.25, max=2),
+        retry=retry_if_exception_type(Transient),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
 
 
 @functools.cache

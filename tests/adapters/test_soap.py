@@ -290,3 +290,14 @@ def test_a_body_that_is_not_an_acknowledgement_is_a_client_fault(hub, body):
     url, acknowledged = hub
     status, code, *_ = post(url, body)
     assert (status, code) == (500, "soap:Client") and acknowledged == []
+
+
+def test_a_file_is_delivered_with_deliver_file_and_a_resend_replaces_it(provider):
+    app, url = provider()
+    channel = SoapOrderChannel(url, timeout=5)
+    channel.send_file("ersattning_0125_202603_1_5560360793.csv", b"period;amount\r\n2026-03;931.50\r\n")
+    channel.send_file("ersattning_0125_202603_1_5560360793.csv", b"period;amount\r\n2026-03;931.51\r\n")
+    assert app.state.files == {"ersattning_0125_202603_1_5560360793.csv": b"period;amount\r\n2026-03;931.51\r\n"}
+    with pytest.raises(Rejected):
+        channel.send_file("../escape.csv", b"x")
+    assert len(app.state.files) == 1
