@@ -318,7 +318,9 @@ def _tenant_rules(hub, tenant: str):
 
 
 @reimbursement_app.command("run")
-def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Option(..., help="YYYY-MM")) -> None:
+def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Option(..., help="YYYY-MM"),
+                      processes: int = typer.Option(1, help="split the providers between processes (PostgreSQL)")
+                      ) -> None:
     """Compute the period's run as a draft (a correction run when the period is already approved)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -328,7 +330,7 @@ def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Optio
     rules = _tenant_rules(hub, tenant)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("visits counted: 0")
-        run_id = reimbursement.draft(hub.store, tenant, _period(period), rules, by=whoami(),
+        run_id = reimbursement.draft(hub.store, tenant, _period(period), rules, by=whoami(), processes=processes,
                                      progress=lambda n: progress.update(task, description=f"visits counted: {n:,}"))
     _show_run(hub, run_id)
 

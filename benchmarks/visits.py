@@ -124,8 +124,8 @@ def load_month(database: str, visits: int, providers: int = 10) -> None:
     engine.dispose()
 
 
-def run_in_child(database: str, config: Path) -> tuple[float, float]:
-    """The run in a process of its own: (seconds, peak resident MB)."""
+def run_in_child(database: str, config: Path, processes: int) -> tuple[float, float]:
+    """The run in a process of its own: (seconds, peak resident MB of it and its children)."""
     code = f"""
 import time, resource, flows
 from core.config import load
@@ -135,8 +135,9 @@ from schemas.money import Period
 store = Store({database!r})
 rules = load({str(config)!r}).tenant({TENANT!r}).reimbursement
 began = time.perf_counter()
-run_id = run.draft(store, {TENANT!r}, Period(2026, 3), rules, by="bench")
-print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+run_id = run.draft(store, {TENANT!r}, Period(2026, 3), rules, by="bench", processes={processes})
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(time.perf_counter() - began, peak / 1024)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent,
                             env=os.environ | {TOKEN_ENV: "x", "CASEHUB_BENCH_VENDOR": VENDOR_TOKEN})
@@ -183,9 +184,10 @@ def main() -> None:
             began = time.perf_counter()
             load_month(database, args.visits)
             print(f"loaded {args.visits:,} visits and their orders in {time.perf_counter() - began:.0f} s", flush=True)
-            seconds, peak = run_in_child(database, workdir / "casehub.toml")
-            print(f"reimbursement run over {args.visits:,} visits on PostgreSQL: {seconds:.1f} s, "
-                  f"peak memory {peak:.0f} MB", flush=True)
+            for processes in (1, 2):
+                seconds, peak = run_in_child(database, workdir / "casehub.toml", processes)
+                print(f"reimbursement run over {args.visits:,} visits on PostgreSQL, {processes} process(es): "
+                      f"{seconds:.1f} s, peak memory {peak:.0f} MB (largest process)", flush=True)
             print(f"floor: PostgreSQL's GROUP BY over the same rows: {group_by_floor(database):.1f} s", flush=True)
     finally:
         drop_postgres(database)

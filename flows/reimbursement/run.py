@@ -8,7 +8,9 @@ or change after it are paid by a correction run for the same period, holding onl
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
@@ -17,6 +19,7 @@ from core import audit, messages
 from core.errors import Rejected
 from core.store import Store, utcnow
 from flows.orders.tables import orders
+from flows.reimbursement.calendar import lock_date
 from flows.reimbursement.rules import RunStream
 from flows.reimbursement.tables import adjustments, findings, lines, locks, runs
 from flows.visits.tables import visits
@@ -44,52 +47,89 @@ class VisitRow:
 
 
 def draft(store: Store, tenant: str, period: Period, rules: Rules, *, by: str,
-          progress: Callable[[int], None] | None = None) -> int:
-    """Compute the period's run as a draft (a correction when the period is approved); its id."""
+          progress: Callable[[int], None] | None = None, processes: int = 1) -> int:
+    """Compute the period's run as a draft (a correction when the period is approved); its id.
+
+    With `processes` > 1 on PostgreSQL the providers are split between that many processes, each
+    streaming and deciding its providers' visits (a provider's visits never depend on another's).
+    """
     with store.begin() as conn:
         approved = _approved(conn, tenant, period)
         kind = "correction" if approved else "regular"
         override = conn.scalar(select(locks.c.lock_at).where(locks.c.tenant == tenant, locks.c.period == str(period)))
         carried = []  # a new draft keeps the reviewers' adjustments of the one it replaces
         for old in conn.scalars(select(runs.c.id).where(runs.c.tenant == tenant, runs.c.period == str(period),
-                                                        runs.c.status == "draft")).all():
+                                                        runs.c.status != "approved")).all():
             carried += [dict(row._mapping) for row in conn.execute(
                 select(adjustments).where(adjustments.c.run_id == old).order_by(adjustments.c.id))]
             _drop(conn, old)
         order_list = _orders(conn, tenant)
-    with store.reading() as reader:
-        stream = RunStream(period, rules, order_list, _visit_versions(reader, tenant, period), lock_override=override,
-                           tenant=tenant)
-        with store.begin() as conn:
-            run_id = conn.execute(insert(runs).values(
-                tenant=tenant, period=str(period), kind=kind, status="draft", lock_at=stream.lock_at,
-                created_at=utcnow(), created_by=by, visits=0, paid=0).returning(runs.c.id)).scalar_one()
-            pending = []
-            for outcome in stream:
-                if outcome.paid and not outcome.warnings:
-                    continue
-                codes = outcome.warnings if outcome.paid else [outcome.reason]
-                pending.extend((run_id, _digits(outcome.provider_org), _digits(outcome.customer), outcome.visit_id,
-                                outcome.version, code, int(outcome.paid), outcome.paid_minutes) for code in codes)
-                if len(pending) >= CHUNK:
-                    _insert_findings(conn, pending)
-                    pending = []
-                    if progress:
-                        progress(stream.visits)
-            _insert_findings(conn, pending)
-            computed = {(basis.provider_org.digits, line.customer.digits, line.category, line.band, line.rate):
-                        line.minutes for basis in stream.bases().values() for line in basis.lines}
-            rows = _lines(conn, run_id, computed, approved)
-            if rows:
-                conn.execute(insert(lines), rows)
-            for old in carried:
-                _apply(conn, run_id, tuple(old[k] for k in LINE_KEY), old["minutes"], old["by"], old["why"], old["at"])
-            conn.execute(update(runs).where(runs.c.id == run_id).values(visits=stream.visits, paid=stream.paid))
-            audit.record(conn, actor=by, action="reimbursement.draft", tenant=tenant, subject=f"run:{run_id}",
-                         detail=f"{period} {kind}: {stream.visits} visits, {stream.paid} paid")
+        run_id = conn.execute(insert(runs).values(
+            tenant=tenant, period=str(period), kind=kind, status="computing", lock_at=lock_date(period, rules, override),
+            created_at=utcnow(), created_by=by, visits=0, paid=0).returning(runs.c.id)).scalar_one()
+        providers = _providers(conn, tenant, period) if processes > 1 and store.is_postgresql else []
+    if len(providers) > 1:
+        parts = [providers[i::processes] for i in range(processes)]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(len(parts), mp_context=context) as pool:
+            results = list(pool.map(_compute_part, [(store.url, run_id, tenant, str(period), rules, override,
+                                                     order_list, part) for part in parts]))
+    else:
+        results = [_compute(store, run_id, tenant, period, rules, override, order_list, None, progress)]
+    visits = sum(result[0] for result in results)
+    paid = sum(result[1] for result in results)
+    computed = {key: minutes for result in results for key, minutes in result[2].items()}
+    with store.begin() as conn:
+        rows = _lines(conn, run_id, computed, approved)
+        if rows:
+            conn.execute(insert(lines), rows)
+        for old in carried:
+            _apply(conn, run_id, tuple(old[k] for k in LINE_KEY), old["minutes"], old["by"], old["why"], old["at"])
+        conn.execute(update(runs).where(runs.c.id == run_id).values(status="draft", visits=visits, paid=paid))
+        audit.record(conn, actor=by, action="reimbursement.draft", tenant=tenant, subject=f"run:{run_id}",
+                     detail=f"{period} {kind}: {visits} visits, {paid} paid")
     if progress:
-        progress(stream.visits)
+        progress(visits)
     return run_id
+
+
+def _compute(store: Store, run_id: int, tenant: str, period: Period, rules: Rules, override, order_list,
+             providers: list[str] | None, progress=None) -> tuple[int, int, dict[tuple, int]]:
+    """Decide the visits (of `providers`, or all): findings written, (visits, paid, minutes per line) returned."""
+    with store.reading() as reader, store.begin() as conn:
+        stream = RunStream(period, rules, order_list, _visit_versions(reader, tenant, period, providers),
+                           lock_override=override, tenant=tenant)
+        pending = []
+        for outcome in stream:
+            if outcome.paid and not outcome.warnings:
+                continue
+            codes = outcome.warnings if outcome.paid else [outcome.reason]
+            pending.extend((run_id, _digits(outcome.provider_org), _digits(outcome.customer), outcome.visit_id,
+                            outcome.version, code, int(outcome.paid), outcome.paid_minutes) for code in codes)
+            if len(pending) >= CHUNK:
+                _insert_findings(conn, pending)
+                pending = []
+                if progress:
+                    progress(stream.visits)
+        _insert_findings(conn, pending)
+        computed = {(basis.provider_org.digits, line.customer.digits, line.category, line.band, line.rate):
+                    line.minutes for basis in stream.bases().values() for line in basis.lines}
+    return stream.visits, stream.paid, computed
+
+
+def _compute_part(args: tuple) -> tuple[int, int, dict[tuple, int]]:
+    """`_compute` in a process of its own, with a store of its own."""
+    url, run_id, tenant, period, rules, override, order_list, providers = args
+    store = Store(url, pool_size=2)
+    try:
+        return _compute(store, run_id, tenant, Period.parse(period), rules, override, order_list, providers)
+    finally:
+        store.dispose()
+
+
+def _providers(conn: Connection, tenant: str, period: Period) -> list[str]:
+    query = select(visits.c.provider_org).where(visits.c.tenant == tenant, _near(period)).distinct()
+    return sorted(conn.scalars(query))
 
 
 def set_lock(store: Store, tenant: str, period: Period, lock_at: dt.datetime, *, by: str) -> None:
@@ -175,21 +215,28 @@ def _draft(conn: Connection, run_id: int):
     return run
 
 
-def _visit_versions(conn: Connection, tenant: str, period: Period) -> Iterator[tuple[VisitRow, dt.datetime]]:
-    """Every stored version of the visits near the period, in the engine's order, streamed."""
+def _near(period: Period):
+    """Visits that may belong to the period: started within a day of it (the engine decides exactly)."""
     start = func.coalesce(visits.c.actual_start, visits.c.planned_start)
+    return or_(start.is_(None), and_(start >= period.starts_at() - dt.timedelta(days=1),
+                                     start < period.ends_at() + dt.timedelta(days=1)))
+
+
+def _visit_versions(conn: Connection, tenant: str, period: Period,
+                    providers: list[str] | None = None) -> Iterator[tuple[VisitRow, dt.datetime]]:
+    """Every stored version of the visits near the period (of `providers`, or all), in the engine's order."""
     query = (
         select(visits.c.visit_id, visits.c.version, visits.c.provider_org, visits.c.customer, visits.c.actual_start,
                visits.c.actual_end, visits.c.planned_start, visits.c.confirmation, visits.c.services,
                visits.c.double_staffing, visits.c.declined, visits.c.approved, visits.c.received_at)
-        .where(visits.c.tenant == tenant,
-               or_(start.is_(None), and_(start >= period.starts_at() - dt.timedelta(days=1),
-                                         start < period.ends_at() + dt.timedelta(days=1))))
+        .where(visits.c.tenant == tenant, _near(period))
         .order_by(visits.c.provider_org, visits.c.customer)
     )
+    if providers is not None:
+        query = query.where(visits.c.provider_org.in_(providers))
     if conn.dialect.name == "postgresql":  # a server-side cursor straight from psycopg: no per-value processing
-        sql = str(query.compile(conn, compile_kwargs={"literal_binds": False}))
-        params = query.compile(conn).params
+        compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
+        sql, params = str(compiled), compiled.params
         with conn.connection.driver_connection.cursor(name="reimbursement_visits", binary=True) as cursor:
             cursor.itersize = CHUNK
             cursor.execute(sql, params)

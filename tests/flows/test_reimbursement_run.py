@@ -167,3 +167,34 @@ def test_the_review_group_moves_the_lock_date(hub):
         codes = {f.visit_id: f.code for f in conn.execute(select(findings).where(findings.c.run_id == run_id))}
         assert conn.scalar(select(runs.c.lock_at).where(runs.c.id == run_id)) == early
     assert codes["V-5"] == "after_lock"  # stored today, after the lock the group set
+
+
+def test_a_run_split_between_processes_is_the_same_run(make_hub, hub_config):
+    """On PostgreSQL the providers may be split between processes: the result does not change."""
+    hub = make_hub()
+    if not hub.store.is_postgresql:
+        pytest.skip("the split is for PostgreSQL; SQLite has one writer")
+    rng = random.Random(41)
+    made = []
+    for number in range(3):  # three providers, none with an order: every visit is a finding
+        org = generate_organisation_number(rng).digits
+        made += [Visit(visit_id=f"S-{number}-{n}", version=1, provider_org=org,
+                       customer_pnr=generate_personnummer(rng).digits, employee_id="E1",
+                       actual_start=dt.datetime(2026, 3, 2 + n, 9, tzinfo=CET),
+                       actual_end=dt.datetime(2026, 3, 2 + n, 9, 40, tzinfo=CET), confirmation="nfc",
+                       services=["HT-OMS"], approved=True) for n in range(5)]
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=WORKED_EXAMPLE + made, rejected=[], raw=b"{}",
+                     channel="push")
+    reimbursement.set_lock(hub.store, TENANT, MARCH, LOCK, by="user:a")
+
+    def outcome(run_id):
+        with hub.store.begin() as conn:
+            found = sorted((f.visit_id, f.code) for f in conn.execute(select(findings).where(findings.c.run_id == run_id)))
+            run = conn.execute(select(runs).where(runs.c.id == run_id)).one()
+        return found, run_lines(hub, run_id), (run.visits, run.paid, run.status)
+
+    serial = outcome(reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a"))
+    split = outcome(reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a", processes=2))
+    assert split == serial
+    assert len(serial[0]) == 19 and serial[2] == (19, 0, "draft")  # no order at all: 18 no_order, 1 declined
