@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from adapters.retry import transient_retrying
 from core.errors import Rejected, Transient
 from schemas.orders import Order, OrderReceipt
 
@@ -25,12 +25,7 @@ class RestOrderChannel:
                  backoff: float = 0.5, transport: httpx.BaseTransport | None = None) -> None:
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
                                  headers={"Authorization": f"Bearer {token}"})
-        self._send = retry(
-            retry=retry_if_exception_type(Transient),
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=backoff, max=10),
-            reraise=True,
-        )(self._send_once)
+        self._retrying = transient_retrying(attempts=attempts, backoff=backoff, max_backoff=10)
 
     def deliver(self, order: Order) -> OrderReceipt:
         body = order.model_dump(mode="json")
@@ -47,6 +42,9 @@ class RestOrderChannel:
     def send_file(self, name: str, data: bytes) -> None:
         """`PUT {base}/files/{name}`: a file for the provider (the reimbursement basis); a resend replaces."""
         self._send("PUT", f"/files/{name}", data)
+
+    def _send(self, method: str, path: str, body: dict | bytes) -> httpx.Response:
+        return self._retrying(self._send_once, method, path, body)
 
     def _send_once(self, method: str, path: str, body: dict | bytes) -> httpx.Response:
         try:

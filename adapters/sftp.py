@@ -29,8 +29,9 @@ from typing import BinaryIO, TypeVar
 
 import paramiko
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import stop_after_attempt
 
+from adapters.retry import transient_retrying
 from core.errors import Rejected, Transient
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,7 @@ class SftpConnection:
     def __init__(self, endpoint: SftpEndpoint, *, attempts: int = 4, backoff: float = 0.5,
                  max_backoff: float = 8.0) -> None:
         self.endpoint = endpoint
-        self._retrying = Retrying(
-            retry=retry_if_exception_type(Transient),
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=backoff, max=max_backoff),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        )
+        self._retrying = transient_retrying(attempts=attempts, backoff=backoff, max_backoff=max_backoff)
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
 

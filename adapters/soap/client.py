@@ -15,13 +15,13 @@ from typing import Any
 import requests
 from lxml import etree
 from pydantic import ValidationError
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_exponential
 from zeep import Client, Settings
 from zeep.cache import InMemoryCache, SqliteCache
 from zeep.exceptions import Fault, TransportError, XMLSyntaxError
 from zeep.transports import Transport
 
 from adapters.order_xml import NS, xml_values
+from adapters.retry import transient_retrying
 from core.errors import Rejected, Transient
 from schemas.orders import Order, OrderReceipt
 
@@ -62,7 +62,7 @@ class SoapOrderChannel:
         """Calls SubmitOrder, AmendOrder or CancelOrder by `order.kind`; the provider's receipt."""
         operation = getattr(self._service, OPERATIONS[order.kind])
         values = xml_values(order)  # the canonical text zeep sends: 12-digit personnummer, 10-digit org number
-        answer = _retrying()(_call, operation, values)
+        answer = transient_retrying(attempts=ATTEMPTS, backoff=0.25, max_backoff=2)(_call, operation, values)
         try:
             return OrderReceipt(order_id=answer.order_id, version=answer.version, received_at=answer.received_at)
         except (AttributeError, ValidationError) as error:
@@ -71,21 +71,10 @@ class SoapOrderChannel:
 
     def send_file(self, name: str, data: bytes) -> None:
         """Calls DeliverFile: a file for the provider (its reimbursement basis); a resend replaces it."""
-        answer = _retrying()(_call, self._service.DeliverFile, {"name": name, "content": data})
+        answer = transient_retrying(attempts=ATTEMPTS, backoff=0.25, max_backoff=2)(_call, self._service.DeliverFile, {"name": name, "content": data})
         if getattr(answer, "name", None) != name:
             raise Rejected(f"the provider's receipt names {getattr(answer, 'name', None)!r}, not {name!r}",
                            where="DeliverFile")
-
-
-def _retrying() -> Retrying:
-    """A few quick retries of a Transient failure inside the adapter; the step's retries come after."""
-    return Retrying(
-        stop=stop_after_attempt(ATTEMPTS),
-        wait=wait_exponential(multiplier=0.25, max=2),
-        retry=retry_if_exception_type(Transient),
-        before_sleep=before_sleep_log(log, logging.WARNING),
-        reraise=True,
-    )
 
 
 @functools.cache
