@@ -34,7 +34,7 @@ def sha256(data: bytes) -> str:
 
 
 def retries(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "adapters.sftp" and "Retrying" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if r.name == "adapters.retry" and "Retrying" in r.getMessage()]
 
 
 class WatchingSource(io.RawIOBase):
