@@ -108,22 +108,18 @@ def http_app():
 @app.command()
 def worker(threads: int = typer.Option(None, help="worker threads (default CASEHUB_WORKER_THREADS)")) -> None:
     """Run the steps of every flow, and an outbox relay, until SIGTERM or SIGINT."""
-    from core.errors import Transient
-
     hub = build_hub()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     delay = 0.5
-    while not stop.is_set():  # the broker may be down at start-up: wait for it
-        try:
-            hub.start(worker=True, threads=threads)
-            break
-        except (ConnectionError, OSError, Transient, Exception) as error:  # dramatiq wraps pika's errors
-            err.print(f"casehub: broker not reachable ({error.__class__.__name__}); retrying in {delay:.0f} s")
-            stop.wait(delay)
-            delay = min(delay * 2, 30)
-    stop.wait()
+    while not hub.bus.reachable() and not stop.is_set():  # the broker may be down at start-up: wait for it
+        err.print(f"casehub: the broker is not reachable; trying again in {delay:.1f} s")
+        stop.wait(delay)
+        delay = min(delay * 2, 30)
+    if not stop.is_set():
+        hub.start(worker=True, threads=threads)
+        stop.wait()
     hub.stop()
 
 

@@ -94,6 +94,16 @@ class Bus:
         if self.publisher is not None:
             self.publisher.publish([(exchange, key, body, "topic") for key, body in events])
 
+    def reachable(self) -> bool:
+        """True when the broker answers (always, in process); a worker waits for this before it starts."""
+        if self.in_process:
+            return True
+        try:
+            pika.BlockingConnection(amqp_parameters(self.settings.broker_url, self.settings.network_timeout)).close()
+            return True
+        except (pika.exceptions.AMQPError, OSError):
+            return False
+
     def worker(self, threads: int | None = None) -> dramatiq.Worker:
         return dramatiq.Worker(self.broker, worker_threads=threads or self.settings.worker_threads, worker_timeout=100)
 

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pika
 import pytest
@@ -12,6 +16,7 @@ from core import deadletters
 from core.consumer import CASE_SYSTEM_EXCHANGE
 from core.store.tables import messages
 from sandbox.case_system import CaseSystem
+from sandbox.demo import CONFIG, TOKEN_ENV
 from tests.conftest import TENANT, TOKEN, wait_for
 
 
@@ -119,3 +124,21 @@ def _declared(hub) -> bool:
         return True
     except pika.exceptions.ChannelClosedByBroker:
         return False
+
+
+def test_a_worker_waits_for_a_broker_that_is_down(tmp_path, postgres_database):
+    """`casehub worker` started while the broker cannot be reached keeps trying and does not exit."""
+    config = tmp_path / "casehub.toml"
+    config.write_text(CONFIG)
+    env = {**os.environ, "CASEHUB_BROKER_URL": "amqp://guest:guest@127.0.0.1:9/%2F",
+           "CASEHUB_DATABASE_URL": postgres_database, "CASEHUB_CONFIG": str(config), TOKEN_ENV: "x"}
+    worker = subprocess.Popen([str(Path(sys.executable).parent / "casehub"), "worker"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=4)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=20)[0]
+    assert "the broker is not reachable" in output
+    assert worker.returncode == 0
