@@ -5,9 +5,10 @@ import logging
 
 import dramatiq
 
-from core import messages, metrics
+from core import deadletters, messages, metrics
 from core.bus import Bus
 from core.config import HubConfig, Tokens, load
+from core.intake import envelopes_from_json
 from core.messages import Accepted
 from core.outbox import Relay
 from core.scheduler import Scheduler
@@ -59,9 +60,6 @@ class Hub:
 
     def replay(self, letter_id: int, *, by: str) -> str:
         """Send a dead letter through again; Rejected if its input is still bad."""
-        from core import deadletters
-        from core.intake import envelopes_from_json
-
         def accept_raw(conn, raw: bytes, _tenant: str | None) -> str:
             items = envelopes_from_json(raw, self.config, max_batch=1)
             messages.accept(conn, items)
