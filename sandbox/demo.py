@@ -132,8 +132,13 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
         with hub.store.begin() as conn:
             return conn.execute(select(orders)).all()
 
+    newest = {}  # the version each order ends at: the providers acknowledge that one
+    for order in issued:
+        newest[order["payload"]["order_id"]] = max(order["payload"]["version"],
+                                                   newest.get(order["payload"]["order_id"], 0))
     settled = _until(rows, lambda found: len(found) == 13 and all(
-        r.state == "refused" or (r.state == "delivered" and r.delivered_version == r.version) for r in found))
+        r.state == "refused" or (r.state == "delivered" and r.delivered_version == newest[r.order_id])
+        for r in found))
     taken = providers.taken()
     acknowledged = providers.acknowledge(hub_url)
     pick_up_sftp_acknowledgements(hub)
