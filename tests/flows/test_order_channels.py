@@ -88,7 +88,8 @@ def test_sftp_delivery_and_acknowledgement_files(make_hub, partner_folder):
     order_id = order["payload"]["order_id"]
     issue(hub, order, stranger)
     written = partner_folder / "in" / f"order_{order_id}_1.xml"
-    wait_for(lambda: (r := row(hub, order_id)) and r.state == "delivered", what="delivery over SFTP")
+    for issued in (order_id, stranger["payload"]["order_id"]):  # both, so that no upload is still under way
+        wait_for(lambda: (r := row(hub, issued)) and r.state == "delivered", what="delivery over SFTP")
     assert decode_order(written.read_bytes()).order_id == order_id
     assert not list((partner_folder / "in").glob("*.part"))
 
