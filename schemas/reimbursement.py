@@ -19,7 +19,7 @@ BANDS: tuple[Band, ...] = ("day", "evening")
 CATEGORIES: tuple[Category, ...] = ("service", "omsorg")
 
 Reason = Literal["not_approved", "declined", "incomplete", "no_service", "too_long", "after_lock",
-                 "no_order", "unknown_service"]
+                 "no_order", "outside_order_period", "unknown_service"]
 """Why a visit is not paid: the first check of the spec's section 1 that fails."""
 
 VisitWarning = Literal["manual", "double_staffing_not_granted", "over_ordered"]

@@ -199,9 +199,13 @@ def _locked_row(conn: Connection, envelope: Envelope, order: Order, partner: Par
     })
     query = select(orders).where(orders.c.tenant == envelope.tenant, orders.c.order_id == order.order_id)
     row = conn.execute(query.with_for_update()).one()
+    changed = {}
     if order.version > row.version:
-        _set(conn, envelope.tenant, order.order_id, version=order.version, kind=order.kind, message_id=envelope.id,
-             provider=partner.id)
+        changed |= {"version": order.version, "kind": order.kind, "message_id": envelope.id, "provider": partner.id}
+    if order.services and order.version > (row.state_version or 0):
+        changed |= {"state_version": order.version, "state_message_id": envelope.id}
+    if changed:
+        _set(conn, envelope.tenant, order.order_id, **changed)
         row = conn.execute(query).one()
     return row
 

@@ -13,6 +13,9 @@ orders = Table(
     Column("kind", String(10), nullable=False, doc="kind of the latest version: new, amend, cancel"),
     Column("version", Integer, nullable=False, doc="the latest version issued"),
     Column("message_id", String(64), nullable=False, doc="the envelope of the latest version"),
+    Column("state_version", Integer, nullable=True, doc="the latest version that carries services"),
+    Column("state_message_id", String(64), nullable=True,
+           doc="its envelope: what was granted up to a cancellation that carries no services"),
     Column("delivered_version", Integer, nullable=False, default=0),
     Column("state", String(20), nullable=False,
            doc="pending, delivered, accepted, rejected (by the provider), refused (the channel said the order "

@@ -13,7 +13,7 @@ at a time: memory does not grow with the number of visits.
 works; `provider_org` and `customer_pnr` may be the digit strings). `received_at` is the aware
 time the hub stored that version. A visit is identified by its `visit_id` within its group; a
 version that moves a visit to another customer or provider must be streamed in the group of
-the visit's latest version by the caller, or both groups will count it.
+the visit's counted version by the caller (`run._visit_versions` does), or both groups count it.
 
 Orders are `schemas.orders.Order` objects (several versions of an order may be given: the
 highest counts; a cancellation ends its order the day before its effective date) or
@@ -38,6 +38,9 @@ Decisions where the spec leaves room:
   `after_lock`. Which period a visit belongs to is decided on the counted version's actual start
   (the planned start when it has none; with neither, it belongs to whichever run it is given to).
 - `too_long` compares the duration in whole minutes (seconds dropped) with the maximum.
+- `no_order` when the provider has no order for the person at all; `outside_order_period` when
+  it has one (this month or another) but none is active on the visit's start date. The spec
+  names both `no_order`; the issue asks to tell them apart, so the review shows which it was.
 - An order is active on a day when one of its services is valid that day; the visit's services
   must all be among the services valid that day. Of several active orders of the provider for the
   person, the first that has all the visit's services is used (its double staffing counts).
@@ -414,7 +417,7 @@ class RunStream:
             elif counted is None:
                 reason = "after_lock"
             else:
-                reason = "no_order"
+                reason = "outside_order_period" if contract is not None else "no_order"
                 day = piece_day[piece]
                 for candidate in orders:
                     codes = candidate.codes_by_day[day]

@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, tuple_, update
 
 from core import audit, messages
 from core.errors import Rejected
 from core.store import Store, utcnow
 from flows.orders.tables import orders
 from flows.reimbursement.calendar import lock_date
-from flows.reimbursement.rules import RunStream
+from flows.reimbursement.rules import OrderRecord, RunStream
 from flows.reimbursement.tables import adjustments, findings, lines, locks, runs
 from flows.visits.tables import visits
 from schemas.envelope import Envelope
@@ -29,6 +29,7 @@ from schemas.orders import Order
 from schemas.reimbursement import Rules
 
 CHUNK = 10_000
+ORDER_CHUNK = 1_000
 LINE_KEY = ("provider_org", "customer", "category", "band", "rate")
 _SIXTY = Decimal(60)
 
@@ -97,7 +98,8 @@ def _compute(store: Store, run_id: int, tenant: str, period: Period, rules: Rule
              providers: list[str] | None, progress=None) -> tuple[int, int, dict[tuple, int]]:
     """Decide the visits (of `providers`, or all): findings written, (visits, paid, minutes per line) returned."""
     with store.reading() as reader, store.begin() as conn:
-        stream = RunStream(period, rules, order_list, _visit_versions(reader, tenant, period, providers),
+        versions = _visit_versions(reader, tenant, period, lock_date(period, rules, override), providers)
+        stream = RunStream(period, rules, order_list, versions,
                            lock_override=override, tenant=tenant)
         pending = []
         for outcome in stream:
@@ -128,7 +130,8 @@ def _compute_part(args: tuple) -> tuple[int, int, dict[tuple, int]]:
 
 
 def _providers(conn: Connection, tenant: str, period: Period) -> list[str]:
-    query = select(visits.c.provider_org).where(visits.c.tenant == tenant, _near(period)).distinct()
+    start = func.coalesce(visits.c.actual_start, visits.c.planned_start)
+    query = select(visits.c.provider_org).where(visits.c.tenant == tenant, _near(start, period)).distinct()
     return sorted(conn.scalars(query))
 
 
@@ -219,25 +222,50 @@ def _draft(conn: Connection, run_id: int):
     return run
 
 
-def _near(period: Period):
-    """Visits that may belong to the period: started within a day of it (the engine decides exactly)."""
-    start = func.coalesce(visits.c.actual_start, visits.c.planned_start)
+def _near(start, period: Period):
+    """A visit starting at `start` may belong to the period: within a day of it (the engine decides exactly)."""
     return or_(start.is_(None), and_(start >= period.starts_at() - dt.timedelta(days=1),
                                      start < period.ends_at() + dt.timedelta(days=1)))
 
 
-def _visit_versions(conn: Connection, tenant: str, period: Period,
+def _counted_of_edited(tenant: str, lock_at: dt.datetime):
+    """Of each edited visit (one with a version above 1), the counted version's group and start.
+
+    The counted version is the highest received before the lock, else the highest. An edit can
+    move a visit to another customer, provider or day; every version of it must then be read
+    in the counted version's group, or both groups would count it.
+    """
+    edited = select(visits.c.vendor, visits.c.visit_id).where(visits.c.tenant == tenant, visits.c.version > 1)
+    rank = func.row_number().over(
+        partition_by=(visits.c.vendor, visits.c.visit_id),
+        order_by=(case((visits.c.received_at < lock_at, 0), else_=1), visits.c.version.desc()))
+    ranked = (select(visits.c.vendor, visits.c.visit_id, visits.c.provider_org, visits.c.customer,
+                     func.coalesce(visits.c.actual_start, visits.c.planned_start).label("start"), rank.label("rank"))
+              .where(visits.c.tenant == tenant, tuple_(visits.c.vendor, visits.c.visit_id).in_(edited))
+              .subquery())
+    return select(ranked).where(ranked.c.rank == 1).subquery("counted")
+
+
+def _visit_versions(conn: Connection, tenant: str, period: Period, lock_at: dt.datetime,
                     providers: list[str] | None = None) -> Iterator[tuple[VisitRow, dt.datetime]]:
-    """Every stored version of the visits near the period (of `providers`, or all), in the engine's order."""
+    """Every stored version of the visits near the period (of `providers`, or all), in the engine's
+    order; each version of an edited visit in the group of its counted version."""
+    counted = _counted_of_edited(tenant, lock_at)
+    joined = visits.outerjoin(counted, and_(counted.c.vendor == visits.c.vendor,
+                                            counted.c.visit_id == visits.c.visit_id))
+    provider = func.coalesce(counted.c.provider_org, visits.c.provider_org)
+    customer = func.coalesce(counted.c.customer, visits.c.customer)
+    start = func.coalesce(counted.c.start, visits.c.actual_start, visits.c.planned_start)
     query = (
-        select(visits.c.visit_id, visits.c.version, visits.c.provider_org, visits.c.customer, visits.c.actual_start,
+        select(visits.c.visit_id, visits.c.version, provider, customer, visits.c.actual_start,
                visits.c.actual_end, visits.c.planned_start, visits.c.confirmation, visits.c.services,
                visits.c.double_staffing, visits.c.declined, visits.c.approved, visits.c.received_at)
-        .where(visits.c.tenant == tenant, _near(period))
-        .order_by(visits.c.provider_org, visits.c.customer)
+        .select_from(joined)
+        .where(visits.c.tenant == tenant, _near(start, period))
+        .order_by(provider, customer)
     )
     if providers is not None:
-        query = query.where(visits.c.provider_org.in_(providers))
+        query = query.where(provider.in_(providers))
     if conn.dialect.name == "postgresql":  # COPY in binary, straight from psycopg: twice as fast as a cursor
         compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
         with conn.connection.driver_connection.cursor() as cursor:
@@ -247,13 +275,32 @@ def _visit_versions(conn: Connection, tenant: str, period: Period,
                     yield VisitRow(row), row[12]
         return
     for row in conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query):
-        yield VisitRow(row), row.received_at
+        yield VisitRow(row), row[12]
 
 
-def _orders(conn: Connection, tenant: str) -> list[Order]:
-    ids = conn.scalars(select(orders.c.message_id).where(orders.c.tenant == tenant, orders.c.state != "refused"))
-    found = messages.load_many_envelopes(conn, list(ids))
-    return [Order.model_validate(envelope.payload) for envelope in found.values()]
+def _orders(conn: Connection, tenant: str) -> list[OrderRecord]:
+    """Each order's current state, light: read and converted a chunk at a time, so the pydantic
+    documents of thousands of orders are never all in memory at once. A cancellation that carries
+    no services ends the last version that did, the day before its effective date."""
+    query = (select(orders.c.message_id, orders.c.state_message_id)
+             .where(orders.c.tenant == tenant, orders.c.state != "refused").order_by(orders.c.order_id))
+    records = []
+    for chunk in conn.execute(query).partitions(ORDER_CHUNK):
+        found = messages.load_many(conn, [i for row in chunk for i in row if i is not None])
+        for latest_id, state_id in chunk:
+            latest = _order(found[latest_id])
+            if latest.kind == "cancel" and not latest.services:
+                if state_id is None:
+                    continue  # cancelled before anything was granted
+                records.append(OrderRecord.from_order(_order(found[state_id]), ends_before=latest.effective_date,
+                                                      tenant=tenant))
+            else:
+                records.append(OrderRecord.from_order(latest, tenant=tenant))
+    return records
+
+
+def _order(envelope_json: str) -> Order:
+    return Order.model_validate(Envelope.model_validate_json(envelope_json).payload)
 
 
 def _approved(conn: Connection, tenant: str, period: Period) -> list[int]:

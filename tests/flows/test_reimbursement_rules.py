@@ -244,8 +244,8 @@ def test_no_order_of_this_provider_or_on_that_day():
         orders=[part],
     )
     assert {i: o.reason for i, o in outcomes(result).items()} == {
-        "other-provider": "no_order", "other-person": "no_order", "before": "no_order", "first-day": None,
-        "last-day": None, "after": "no_order"}
+        "other-provider": "no_order", "other-person": "no_order", "before": "outside_order_period",
+        "first-day": None, "last-day": None, "after": "outside_order_period"}
     assert result.bases[OTHER_ORG.digits].lines == [] and result.bases[OTHER_ORG.digits].total == 0
 
 
@@ -256,7 +256,7 @@ def test_a_cancelled_order_ends_the_day_before_its_effective_date():
     result = go(visit("14th", "2026-03-14 10:00:00", "2026-03-14 10:30:00"),
                 visit("15th", "2026-03-15 10:00:00", "2026-03-15 10:30:00"),
                 orders=[order(), state, cancel])
-    assert {i: o.reason for i, o in outcomes(result).items()} == {"14th": None, "15th": "no_order"}
+    assert {i: o.reason for i, o in outcomes(result).items()} == {"14th": None, "15th": "outside_order_period"}
 
 
 def test_a_manual_confirmation_is_paid_with_a_warning():

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import os
 import random
+import time
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import select
 
 from core.config import HubConfig
 from core.errors import Rejected
+from core.store import utcnow
 from core.store.tables import audit
 from core.transfers import transfers
 from flows.reimbursement import run as reimbursement
@@ -53,8 +55,9 @@ def hub_config(provider) -> HubConfig:
     ]}]})
 
 
-def visit(number: int, start: str, end: str, services: list[str], version: int = 1, **flags) -> Visit:
-    return Visit(visit_id=f"V-{number}", version=version, provider_org=ORG, customer_pnr=PERSON, employee_id="E1",
+def visit(number: int, start: str, end: str, services: list[str], version: int = 1, customer: str = PERSON,
+          **flags) -> Visit:
+    return Visit(visit_id=f"V-{number}", version=version, provider_org=ORG, customer_pnr=customer, employee_id="E1",
                  actual_start=dt.datetime.fromisoformat(start).replace(tzinfo=CET),
                  actual_end=dt.datetime.fromisoformat(end).replace(tzinfo=CET), confirmation="nfc", services=services,
                  approved=True, edit_reason="corrected end" if version > 1 else None, **flags)
@@ -167,6 +170,58 @@ def test_the_review_group_moves_the_lock_date(hub):
         codes = {f.visit_id: f.code for f in conn.execute(select(findings).where(findings.c.run_id == run_id))}
         assert conn.scalar(select(runs.c.lock_at).where(runs.c.id == run_id)) == early
     assert codes["V-5"] == "after_lock"  # stored today, after the lock the group set
+
+
+def test_an_edit_that_moves_a_visit_counts_once_where_its_counted_version_is(hub):
+    """An edit can move a visit to another customer or into another month; a version received
+    after the lock moves nothing in this run."""
+    other = generate_personnummer(random.Random(33)).digits  # no order: a visit of theirs is not paid
+
+    def store(*versions):
+        with hub.store.begin() as conn:
+            store_visits(conn, tenant=TENANT, vendor="vendor", accepted=list(versions), rejected=[], raw=b"{}",
+                         channel="push")
+
+    store(visit(7, "2026-03-05T10:00:00", "2026-03-05T10:30:00", ["HT-OMS"], customer=other),
+          visit(7, "2026-03-05T10:00:00", "2026-03-05T10:30:00", ["HT-OMS"], version=2),  # the right customer
+          visit(8, "2026-03-31T10:00:00", "2026-03-31T10:30:00", ["HT-OMS"]),
+          visit(8, "2026-04-02T10:00:00", "2026-04-02T10:30:00", ["HT-OMS"], version=2),  # in April, not March
+          visit(9, "2026-03-06T10:00:00", "2026-03-06T10:30:00", ["HT-OMS"], customer=other))
+    time.sleep(0.01)
+    reimbursement.set_lock(hub.store, TENANT, MARCH, utcnow(), by="user:granskningsgrupp")
+    time.sleep(0.01)
+    store(visit(9, "2026-03-06T10:00:00", "2026-03-06T10:30:00", ["HT-OMS"], version=2))  # after the lock
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
+    with hub.store.begin() as conn:
+        found = sorted((f.visit_id, f.customer, f.code)
+                       for f in conn.execute(select(findings).where(findings.c.run_id == run_id)))
+        run = conn.execute(select(runs).where(runs.c.id == run_id)).one()
+    assert found == [("V-4", PERSON, "declined"), ("V-9", other, "no_order")]
+    assert (run.visits, run.paid) == (6, 4)  # the worked example's four, V-7 and V-9, each once
+    assert run_lines(hub, run_id)[("omsorg", "day", Decimal("420.00"))] == (27 + 30, Decimal("399.00"))
+
+
+def test_a_cancellation_without_services_pays_what_was_granted_until_the_day_before(hub):
+    person = generate_personnummer(random.Random(34)).digits
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    order_id = "ORD-CANCELLED"
+    granted = case_system.order(ORG, person=person, order_id=order_id, service_hours="8.00")
+    cancel = case_system.order(ORG, person=person, order_id=order_id, version=2, kind="cancel")
+    cancel["payload"]["effective_date"] = "2026-03-15"
+    assert cancel["payload"]["services"] == []
+    issue(hub, granted)
+    wait_for(lambda: (r := row(hub, order_id)) and r.state == "delivered")
+    issue(hub, cancel)
+    wait_for(lambda: row(hub, order_id).delivered_version == 2)
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="vendor", rejected=[], raw=b"{}", channel="push", accepted=[
+            visit(21, "2026-03-14T10:00:00", "2026-03-14T10:30:00", ["HT-OMS"], customer=person),
+            visit(22, "2026-03-15T10:00:00", "2026-03-15T10:30:00", ["HT-OMS"], customer=person)])
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
+    with hub.store.begin() as conn:
+        found = {f.visit_id: f.code for f in conn.execute(select(findings).where(findings.c.run_id == run_id,
+                                                                                 findings.c.customer == person))}
+    assert found == {"V-22": "outside_order_period"}  # V-21, the day before, is paid
 
 
 def test_a_run_split_between_processes_is_the_same_run(make_hub, hub_config):
