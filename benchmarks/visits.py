@@ -83,12 +83,10 @@ def push_rate(database: str, broker: str, total: int, workdir: Path, processes: 
     return stored / elapsed
 
 
-def load_month(database: str, visits: int, providers: int = 10) -> None:
-    """1 000 000 visits (2% of them edited once) of 20 000 customers of 10 providers, with their orders,
-    straight into PostgreSQL."""
+def load_month(database: str, visits: int, customers: int = 20_000, providers: int = 10) -> None:
+    """`visits` (2% of them edited once) of `customers` of 10 providers, with their orders, straight
+    into PostgreSQL: by default 1 000 000 visits, 50 a customer."""
     rng = random.Random(2)
-    per_customer = 50
-    customers = visits // per_customer
     orgs = [generate_organisation_number(rng).digits for _ in range(providers)]
     people = [generate_personnummer(rng).digits for _ in range(customers)]
     engine = sa.create_engine(database)
@@ -191,9 +189,10 @@ def main() -> None:
             finally:
                 drop_vhost(vhost)
         if args.visits:
-            for size in (args.visits // 4, args.visits):  # peak memory must not grow with the visits
+            customers = args.visits // 50
+            for size in (args.visits // 4, args.visits):  # the same customers: memory must not grow with visits
                 began = time.perf_counter()
-                load_month(database, size)
+                load_month(database, size, customers)
                 print(f"loaded {size:,} visits and their orders in {time.perf_counter() - began:.0f} s", flush=True)
                 for processes in (1, 2) if size == args.visits else (1,):
                     seconds, peak = run_in_child(database, workdir / "casehub.toml", processes)
