@@ -333,26 +333,24 @@ def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Optio
 
 @reimbursement_app.command("review")
 def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="organisation number"),
+                         level: str = typer.Option("low", help="high (not paid), medium (paid less) or low "
+                                                               "(confirmed by hand), and the levels above"),
                          limit: int = 50) -> None:
-    """Warnings and unpaid visits by provider and kind, then the visits themselves."""
-    from sqlalchemy import func, select
-
-    from flows.reimbursement.tables import findings
+    """Findings by level, provider and code, then the visits themselves, the highest level first."""
+    from core.errors import Rejected
+    from flows.reimbursement import run as reimbursement
 
     hub = build_hub()
-    where = [findings.c.run_id == run_id] + ([findings.c.provider_org == provider] if provider else [])
-    with hub.store.begin() as conn:
-        counts = conn.execute(select(findings.c.provider_org, findings.c.paid, findings.c.code, func.count())
-                              .where(*where).group_by(findings.c.provider_org, findings.c.paid, findings.c.code)
-                              .order_by(findings.c.provider_org, findings.c.code)).all()
-        visits = conn.execute(select(findings).where(*where).order_by(findings.c.provider_org, findings.c.code,
-                                                                      findings.c.visit_id).limit(limit)).all()
-    summary = Table("provider", "kind", "code", "visits", title=f"run {run_id}: for review")
-    for provider_org, paid, code, count in counts:
-        summary.add_row(provider_org, "warning" if paid else "not paid", code, str(count))
+    try:
+        found = reimbursement.review(hub.store, run_id, by=whoami(), provider=provider, at_least=level, limit=limit)
+    except (Rejected, LookupError) as error:
+        raise fail(str(error)) from None
+    summary = Table("level", "provider", "code", "visits", title=f"run {run_id}: for review")
+    for row in found.counts:
+        summary.add_row(*row[:3], str(row[3]))
     out.print(summary)
     detail = Table("provider", "visit", "version", "customer", "code", "paid minutes")
-    for row in visits:
+    for row in found.findings:
         detail.add_row(row.provider_org, row.visit_id, str(row.version), f"{row.customer[:8]}-****", row.code,
                        str(row.paid_minutes))
     out.print(detail)

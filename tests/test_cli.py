@@ -191,3 +191,72 @@ def test_orders_list_show_and_resend(cli):
         assert conn.scalar(select(outbox.c.destination).where(outbox.c.message_id == "m-7")) == "step:orders.remind"
         assert conn.execute(select(audit).where(audit.c.action == "order.resend")).one().subject == "order:ORD-7"
     assert cli("orders", "show", "ORD-8", "--tenant", TENANT).exit_code == 1
+
+
+def test_reimbursement_run_review_adjust_approve_and_show(cli, monkeypatch):
+    import datetime as dt
+    import random
+
+    from core import messages as stored
+    from core.store import utcnow
+    from flows.orders.tables import orders
+    from flows.visits import store as store_visits
+    from schemas.envelope import Envelope
+    from schemas.identity import generate_organisation_number, generate_personnummer
+    from schemas.visits import Visit
+
+    org = generate_organisation_number(random.Random(61)).digits
+    person, stranger = (generate_personnummer(random.Random(seed)).digits for seed in (62, 63))
+    cli.config.write_text(CONFIG + f"""
+[[tenants.partners]]
+id = "omsorg-ab"
+kind = "provider"
+organisation_number = "{org}"
+channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TEST_TOKEN_0125" }}
+""")
+    order = Envelope.model_validate(CaseSystem("http://unused", TOKEN, TENANT).order(
+        org, person=person, order_id="ORD-1", double_staffing=True, service_hours="8.00"))
+    cet = dt.timezone(dt.timedelta(hours=1))
+
+    def visit(number, day, start, minutes, customer=person, **flags):
+        begins = dt.datetime(2026, 3, day, *start, tzinfo=cet)
+        return Visit(visit_id=f"V-{number}", version=1, provider_org=org, customer_pnr=customer, employee_id="E1",
+                     actual_start=begins, actual_end=begins + dt.timedelta(minutes=minutes),
+                     confirmation=flags.pop("confirmation", "nfc"), services=["HT-OMS"], approved=True, **flags)
+
+    with cli.store.begin() as conn:
+        stored.accept(conn, [(order, None)])
+        conn.execute(orders.insert().values(
+            tenant=TENANT, order_id="ORD-1", provider="omsorg-ab", case_ref="ÄO-1", kind="new", version=1,
+            message_id=order.id, state_version=1, state_message_id=order.id, delivered_version=1,
+            state="accepted", updated_at=utcnow()))
+        store_visits(conn, tenant=TENANT, vendor="vendor", rejected=[], raw=b"{}", channel="push", accepted=[
+            visit(1, 2, (8, 0), 30),                                       # omsorg day, 210.00
+            visit(2, 3, (9, 0), 30, declined=True),                        # high: declined
+            visit(3, 4, (9, 0), 30, customer=stranger),                    # high: no order
+            visit(4, 5, (9, 0), 30, confirmation="manual", manual_reason="tag broken")])  # low, 210.00
+    assert cli("reimbursement", "lock", "--tenant", TENANT, "--period", "2026-03",
+               "--at", "2099-01-01T00:00+00:00").exit_code == 0
+
+    drafted = cli("reimbursement", "run", "--tenant", TENANT, "--period", "2026-03")
+    assert drafted.exit_code == 0 and "4 visits, 2 paid" in drafted.output and "420.00" in drafted.output
+    high = cli("reimbursement", "review", "1", "--level", "high")
+    assert high.exit_code == 0 and "declined" in high.output and "no_order" in high.output
+    assert "manual" not in high.output and person not in high.output and stranger not in high.output
+    everything = cli("reimbursement", "review", "1").output
+    assert everything.index("no_order") < everything.index("manual")  # the highest level first
+    assert cli("reimbursement", "review", "1", "--level", "urgent").exit_code == 1
+
+    key = ["--provider", org, "--customer", person, "--category", "omsorg", "--band", "day", "--rate", "420.00"]
+    adjusted = cli("reimbursement", "adjust", "1", *key, "--minutes", "13", "--why", "visit on paper")
+    assert adjusted.exit_code == 0 and "511.00" in adjusted.output  # (30 + 30 + 13) min x 420.00 / 60
+    approved = cli("reimbursement", "approve", "1")
+    assert approved.exit_code == 0 and f"{org} approved, 511.00 kr" in approved.output
+    shown = cli("reimbursement", "show", "1")
+    assert shown.exit_code == 0 and "+13" in shown.output and f"{person[:8]}-****" in shown.output
+    refused = cli("reimbursement", "adjust", "1", *key, "--minutes", "5", "--why", "late")
+    assert refused.exit_code == 1 and "approved run never changes" in refused.output
+    with cli.store.begin() as conn:
+        actions = set(conn.scalars(select(audit.c.action)))
+    assert {"reimbursement.draft", "reimbursement.review", "reimbursement.adjust", "reimbursement.approve",
+            "reimbursement.read"} <= actions

@@ -26,7 +26,7 @@ from flows.visits.tables import visits
 from schemas.envelope import Envelope
 from schemas.money import Period, round_ore
 from schemas.orders import Order
-from schemas.reimbursement import Rules
+from schemas.reimbursement import LEVEL_OF, LEVELS, Level, Rules
 
 CHUNK = 10_000
 ORDER_CHUNK = 1_000
@@ -173,6 +173,41 @@ def _apply(conn: Connection, run_id: int, key: tuple, minutes: int, by: str, why
                                                    amount=_amount(total, key[4])))
     conn.execute(insert(adjustments).values(dict(zip(LINE_KEY, key)) | {
         "run_id": run_id, "minutes": minutes, "by": by, "why": why, "at": at}))
+
+
+class Review:
+    """What a reviewer reads of a run: findings counted by level, provider and code, then the
+    findings themselves, the highest level first."""
+
+    def __init__(self, counts: list[tuple[Level, str, str, int]], findings: list) -> None:
+        self.counts = counts
+        self.findings = findings
+
+
+def review(store: Store, run_id: int, *, by: str, provider: str | None = None, at_least: Level = "low",
+           limit: int = 50) -> Review:
+    """The run's findings at `at_least` level and above (of one provider, or all); the read is audited."""
+    if at_least not in LEVELS:
+        raise Rejected(f"a level is one of {', '.join(LEVELS)}, not {at_least!r}", where="level")
+    codes = [code for code, level in LEVEL_OF.items() if LEVELS.index(level) <= LEVELS.index(at_least)]
+    rank = case({code: LEVELS.index(level) for code, level in LEVEL_OF.items()}, value=findings.c.code, else_=0)
+    where = [findings.c.run_id == run_id, findings.c.code.in_(codes)]
+    if provider:
+        where.append(findings.c.provider_org == provider)
+    with store.begin() as conn:
+        run = conn.execute(select(runs.c.tenant).where(runs.c.id == run_id)).first()
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        counts = conn.execute(select(findings.c.provider_org, findings.c.code, func.count()).where(*where)
+                              .group_by(findings.c.provider_org, findings.c.code)).all()
+        found = conn.execute(select(findings).where(*where)
+                             .order_by(rank, findings.c.provider_org, findings.c.code, findings.c.visit_id)
+                             .limit(limit)).all()
+        audit.record(conn, actor=by, action="reimbursement.review", tenant=run.tenant, subject=f"run:{run_id}",
+                     detail=f"level {at_least} and above" + (f", provider {provider}" if provider else ""))
+    counted = sorted(((LEVEL_OF.get(code, "high"), org, code, count) for org, code, count in counts),
+                     key=lambda row: (LEVELS.index(row[0]), row[1], row[2]))
+    return Review(counted, found)
 
 
 def approve(store: Store, run_id: int, *, by: str) -> dict[str, Decimal]:
