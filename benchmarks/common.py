@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -58,6 +59,37 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+class ChildPeaks(threading.Thread):
+    """The peak resident memory (VmHWM) of each child of this process, sampled while it runs.
+
+    Not `ru_maxrss`: Linux keeps a process's high-water mark across exec, so a child's figure
+    would include what its parent held when it forked.
+    """
+
+    def __init__(self, every: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.every = every
+        self.peaks: dict[int, float] = {}
+        self.start()
+
+    def run(self) -> None:
+        me = str(os.getpid())
+        while True:
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    parent = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                    if parent == me:
+                        self.peaks[int(entry)] = max(self.peaks.get(int(entry), 0.0), peak_rss_mb(int(entry)))
+                except (OSError, IndexError):
+                    continue  # the process ended meanwhile
+            time.sleep(self.every)
+
+    def largest(self) -> float:
+        return max(self.peaks.values(), default=0.0)
 
 
 def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:

@@ -135,17 +135,18 @@ def load_month(database: str, visits: int, customers: int = 20_000, providers: i
 def run_in_child(database: str, config: Path, processes: int) -> tuple[float, float]:
     """The run in a process of its own: (seconds, peak resident MB of it and its children)."""
     code = f"""
-import time, resource, flows
+import os, time, flows
+from benchmarks.common import ChildPeaks, peak_rss_mb
 from core.config import load
 from core.store import Store
 from flows.reimbursement import run
 from schemas.money import Period
 store = Store({database!r})
 rules = load({str(config)!r}).tenant({TENANT!r}).reimbursement
+children = ChildPeaks()
 began = time.perf_counter()
 run_id = run.draft(store, {TENANT!r}, Period(2026, 3), rules, by="bench", processes={processes})
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(time.perf_counter() - began, peak / 1024)
+print(time.perf_counter() - began, max(peak_rss_mb(os.getpid()), children.largest()))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent,
                             env=os.environ | {TOKEN_ENV: "x", "CASEHUB_BENCH_VENDOR": VENDOR_TOKEN})
