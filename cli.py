@@ -338,11 +338,11 @@ def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="o
                          limit: int = 50) -> None:
     """Findings by level, provider and code, then the visits themselves, the highest level first."""
     from core.errors import Rejected
-    from flows.reimbursement import run as reimbursement
+    from flows.reimbursement.review import review
 
     hub = build_hub()
     try:
-        found = reimbursement.review(hub.store, run_id, by=whoami(), provider=provider, at_least=level, limit=limit)
+        found = review(hub.store, run_id, by=whoami(), provider=provider, at_least=level, limit=limit)
     except (Rejected, LookupError) as error:
         raise fail(str(error)) from None
     summary = Table("level", "provider", "code", "visits", title=f"run {run_id}: for review")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Literal, get_args
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,17 +24,6 @@ Reason = Literal["not_approved", "declined", "incomplete", "no_service", "too_lo
 
 VisitWarning = Literal["manual", "double_staffing_not_granted", "over_ordered"]
 """What a paid visit raises for review (spec section 5)."""
-
-Level = Literal["high", "medium", "low"]
-"""How closely a reviewer must look at a finding."""
-
-LEVELS: tuple[Level, ...] = ("high", "medium", "low")
-
-LEVEL_OF: dict[str, Level] = {reason: "high" for reason in get_args(Reason)} | {
-    "over_ordered": "medium", "double_staffing_not_granted": "medium", "manual": "low"}
-"""Each finding's level: `high`, the visit is not paid; `medium`, it is paid less than reported;
-`low`, it is paid as reported but was confirmed by hand."""
-
 
 class RateRule(BaseModel):
     """SEK per hour for one category and band, valid from a date until the next rule's date."""

@@ -26,7 +26,7 @@ from flows.visits.tables import visits
 from schemas.envelope import Envelope
 from schemas.money import Period, round_ore
 from schemas.orders import Order
-from schemas.reimbursement import LEVEL_OF, LEVELS, Level, Rules
+from schemas.reimbursement import Rules
 
 CHUNK = 10_000
 ORDER_CHUNK = 1_000
@@ -130,8 +130,7 @@ def _compute_part(args: tuple) -> tuple[int, int, dict[tuple, int]]:
 
 
 def _providers(conn: Connection, tenant: str, period: Period) -> list[str]:
-    start = func.coalesce(visits.c.actual_start, visits.c.planned_start)
-    query = select(visits.c.provider_org).where(visits.c.tenant == tenant, _near(start, period)).distinct()
+    query = select(visits.c.provider_org).where(visits.c.tenant == tenant, _near(VISIT_START, period)).distinct()
     return sorted(conn.scalars(query))
 
 
@@ -173,41 +172,6 @@ def _apply(conn: Connection, run_id: int, key: tuple, minutes: int, by: str, why
                                                    amount=_amount(total, key[4])))
     conn.execute(insert(adjustments).values(dict(zip(LINE_KEY, key)) | {
         "run_id": run_id, "minutes": minutes, "by": by, "why": why, "at": at}))
-
-
-class Review:
-    """What a reviewer reads of a run: findings counted by level, provider and code, then the
-    findings themselves, the highest level first."""
-
-    def __init__(self, counts: list[tuple[Level, str, str, int]], findings: list) -> None:
-        self.counts = counts
-        self.findings = findings
-
-
-def review(store: Store, run_id: int, *, by: str, provider: str | None = None, at_least: Level = "low",
-           limit: int = 50) -> Review:
-    """The run's findings at `at_least` level and above (of one provider, or all); the read is audited."""
-    if at_least not in LEVELS:
-        raise Rejected(f"a level is one of {', '.join(LEVELS)}, not {at_least!r}", where="level")
-    codes = [code for code, level in LEVEL_OF.items() if LEVELS.index(level) <= LEVELS.index(at_least)]
-    rank = case({code: LEVELS.index(level) for code, level in LEVEL_OF.items()}, value=findings.c.code, else_=0)
-    where = [findings.c.run_id == run_id, findings.c.code.in_(codes)]
-    if provider:
-        where.append(findings.c.provider_org == provider)
-    with store.begin() as conn:
-        run = conn.execute(select(runs.c.tenant).where(runs.c.id == run_id)).first()
-        if run is None:
-            raise LookupError(f"no run {run_id}")
-        counts = conn.execute(select(findings.c.provider_org, findings.c.code, func.count()).where(*where)
-                              .group_by(findings.c.provider_org, findings.c.code)).all()
-        found = conn.execute(select(findings).where(*where)
-                             .order_by(rank, findings.c.provider_org, findings.c.code, findings.c.visit_id)
-                             .limit(limit)).all()
-        audit.record(conn, actor=by, action="reimbursement.review", tenant=run.tenant, subject=f"run:{run_id}",
-                     detail=f"level {at_least} and above" + (f", provider {provider}" if provider else ""))
-    counted = sorted(((LEVEL_OF.get(code, "high"), org, code, count) for org, code, count in counts),
-                     key=lambda row: (LEVELS.index(row[0]), row[1], row[2]))
-    return Review(counted, found)
 
 
 def approve(store: Store, run_id: int, *, by: str) -> dict[str, Decimal]:
@@ -257,6 +221,10 @@ def _draft(conn: Connection, run_id: int):
     return run
 
 
+VISIT_START = func.coalesce(visits.c.actual_start, visits.c.planned_start)
+"""When a visit version starts: actually, else as planned."""
+
+
 def _near(start, period: Period):
     """A visit starting at `start` may belong to the period: within a day of it (the engine decides exactly)."""
     return or_(start.is_(None), and_(start >= period.starts_at() - dt.timedelta(days=1),
@@ -275,7 +243,7 @@ def _counted_of_edited(tenant: str, lock_at: dt.datetime):
         partition_by=(visits.c.vendor, visits.c.visit_id),
         order_by=(case((visits.c.received_at < lock_at, 0), else_=1), visits.c.version.desc()))
     ranked = (select(visits.c.vendor, visits.c.visit_id, visits.c.provider_org, visits.c.customer,
-                     func.coalesce(visits.c.actual_start, visits.c.planned_start).label("start"), rank.label("rank"))
+                     VISIT_START.label("start"), rank.label("rank"))
               .where(visits.c.tenant == tenant, tuple_(visits.c.vendor, visits.c.visit_id).in_(edited))
               .subquery())
     return select(ranked).where(ranked.c.rank == 1).subquery("counted")
@@ -290,7 +258,7 @@ def _visit_versions(conn: Connection, tenant: str, period: Period, lock_at: dt.d
                                             counted.c.visit_id == visits.c.visit_id))
     provider = func.coalesce(counted.c.provider_org, visits.c.provider_org)
     customer = func.coalesce(counted.c.customer, visits.c.customer)
-    start = func.coalesce(counted.c.start, visits.c.actual_start, visits.c.planned_start)
+    start = func.coalesce(counted.c.start, VISIT_START)
     query = (
         select(visits.c.visit_id, visits.c.version, provider, customer, visits.c.actual_start,
                visits.c.actual_end, visits.c.planned_start, visits.c.confirmation, visits.c.services,
@@ -321,21 +289,17 @@ def _orders(conn: Connection, tenant: str) -> list[OrderRecord]:
              .where(orders.c.tenant == tenant, orders.c.state != "refused").order_by(orders.c.order_id))
     records = []
     for chunk in conn.execute(query).partitions(ORDER_CHUNK):
-        found = messages.load_many(conn, [i for row in chunk for i in row if i is not None])
+        found = messages.load_many_envelopes(conn, [i for row in chunk for i in row if i is not None])
         for latest_id, state_id in chunk:
-            latest = _order(found[latest_id])
+            latest = Order.model_validate(found[latest_id].payload)
             if latest.kind == "cancel" and not latest.services:
                 if state_id is None:
                     continue  # cancelled before anything was granted
-                records.append(OrderRecord.from_order(_order(found[state_id]), ends_before=latest.effective_date,
-                                                      tenant=tenant))
+                state = Order.model_validate(found[state_id].payload)
+                records.append(OrderRecord.from_order(state, ends_before=latest.effective_date, tenant=tenant))
             else:
                 records.append(OrderRecord.from_order(latest, tenant=tenant))
     return records
-
-
-def _order(envelope_json: str) -> Order:
-    return Order.model_validate(Envelope.model_validate_json(envelope_json).payload)
 
 
 def _approved(conn: Connection, tenant: str, period: Period) -> list[int]:
