@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import typer
 from rich.console import Console
@@ -63,6 +64,22 @@ def whoami() -> str:
     return f"user:{getpass.getuser()}"
 
 
+LIMIT = typer.Option(100, min=1, help="rows to show")
+OFFSET = typer.Option(0, min=0, help="rows to skip (the next page starts at the offset printed below a page)")
+
+
+def print_page(table: Table, page, what: str) -> None:
+    """A page of a listing, and below it how many there are in all and how to see the next page."""
+    out.print(table)
+    if not page.rows:
+        out.print(f"no {what} from offset {page.offset}, {page.total} in all")
+        return
+    line = f"{what} {page.offset + 1}-{page.offset + len(page.rows)} of {page.total}"
+    if page.more:
+        line += f"; {page.more} more: --offset {page.offset + len(page.rows)}"
+    out.print(line)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True,
           processes: int = typer.Option(1, help="HTTP processes on this machine (needs amqp://)")) -> None:
@@ -76,7 +93,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True,
     if processes > 1 and hub.bus.in_process:
         raise fail("--processes > 1 needs a shared broker (CASEHUB_BROKER_URL=amqp://...)", 2)
     hub.stop()
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    # log_config=None: uvicorn's loggers write through the root logger's redacting handlers
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "log_config": None}
     if processes == 1:
         uvicorn.run(http_app(), **options)
     else:
@@ -132,18 +150,21 @@ def db_upgrade() -> None:
 
 
 @dead_letters_app.command("list")
-def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replayed ones"), limit: int = 100) -> None:
-    """List dead letters: id, step, kind, reason."""
+def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replayed ones"), limit: int = LIMIT,
+                      offset: int = OFFSET) -> None:
+    """List dead letters, newest first: id, step, kind, the first line of the reason."""
     from core import deadletters
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        rows = deadletters.listing(conn, status=None if all else "open", limit=limit)
+        page = deadletters.listing(conn, status=None if all else "open", limit=limit, offset=offset)
     table = Table("id", "failed at", "tenant", "step", "kind", "status", "message", "reason")
-    for row in rows:
+    for row in page.rows:
+        reason = row["reason"].splitlines()
+        more = f" (and {len(reason) - 1} lines more: dead-letters show {row['id']})" if len(reason) > 1 else ""
         table.add_row(str(row["id"]), f"{row['failed_at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["step"],
-                      row["kind"], row["status"], row["message_id"] or "", row["reason"])
-    out.print(table)
+                      row["kind"], row["status"], row["message_id"] or "", reason[0][:200] + more)
+    print_page(table, page, "dead letters")
 
 
 @dead_letters_app.command("show")
@@ -199,18 +220,18 @@ def messages_show(envelope_id: str) -> None:
 
 
 @messages_app.command("search")
-def messages_search(tenant: str = None, type: str = None, limit: int = 50) -> None:
+def messages_search(tenant: str = None, type: str = None, limit: int = LIMIT, offset: int = OFFSET) -> None:
     """List stored envelopes, newest first (no payloads)."""
     from core import messages
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        rows = messages.search(conn, tenant=tenant, type=type, limit=limit)
+        page = messages.search(conn, tenant=tenant, type=type, limit=limit, offset=offset)
     table = Table("stored at", "id", "tenant", "type", "source", "direction")
-    for row in rows:
+    for row in page.rows:
         table.add_row(f"{row['stored_at']:%Y-%m-%d %H:%M:%S}", row["id"], row["tenant"], row["type"],
                       row["source"], row["direction"])
-    out.print(table)
+    print_page(table, page, "messages")
 
 
 @config_app.command("check")
@@ -239,26 +260,27 @@ def schemas_export(directory: Path) -> None:
 
 @orders_app.command("list")
 def orders_list(state: str = typer.Option(None, help="pending, delivered, accepted, rejected, refused, overdue"),
-                tenant: str = None, limit: int = 100) -> None:
+                tenant: str = None, limit: int = LIMIT, offset: int = OFFSET) -> None:
     """Orders with their latest version and state, newest change first."""
     from sqlalchemy import select
 
+    from core.paging import page as paged
     from flows.orders.tables import orders
 
     hub = build_hub()
-    query = select(orders).order_by(orders.c.updated_at.desc()).limit(limit)
+    query = select(orders).order_by(orders.c.updated_at.desc(), orders.c.tenant, orders.c.order_id)
     if state:
         query = query.where(orders.c.state == state)
     if tenant:
         query = query.where(orders.c.tenant == tenant)
     with hub.store.begin() as conn:
-        rows = conn.execute(query).all()
+        page = paged(conn, query, limit=limit, offset=offset)
     table = Table("tenant", "order", "provider", "version", "delivered", "state", "acknowledge by", "reason")
-    for row in rows:
+    for row in (SimpleNamespace(**found) for found in page.rows):
         due = f"{row.ack_due_at:%Y-%m-%d %H:%M}" if row.ack_due_at and row.state in ("delivered", "overdue") else ""
         table.add_row(row.tenant, row.order_id, row.provider, str(row.version), str(row.delivered_version),
                       row.state, due, row.reason or "")
-    out.print(table)
+    print_page(table, page, "orders")
 
 
 @orders_app.command("show")
@@ -335,14 +357,15 @@ def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Optio
 def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="organisation number"),
                          level: str = typer.Option("low", help="high (not paid), medium (paid less) or low "
                                                                "(confirmed by hand), and the levels above"),
-                         limit: int = 50) -> None:
+                         limit: int = LIMIT, offset: int = OFFSET) -> None:
     """Findings by level, provider and code, then the visits themselves, the highest level first."""
     from core.errors import Rejected
     from flows.reimbursement.review import review
 
     hub = build_hub()
     try:
-        found = review(hub.store, run_id, by=whoami(), provider=provider, at_least=level, limit=limit)
+        found = review(hub.store, run_id, by=whoami(), provider=provider, at_least=level, limit=limit,
+                       offset=offset)
     except (Rejected, LookupError) as error:
         raise fail(str(error)) from None
     summary = Table("level", "provider", "code", "visits", title=f"run {run_id}: for review")
@@ -350,10 +373,10 @@ def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="o
         summary.add_row(*row[:3], str(row[3]))
     out.print(summary)
     detail = Table("provider", "visit", "version", "customer", "code", "paid minutes")
-    for row in found.findings:
+    for row in (SimpleNamespace(**finding) for finding in found.findings.rows):
         detail.add_row(row.provider_org, row.visit_id, str(row.version), f"{row.customer[:8]}-****", row.code,
                        str(row.paid_minutes))
-    out.print(detail)
+    print_page(detail, found.findings, "findings")
 
 
 @reimbursement_app.command("adjust")
@@ -452,34 +475,35 @@ def _show_run(hub, run_id: int, *, lines: bool = False) -> None:
 
 
 @transfers_app.command("list")
-def transfers_list(tenant: str = None, limit: int = 50) -> None:
-    """Delivered files: when, to whom, name, size and SHA-256."""
+def transfers_list(tenant: str = None, limit: int = LIMIT, offset: int = OFFSET) -> None:
+    """Delivered files, newest first: when, to whom, name, size and SHA-256."""
     from core import transfers
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        rows = transfers.listing(conn, tenant=tenant, limit=limit)
+        page = transfers.listing(conn, tenant=tenant, limit=limit, offset=offset)
     table = Table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
-    for row in rows:
+    for row in page.rows:
         table.add_row(f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}", row["tenant"], row["receiver"], row["channel"],
                       row["name"], str(row["size"]), row["sha256"][:16])
-    out.print(table)
+    print_page(table, page, "transfers")
 
 
 @audit_app.command("list")
-def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID, run:ID"), limit: int = 100) -> None:
+def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID, run:ID"), limit: int = LIMIT,
+               offset: int = OFFSET) -> None:
     """The audit log, newest first (reading it is itself audited: the log is personal data)."""
     from core import audit
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        rows = audit.entries(conn, limit=limit, subject=subject)
+        page = audit.entries(conn, limit=limit, offset=offset, subject=subject)
         audit.record(conn, actor=whoami(), action="audit.read", subject=subject)
     table = Table("at", "tenant", "who", "what", "whose", "detail")
-    for row in rows:
+    for row in page.rows:
         table.add_row(f"{row['at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["actor"], row["action"],
                       row["subject"] or "", row["detail"] or "")
-    out.print(table)
+    print_page(table, page, "audit entries")
 
 
 @app.command()

@@ -6,17 +6,15 @@ and reason, and acknowledged, so they never block the queue and are never lost.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 
 import pika
-import pika.exceptions
 
 from core import deadletters, messages, metrics
 from core.bus import amqp_parameters
 from core.errors import Rejected
-from core.intake import envelope_from
+from core.intake import envelope_from, parse_json
 from core.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -35,6 +33,7 @@ class EventConsumer:
         self.queue = settings.amqp_inbound_queue
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failures = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="amqp-inbound", daemon=True)
@@ -46,16 +45,15 @@ class EventConsumer:
             self._thread.join(timeout=10)
 
     def run(self) -> None:
-        """Consume until stopped, reconnecting with backoff when RabbitMQ goes away."""
-        failures = 0
+        """Consume until stopped, reconnecting with backoff when RabbitMQ or the store goes away."""
         while not self._stop.is_set():
             try:
                 self._consume()
-                failures = 0
-            except (pika.exceptions.AMQPError, OSError) as error:
-                failures += 1
-                log.warning("AMQP inbound connection lost (%r); reconnecting", error)
-                self._stop.wait(min(30.0, 0.5 * 2**failures))
+            except Exception as error:  # unacknowledged deliveries come again once it works
+                self._failures += 1
+                if self._failures == 1:
+                    log.warning("AMQP inbound stopped (%s); reconnecting until it works", type(error).__name__)
+                self._stop.wait(min(30.0, 0.5 * 2**self._failures))
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(self.parameters)
@@ -73,6 +71,9 @@ class EventConsumer:
                     self.store_batch(pending)
                     channel.basic_ack(pending[-1][0], multiple=True)
                     pending = []
+                    if self._failures:
+                        log.info("AMQP inbound works again")
+                        self._failures = 0
                 if self._stop.is_set():
                     break
             channel.cancel()
@@ -85,7 +86,7 @@ class EventConsumer:
         good, bad = [], []
         for tag, body in deliveries:
             try:
-                good.append((envelope_from(_json(body), self.hub.config), body))
+                good.append((envelope_from(parse_json(body), self.hub.config, sender="case_system"), body))
             except Rejected as error:
                 bad.append((str(error), body))
         with self.hub.store.begin() as conn:
@@ -98,9 +99,3 @@ class EventConsumer:
             log.warning("%d inbound AMQP messages dead-lettered", len(bad))
         self.hub.relay.nudge()
 
-
-def _json(body: bytes):
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(f"not valid JSON: {error}", where="body") from None

@@ -1,12 +1,17 @@
 """The inbound HTTP app: canonical events in, the case system's feed out, health and metrics.
 
-Every answer that says "received" is given only after the store has committed.
+Every answer that says "received" is given only after the store has committed. No input gets a
+500: what is wrong is answered 4xx naming its field, and anything unexpected is answered by the
+`Guard` with a correlation id only, its traceback logged redacted.
 """
 from __future__ import annotations
 
+import json
 import logging
+import traceback
+import uuid
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -14,9 +19,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core import audit, metrics, outbox
 from core.config import Caller
-from core.errors import Rejected
+from core.errors import NotAllowed, Rejected
 from core.intake import envelopes_from_json
+from core.redaction import redact
 from core.runtime import Hub
+from core.store import is_outage
+from schemas.bounded import error_message
+
+MAX_POSITION = 2**63 - 1
+"""The largest feed position (a BIGINT)."""
+RETRY_AFTER = 5
+"""Seconds a caller is asked to wait when the store is down."""
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +44,7 @@ class Refused(Exception):
 def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     """The hub's HTTP app; `routers` are the flows' own endpoints (see `flows.routes`)."""
     app = FastAPI(title="casehub", version="1")
+    app.add_middleware(Guard)
     app.state.hub = hub
     for router in routers:
         app.include_router(router)
@@ -44,27 +58,36 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
-        return JSONResponse({"error": first["msg"], "where": ".".join(map(str, first["loc"]))}, status_code=422)
+        return JSONResponse({"error": error_message(first), "where": ".".join(map(str, first["loc"]))},
+                            status_code=422)
 
     @app.post("/api/v1/events", status_code=202)
     async def post_events(request: Request) -> dict:
         caller = authenticate(hub, request, kinds={"case_system"})
         raw = await read_body(request, hub.settings.max_body_bytes)
         try:
-            items = envelopes_from_json(raw, hub.config, max_batch=hub.settings.max_batch)
+            items = envelopes_from_json(raw, hub.config, sender=caller.kind, max_batch=hub.settings.max_batch)
+        except NotAllowed as error:
+            raise Refused(403, error.reason, error.where) from None
         except Rejected as error:
             raise Refused(422, error.reason, error.where) from None
         for i, (envelope, _raw) in enumerate(items):
             if envelope.tenant != caller.tenant:
                 raise Refused(403, f"the token is not for tenant {envelope.tenant}", f"[{i}].tenant")
         result = await run_in_threadpool(hub.accept, items, channel="http")
-        return {"accepted": result.stored, "duplicates": result.duplicates}
+        body = {"accepted": result.stored, "duplicates": result.duplicates}
+        if not result.conflicts:
+            return body
+        where = {envelope.id: f"[{i}].id" if len(items) > 1 else "id" for i, (envelope, _) in enumerate(items)}
+        conflicts = [{"id": key, "where": where[key], "error": "already received with another document; "
+                      "a changed message needs a new id"} for key in result.conflicts]
+        return JSONResponse(body | {"error": f"{len(conflicts)} of {len(items)} envelopes conflict with stored ones",
+                                    "conflicts": conflicts}, status_code=409)
 
     @app.get("/api/v1/feed")
-    def get_feed(request: Request, since: int = 0, limit: int = 500) -> dict:
+    def get_feed(request: Request, since: int = Query(0, ge=0, le=MAX_POSITION),
+                 limit: int = Query(500, ge=1, le=5000)) -> dict:
         caller = authenticate(hub, request, kinds={"case_system"})
-        if since < 0 or not 1 <= limit <= 5000:
-            raise Refused(422, "since must be >= 0 and limit 1-5000")
         with hub.store.begin() as conn:
             events = outbox.feed(conn, tenant=caller.tenant, since=since, limit=limit)
             if events:
@@ -110,3 +133,42 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Refused(413, f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class Guard:
+    """ASGI middleware that answers anything a handler did not: a store outage with 503 and
+    `Retry-After`, any other error with 500 and a correlation id only. The traceback is logged
+    redacted under that id, and the exception goes no further, so the server keeps the
+    connection open and writes nothing of its own."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except Exception as error:  # the last place an error can be answered well
+            correlation_id = uuid.uuid4().hex
+            log.error("unexpected %s answering %s %s, correlation id %s\n%s", type(error).__name__,
+                      scope.get("method"), scope.get("path"), correlation_id, redact(traceback.format_exc()))
+            status, headers = 500, [(b"content-type", b"application/json")]
+            if is_outage(error):
+                status, headers = 503, headers + [(b"retry-after", str(RETRY_AFTER).encode())]
+            metrics.refused.labels("http", str(status)).inc()
+            if started:
+                return
+            body = {"error": "the hub could not handle the request", "correlation_id": correlation_id}
+            if status == 503:
+                body["error"] = "the hub's store is not reachable now; try again later"
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": json.dumps(body).encode()})

@@ -20,6 +20,8 @@ from typing import Any, BinaryIO, Iterable, Iterator
 from pydantic import ValidationError
 
 from core.errors import Rejected
+from core.intake import parse_json
+from schemas.bounded import CONTROL, error_message
 from schemas.visits import Visit, VisitRejection
 
 MAX_VISITS = 1000
@@ -35,6 +37,8 @@ _BOOLEANS = {"double_staffing", "declined", "approved"}
 _LISTS = {"services"}
 _BOOLEAN_TEXT = {"true": True, "1": True, "false": False, "0": False}
 _TWELVE_DIGITS = re.compile(r"[0-9]{12}")
+_PRINTABLE_ID = re.compile(f"[^{CONTROL}\ud800-\udfff]{{1,64}}")
+"""A visit id that may be quoted back in a rejection: the sender's own id, unless it is no id at all."""
 _FILE_NAME = re.compile(r"visits_(?P<vendor>[A-Za-z0-9-]+)_(?P<date>[0-9]{8})_(?P<seq>[0-9]+)\.csv")
 
 
@@ -45,7 +49,7 @@ def _decode(fields: Any, prefix: str = "") -> Visit | VisitRejection:
     if not isinstance(fields, dict):
         return VisitRejection(visit_id=None, reason=f"{prefix}visit: expected a JSON object")
     visit_id = fields.get("visit_id")
-    visit_id = visit_id if isinstance(visit_id, str) and visit_id else None
+    visit_id = visit_id if isinstance(visit_id, str) and _PRINTABLE_ID.fullmatch(visit_id) else None
     pnr = fields.get("customer_pnr")
     if isinstance(pnr, str) and not _TWELVE_DIGITS.fullmatch(pnr):
         # a 10-digit form would take its century from today's date: the contract asks for 12 digits
@@ -62,8 +66,8 @@ def _decode(fields: Any, prefix: str = "") -> Visit | VisitRejection:
 def _reason(error: ValidationError) -> str:
     """'field: what is wrong' for each error; pydantic's messages never quote the input."""
     return "; ".join(
-        f"{'.'.join(map(str, detail['loc'])) or 'visit'}: {detail['msg'].removeprefix('Value error, ')}"
-        for detail in error.errors(include_url=False, include_input=False)
+        f"{'.'.join(map(str, detail['loc'])) or 'visit'}: {error_message(detail)}"
+        for detail in error.errors(include_url=False)
     )
 
 
@@ -107,10 +111,7 @@ def encode_visit_batch(visits: Iterable[Visit]) -> bytes:
 
 
 def _body(data: bytes, max_visits: int | None) -> tuple[dict[str, Any], list[Visit], list[VisitRejection]]:
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise Rejected(f"not JSON: {error}", where="body") from None
+    body = parse_json(data)
     if not isinstance(body, dict):
         raise Rejected("expected a JSON object with a list of visits", where="body")
     items = body.get("visits")

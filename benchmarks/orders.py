@@ -52,7 +52,8 @@ def main() -> None:
             try:
                 for channel, provider in (("soap", "soap-omsorg"), ("rest", "rest-hemtjanst"), ("sftp", "sftp-vard")):
                     batch = [case_system.order(providers.orgs[channel]) for _ in range(args.orders)]
-                    items = [(envelope_from(o, hub.config), json.dumps(o).encode()) for o in batch]
+                    items = [(envelope_from(o, hub.config, sender="case_system"), json.dumps(o).encode())
+                             for o in batch]
                     began = time.perf_counter()
                     hub.accept(items, channel="bench")
                     while delivered(hub, provider) < args.orders:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select
 
+from core.paging import Page, page
 from core.store import utcnow
 from core.store.tables import audit
 
@@ -22,9 +23,9 @@ def record(
     )
 
 
-def entries(conn: Connection, *, limit: int = 100, subject: str | None = None) -> list[dict]:
+def entries(conn: Connection, *, limit: int = 100, offset: int = 0, subject: str | None = None) -> Page:
     """The newest audit entries first, optionally for one subject."""
-    query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+    query = select(audit).order_by(audit.c.id.desc())
     if subject is not None:
         query = query.where(audit.c.subject == subject)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return page(conn, query, limit=limit, offset=offset)

@@ -24,10 +24,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
+from schemas.documents import PartnerKind
 from schemas.identity import OrganisationNumber
 from schemas.reimbursement import Rules
 
-PartnerKind = Literal["case_system", "provider", "visit_vendor", "economy", "payroll"]
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="the name of an environment variable")]
 
 

@@ -17,11 +17,11 @@ from sqlalchemy import Connection, update
 from core import deadletters, messages, metrics
 from core.config import HubConfig
 from core.errors import Rejected
-from core.intake import reason_of
 from core.redaction import redact
 from core.steps import Step
 from core.store import Store, insert_ignore, utcnow
 from core.store.tables import processed
+from schemas.bounded import error_message
 from schemas.documents import document_of
 from schemas.envelope import Envelope
 
@@ -49,7 +49,7 @@ class StepContext:
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in ("payload", *first["loc"]))
-            raise Rejected(reason_of(first), where=where) from None
+            raise Rejected(error_message(first), where=where) from None
         except ValueError as error:
             raise Rejected(str(error)) from None
 

@@ -1,13 +1,22 @@
 """Dead letters: what failed for good, with its reason, kept until a person replays it."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Connection, delete, insert, select, update
 
 from core import audit, messages
 from core.errors import Rejected
 from core.store import utcnow
 from core.store.tables import dead_letters, processed
+from core.paging import Page, page
 from core.redaction import redact
+from core.steps import steps
+from schemas.bounded import CONTROL
+
+MAX_REASON = 200_000
+"""Characters of a reason: enough for a rejected batch of 1 000 visits, each with its reasons."""
+_UNSTORABLE = re.compile(f"[{CONTROL}\ud800-\udfff]")
 
 INBOUND = "inbound"
 """The step name of input that never became a stored message (it is kept as raw bytes)."""
@@ -27,19 +36,26 @@ def record(
     return conn.execute(
         insert(dead_letters)
         .values(
-            tenant=tenant, step=step, message_id=message_id, kind=kind, reason=redact(reason)[:4000],
+            tenant=tenant, step=step, message_id=message_id, kind=kind, reason=_storable(redact(reason)),
             raw=raw, failed_at=utcnow(), status="open",
         )
         .returning(dead_letters.c.id)
     ).scalar_one()
 
 
-def listing(conn: Connection, *, status: str | None = "open", limit: int = 100) -> list[dict]:
+def _storable(reason: str) -> str:
+    """The reason as every store can keep it: control characters and lone surrogates (which a
+    reason may quote from bad input) replaced, and at most `MAX_REASON` characters."""
+    return _UNSTORABLE.sub("?", reason[:MAX_REASON])
+
+
+def listing(conn: Connection, *, status: str | None = "open", limit: int = 100, offset: int = 0) -> Page:
+    """Dead letters without their input, newest first."""
     columns = [c for c in dead_letters.c if c.name != "raw"]
-    query = select(*columns).order_by(dead_letters.c.id).limit(limit)
+    query = select(*columns).order_by(dead_letters.c.id.desc())
     if status:
         query = query.where(dead_letters.c.status == status)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return page(conn, query, limit=limit, offset=offset)
 
 
 def show(conn: Connection, letter_id: int) -> dict | None:
@@ -58,6 +74,9 @@ def replay(conn: Connection, letter_id: int, *, by: str, accept_raw) -> str:
         raise LookupError(f"dead letter {letter_id} does not exist")
     if letter["status"] != "open":
         raise Rejected(f"already {letter['status']}", where=f"dead letter {letter_id}")
+    if letter["step"] != INBOUND and letter["step"] not in steps():
+        raise Rejected(f"{letter['step']} is not a step that can run it again; the partner must send it again",
+                       where=f"dead letter {letter_id}")
     if letter["message_id"] and letter["step"] != INBOUND:
         conn.execute(
             delete(processed).where(processed.c.step == letter["step"], processed.c.key == letter["message_id"])

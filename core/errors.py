@@ -16,3 +16,8 @@ class Rejected(Exception):
 
 class Transient(Exception):
     """A failure that may pass (network, partner down): retried with backoff, then dead-lettered."""
+
+
+class NotAllowed(Rejected):
+    """Input a partner may not send at all (another kind's or the hub's own document type): refused
+    like any Rejected, and answered 403 rather than 422 over HTTP."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, insert, select
 
+from core.paging import Page, page
 from core.steps import subscribers
 from core.store import insert_ignore, utcnow
 from core.store.tables import messages, outbox
@@ -13,36 +14,47 @@ from schemas.envelope import Envelope
 
 @dataclass
 class Accepted:
-    """What `accept` did: ids stored now, and ids that were already stored (and so not dispatched again)."""
+    """What `accept` did: ids stored now, ids already stored with the same document (and so not
+    dispatched again), and ids already stored with another document (refused as conflicts)."""
 
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
 
 def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Accepted:
     """Store inbound envelopes with their original bytes and dispatch each new one to its steps.
 
     Runs in the caller's transaction: once it commits, the envelopes are durable and their
-    dispatch is in the outbox, so the sender may be told they were received.
+    dispatch is in the outbox, so the sender may be told they were received. An id already
+    stored is a duplicate when its tenant, type and payload are the same, else a conflict:
+    a sender that changed a message must give it a new id.
     """
     if not items:
         return Accepted()
     now = utcnow()
     rows = [_row(envelope, raw, "in", now) for envelope, raw in items]
     inserted = {row.id for row in insert_ignore(conn, messages, rows, returning=[messages.c.id])}
+    earlier = load_many_envelopes(conn, [e.id for e, _ in items if e.id not in inserted])
     result = Accepted()
     dispatch = []
-    seen = set()
     for envelope, _raw in items:
-        if envelope.id in inserted and envelope.id not in seen:
-            seen.add(envelope.id)
+        first = earlier.get(envelope.id)
+        if first is None:
+            earlier[envelope.id] = envelope
             result.stored.append(envelope.id)
             dispatch.extend(_outbox_row(envelope, f"step:{name}", now) for name in subscribers(envelope.type))
-        else:
+        elif _same_document(first, envelope):
             result.duplicates.append(envelope.id)
+        else:
+            result.conflicts.append(envelope.id)
     if dispatch:
         conn.execute(insert(outbox), dispatch)
     return result
+
+
+def _same_document(a: Envelope, b: Envelope) -> bool:
+    return (a.tenant, a.type, a.payload) == (b.tenant, b.type, b.payload)
 
 
 def send_many(conn: Connection, outgoing: list[tuple[Envelope, str]]) -> None:
@@ -78,19 +90,19 @@ def load_many(conn: Connection, envelope_ids: list[str]) -> dict[str, str]:
     return {row.id: row.envelope for row in conn.execute(query)}
 
 
-def search(conn: Connection, *, tenant: str | None = None, type: str | None = None, limit: int = 50) -> list[dict]:
+def search(conn: Connection, *, tenant: str | None = None, type: str | None = None, limit: int = 50,
+           offset: int = 0) -> Page:
     """Stored envelopes, newest first, without their payloads."""
     query = (
         select(messages.c.id, messages.c.tenant, messages.c.type, messages.c.source,
                messages.c.direction, messages.c.stored_at)
-        .order_by(messages.c.stored_at.desc())
-        .limit(limit)
+        .order_by(messages.c.stored_at.desc(), messages.c.id)
     )
     if tenant:
         query = query.where(messages.c.tenant == tenant)
     if type:
         query = query.where(messages.c.type == type)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return page(conn, query, limit=limit, offset=offset)
 
 
 def _row(envelope: Envelope, raw: bytes | None, direction: str, now) -> dict:

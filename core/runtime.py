@@ -61,7 +61,7 @@ class Hub:
     def replay(self, letter_id: int, *, by: str) -> str:
         """Send a dead letter through again; Rejected if its input is still bad."""
         def accept_raw(conn, raw: bytes, _tenant: str | None) -> str:
-            items = envelopes_from_json(raw, self.config, max_batch=1)
+            items = envelopes_from_json(raw, self.config, sender="case_system", max_batch=1)
             messages.accept(conn, items)
             return items[0][0].id
 

@@ -8,6 +8,7 @@ import hashlib
 
 from sqlalchemy import Column, Connection, Index, Integer, String, Table, insert, select
 
+from core.paging import Page, page
 from core.store import utcnow
 from core.store.tables import Serial, UtcDateTime, metadata
 
@@ -34,8 +35,9 @@ def record(conn: Connection, *, tenant: str, receiver: str, channel: str, name: 
         sha256=hashlib.sha256(data).hexdigest(), cause=cause, delivered_at=utcnow()))
 
 
-def listing(conn: Connection, *, tenant: str | None = None, limit: int = 100) -> list[dict]:
-    query = select(transfers).order_by(transfers.c.id.desc()).limit(limit)
+def listing(conn: Connection, *, tenant: str | None = None, limit: int = 100, offset: int = 0) -> Page:
+    """Delivered files, newest first."""
+    query = select(transfers).order_by(transfers.c.id.desc())
     if tenant:
         query = query.where(transfers.c.tenant == tenant)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return page(conn, query, limit=limit, offset=offset)

@@ -66,7 +66,8 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
                 checks += order_checks
                 checks += _visits_and_run(hub, server.url, issued, providers, vendors, console)
             with hub.store.begin() as conn:
-                letters = [letter for letter in deadletters.listing(conn) if not letter["step"].startswith("visits.")]
+                letters = [letter for letter in deadletters.listing(conn, limit=1000).rows
+                           if not letter["step"].startswith("visits.")]
             expected = [letter for letter in letters if "REJECT" in letter["reason"]]
             checks.append(("dead letters: only the order the provider refused", letters == expected
                            and len(expected) == 1, "; ".join(f"{x['step']}: {x['reason'][:60]}" for x in letters)))

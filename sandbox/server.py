@@ -15,7 +15,8 @@ class LiveServer:
         self.host = host
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False)
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False,
+                                log_config=None)  # through the root logger's handlers, as `casehub serve`
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"live-server-{self.port}", daemon=True)
 

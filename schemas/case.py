@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.bounded import Text
 from schemas.identity import Personnummer
 
 
@@ -13,11 +14,11 @@ class CaseEventRecorded(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    case_ref: str = Field(min_length=1, max_length=40)
+    case_ref: Text = Field(min_length=1, max_length=40)
     person: Personnummer
     kind: Literal["note", "status", "decision"]
     recorded_at: AwareDatetime
-    recorded_by: str = Field(min_length=1, max_length=40, description="the officer's signature")
+    recorded_by: Text = Field(min_length=1, max_length=40, description="the officer's signature")
 
 
 class Receipt(BaseModel):

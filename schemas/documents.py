@@ -1,5 +1,9 @@
-"""The registry of canonical documents: envelope type name to the model of its payload."""
+"""The registry of canonical documents: envelope type name to the model of its payload, and who
+may send it. The hub's own types (`hub`) never come from outside (architecture rule 11)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -9,29 +13,53 @@ from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
 from schemas.reimbursement import BasisApproved
 from schemas.visits import Visit, VisitBatch
 
-DOCUMENTS: dict[str, type[BaseModel]] = {
-    "case.event_recorded": CaseEventRecorded,
-    "hub.receipt": Receipt,
-    "order.issued": Order,
-    "order.acknowledged": OrderAcknowledgement,
-    "order.status_changed": OrderStatusChanged,
-    "visit.reported": Visit,
-    "visit.batch": VisitBatch,
-    "reimbursement.basis_approved": BasisApproved,
+PartnerKind = Literal["case_system", "provider", "visit_vendor", "economy", "payroll"]
+Sender = Literal[PartnerKind, "hub"]
+"""A kind of partner, or the hub itself."""
+
+
+@dataclass(frozen=True)
+class Document:
+    model: type[BaseModel]
+    senders: frozenset[Sender]
+    """The kinds that may send an envelope of this type; the hub builds the rest from what a partner
+    sent on its own channel (a vendor's visits become a `visit.batch`, a provider's answer an
+    `order.acknowledged`)."""
+
+
+def _document(model: type[BaseModel], *senders: Sender) -> Document:
+    return Document(model, frozenset(senders))
+
+
+DOCUMENTS: dict[str, Document] = {
+    "case.event_recorded": _document(CaseEventRecorded, "case_system"),
+    "order.issued": _document(Order, "case_system"),
+    "order.acknowledged": _document(OrderAcknowledgement, "provider"),
+    "visit.reported": _document(Visit, "visit_vendor"),
+    "hub.receipt": _document(Receipt, "hub"),
+    "order.status_changed": _document(OrderStatusChanged, "hub"),
+    "visit.batch": _document(VisitBatch, "hub"),
+    "reimbursement.basis_approved": _document(BasisApproved, "hub"),
 }
+
+
+def may_send(sender: Sender, type: str) -> bool:
+    """True when a `sender` may send an envelope of `type` (False for an unknown type)."""
+    document = DOCUMENTS.get(type)
+    return document is not None and sender in document.senders
 
 
 def document_of(envelope: Envelope) -> BaseModel:
     """The payload of `envelope` validated as its document; ValueError for an unknown type."""
-    model = DOCUMENTS.get(envelope.type)
-    if model is None:
+    document = DOCUMENTS.get(envelope.type)
+    if document is None:
         raise ValueError(f"type: unknown document type {envelope.type!r}")
-    return model.model_validate(envelope.payload)
+    return document.model.model_validate(envelope.payload)
 
 
 def json_schemas() -> dict[str, dict]:
     """The JSON Schema of the Envelope and of every document, by name."""
     schemas = {"envelope": Envelope.model_json_schema()}
-    for name, model in DOCUMENTS.items():
-        schemas[name] = model.model_json_schema()
+    for name, document in DOCUMENTS.items():
+        schemas[name] = document.model.model_json_schema()
     return schemas

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.bounded import Text, Version
+
 KOMMUNKOD = re.compile(r"^\d{4}$")
 
 
@@ -28,11 +30,11 @@ class Envelope(BaseModel):
     id: str = Field(default_factory=new_id, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_.]*$")
     tenant: str = Field(description="the municipality's kommunkod, four digits")
-    correlation_id: str | None = Field(default=None, max_length=64)
-    causation_id: str | None = Field(default=None, max_length=64)
+    correlation_id: Text | None = Field(default=None, max_length=64)
+    causation_id: Text | None = Field(default=None, max_length=64)
     occurred_at: AwareDatetime = Field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-    source: str = Field(min_length=1, max_length=100)
-    schema_version: int = Field(default=1, ge=1)
+    source: Text = Field(min_length=1, max_length=100)
+    schema_version: Version = 1
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tenant")

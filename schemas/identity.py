@@ -19,6 +19,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 COORDINATION_OFFSET = 60
 """A samordningsnummer writes the day of birth plus 60."""
+FIRST_BIRTH_DATE = dt.date(1870, 1, 1)
+"""No living person, nor any record the hub meets, was born before this day."""
 
 
 def _check_digit(payload: str) -> str:
@@ -125,10 +127,15 @@ class Personnummer(_IdentityNumber):
     _FORM = re.compile(r"([0-9]{6}|[0-9]{8})([-+]?)([0-9]{4})")
     _JSON_PATTERN = r"^\s*([0-9]{6}[-+]?|[0-9]{8}-?)[0-9]{4}\s*$"
 
-    def __init__(self, digits: str) -> None:
+    def __init__(self, digits: str, *, reference: dt.date | None = None) -> None:
+        """`reference` is the day the number was written (default: today): no one is born after it."""
         if not (isinstance(digits, str) and re.fullmatch(r"[0-9]{12}", digits)):
             raise ValueError("not a personnummer: expected the 12-digit form YYYYMMDDNNNC")
-        _birth_date(digits)
+        born = _birth_date(digits)
+        if born < FIRST_BIRTH_DATE:
+            raise ValueError(f"a birth date before {FIRST_BIRTH_DATE.year} is not possible")
+        if born > (reference or dt.datetime.now(STOCKHOLM).date()):
+            raise ValueError("the birth date is in the future")
         if digits[8:11] == "000":
             raise ValueError("serial number 000 is never issued")
         if _check_digit(digits[2:11]) != digits[11]:
@@ -150,11 +157,12 @@ class Personnummer(_IdentityNumber):
         if not match:
             raise ValueError("not a personnummer: one '-' or '+' separator, right before the last four digits")
         date, separator, tail = match.groups()
+        reference = reference or dt.datetime.now(STOCKHOLM).date()
         if len(date) == 8:
             if separator == "+":
                 raise ValueError("'+' separator is only for 10-digit numbers")
-            return cls(date + tail)
-        return cls(_century(date, separator, reference or dt.datetime.now(STOCKHOLM).date()) + date + tail)
+            return cls(date + tail, reference=reference)
+        return cls(_century(date, separator, reference) + date + tail, reference=reference)
 
     @property
     def is_coordination(self) -> bool:

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from pydantic import GetCoreSchemaHandler, PlainSerializer
 from pydantic_core import core_schema
 
+from schemas.bounded import Exact
+
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 ORE = Decimal("0.01")
 
@@ -20,10 +22,11 @@ def round_ore(amount: Decimal) -> Decimal:
 
 
 Money = Annotated[
-    Decimal,
+    Exact,
     PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
 ]
-"""An amount in SEK. Always a Decimal; written to JSON as a string with two decimals."""
+"""An amount in SEK. Always a Decimal, read from a string or an integer (never a float); written to
+JSON as a string with two decimals."""
 
 
 class Period:

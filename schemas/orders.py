@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from schemas.bounded import Exact, Text, Version
 from schemas.identity import OrganisationNumber, Personnummer
 
 OrderKind = Literal["new", "amend", "cancel"]
@@ -17,9 +17,9 @@ Category = Literal["service", "omsorg"]
 class Address(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    street: str = Field(min_length=1, max_length=100)
+    street: Text = Field(min_length=1, max_length=100)
     postcode: str = Field(pattern=r"^\d{3} ?\d{2}$")
-    city: str = Field(min_length=1, max_length=60)
+    city: Text = Field(min_length=1, max_length=60)
 
 
 class Person(BaseModel):
@@ -28,9 +28,9 @@ class Person(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     personnummer: Personnummer
-    name: str = Field(min_length=1, max_length=120)
+    name: Text = Field(min_length=1, max_length=120)
     address: Address | None = None
-    phone: str | None = Field(default=None, max_length=30)
+    phone: Text | None = Field(default=None, max_length=30)
     protected_identity: bool = False
 
 
@@ -41,7 +41,7 @@ class OrderedService(BaseModel):
 
     code: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,19}$", description="e.g. HT-OMS")
     category: Category
-    hours_per_month: Decimal = Field(ge=0, le=744, decimal_places=2)
+    hours_per_month: Exact = Field(ge=0, le=744, decimal_places=2)
     valid_from: dt.date
     valid_to: dt.date | None = None
 
@@ -58,15 +58,15 @@ class Order(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     order_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,40}$")
-    version: int = Field(ge=1)
+    version: Version
     kind: OrderKind
-    case_ref: str = Field(min_length=1, max_length=40)
+    case_ref: Text = Field(min_length=1, max_length=40)
     effective_date: dt.date
     person: Person
     provider_org: OrganisationNumber
     services: list[OrderedService] = Field(default_factory=list, max_length=50)
     double_staffing: bool = False
-    instructions: str | None = Field(default=None, max_length=2000)
+    instructions: Text | None = Field(default=None, max_length=2000)
     cancel_reason: CancelReason | None = None
 
     @model_validator(mode="after")
@@ -88,7 +88,7 @@ class OrderReceipt(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     order_id: str
-    version: int
+    version: Version
     received_at: AwareDatetime
 
 
@@ -98,10 +98,10 @@ class OrderAcknowledgement(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     order_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,40}$")
-    version: int = Field(ge=1)
+    version: Version
     status: Literal["accepted", "rejected"]
-    reason: str | None = Field(default=None, max_length=1000)
-    contact_person: str | None = Field(default=None, max_length=120)
+    reason: Text | None = Field(default=None, max_length=1000)
+    contact_person: Text | None = Field(default=None, max_length=120)
     provider_org: OrganisationNumber
 
     @model_validator(mode="after")

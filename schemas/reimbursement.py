@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.bounded import Count
 from schemas.identity import OrganisationNumber, Personnummer
 from schemas.money import Money, Period
 from schemas.orders import Category
@@ -33,7 +34,7 @@ class RateRule(BaseModel):
     category: Category
     band: Band
     valid_from: dt.date
-    sek_per_hour: Decimal = Field(ge=0, decimal_places=2)
+    sek_per_hour: Money = Field(ge=0, decimal_places=2)
 
 
 DEFAULT_RATES: tuple[RateRule, ...] = (
@@ -170,6 +171,6 @@ class BasisApproved(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    run_id: int
+    run_id: Count
     provider_org: str = Field(pattern=r"^\d{10}$")
     period: Period

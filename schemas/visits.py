@@ -7,14 +7,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from schemas.bounded import CONTROL, Count, Text, Version
 from schemas.identity import OrganisationNumber, Personnummer
 
 MAX_VISIT = dt.timedelta(hours=24)
 
-OptionalText = Annotated[str | None, BeforeValidator(lambda value: None if value == "" else value)]
+OptionalText = Annotated[Text | None, BeforeValidator(lambda value: None if value == "" else value)]
 """A text that may be absent; empty means absent, as in the contract's CSV file."""
 
-ServiceCode = Annotated[str, Field(pattern=r"^[^,\s]+$", max_length=40)]
+ServiceCode = Annotated[str, Field(pattern=f"^[^,\\s{CONTROL}]+$", max_length=40)]
 """One word: the CSV file separates the codes with ','."""
 
 
@@ -23,11 +24,11 @@ class Visit(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")  # unknown fields are ignored, per the contract
 
-    visit_id: str = Field(min_length=1, max_length=64)
-    version: int = Field(ge=1)
+    visit_id: Text = Field(min_length=1, max_length=64)
+    version: Version
     provider_org: OrganisationNumber
     customer_pnr: Personnummer
-    employee_id: str = Field(min_length=1, max_length=40)
+    employee_id: Text = Field(min_length=1, max_length=40)
     planned_start: AwareDatetime | None = None
     planned_end: AwareDatetime | None = None
     actual_start: AwareDatetime | None = None
@@ -77,5 +78,5 @@ class VisitBatch(BaseModel):
     """A batch of visits as stored: which channel, how many taken and refused (the visits are rows)."""
 
     channel: Literal["push", "poll", "file"]
-    visits: int
-    rejected: int
+    visits: Count
+    rejected: Count

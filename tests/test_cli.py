@@ -79,7 +79,8 @@ def test_messages_show_is_audited_and_search_lists(cli):
 
     event = CaseSystem("http://unused", TOKEN, TENANT).event()
     with cli.store.begin() as conn:
-        accept(conn, envelopes_from_json(json.dumps(event).encode(), load(cli.config), max_batch=1))
+        accept(conn, envelopes_from_json(json.dumps(event).encode(), load(cli.config), sender="case_system",
+                                         max_batch=1))
     shown = cli("messages", "show", event["id"])
     assert shown.exit_code == 0 and event["payload"]["person"] in shown.output
     with cli.store.begin() as conn:
@@ -260,3 +261,24 @@ channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TES
         actions = set(conn.scalars(select(audit.c.action)))
     assert {"reimbursement.draft", "reimbursement.review", "reimbursement.adjust", "reimbursement.approve",
             "reimbursement.read"} <= actions
+
+
+def test_lists_say_how_many_more_there_are_and_how_to_page(cli):
+    """No list is cut without saying so: below each page, how many in all and the next --offset."""
+    with cli.store.begin() as conn:
+        for n in range(25):
+            deadletters.record(conn, step=deadletters.INBOUND, kind="rejected", reason=f"reason {n}",
+                               raw=b"x" if n else b"first")
+    first = cli("dead-letters", "list", "--limit", "10")
+    assert first.exit_code == 0
+    assert "dead letters 1-10 of 25; 15 more: --offset 10" in first.output
+    assert "reason 24" in first.output and "reason 14" not in first.output  # newest first
+    last = cli("dead-letters", "list", "--limit", "10", "--offset", "20")
+    assert "dead letters 21-25 of 25" in last.output and "more" not in last.output and "reason 0" in last.output
+    assert "no dead letters from offset 30, 25 in all" in cli("dead-letters", "list", "--offset", "30").output
+    assert cli("dead-letters", "list", "--limit", "0").exit_code == 2
+    for command in (["messages", "search"], ["audit", "list"], ["transfers", "list"], ["orders", "list"]):
+        listed = cli(*command, "--limit", "1")
+        assert listed.exit_code == 0 and (" of " in listed.output or " in all" in listed.output), command
+    assert "audit entries 1-1 of 1\n" in cli("audit", "list", "--limit", "1").output  # the read above
+    assert "audit entries 1-1 of 2; 1 more: --offset 1" in cli("audit", "list", "--limit", "1").output

@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -19,17 +19,26 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def is_outage(error: BaseException) -> bool:
+    """True when `error` says the store cannot be reached now (down, connection lost, pool exhausted,
+    locked): worth trying again later, unlike an error in the data."""
+    return isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)) or (
+        isinstance(error, exc.DBAPIError) and error.connection_invalidated)
+
+
 class Store:
-    """The hub's durable state. `begin()` is one transaction; every write goes through one."""
+    """The hub's durable state. Errors never quote the statement's parameters (personal data). `begin()` is one transaction; every write goes through one."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            self.engine: Engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            self.engine: Engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                                hide_parameters=True)
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         else:
-            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                                        hide_parameters=True)
 
     @property
     def is_postgresql(self) -> bool:
@@ -81,4 +90,4 @@ def _sqlite_begin_immediate(conn) -> None:
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
 
-__all__ = ["Store", "insert", "insert_ignore", "utcnow"]
+__all__ = ["Store", "insert", "insert_ignore", "is_outage", "utcnow"]

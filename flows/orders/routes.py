@@ -9,9 +9,9 @@ from pydantic import ValidationError
 from adapters.http_app import Refused, authenticate, read_body
 from adapters.soap.server import soap_router
 from core.errors import Rejected
-from core.intake import reason_of
 from core.runtime import Hub
 from flows.orders import acknowledge
+from schemas.bounded import error_message
 from schemas.orders import OrderAcknowledgement
 
 PROVIDERS = {"provider"}
@@ -28,7 +28,7 @@ def routes(hub: Hub) -> list[APIRouter]:
             ack = OrderAcknowledgement.model_validate_json(raw)
         except ValidationError as error:
             first = error.errors()[0]
-            raise Refused(422, reason_of(first), ".".join(map(str, first["loc"])) or "body") from None
+            raise Refused(422, error_message(first), ".".join(map(str, first["loc"])) or "body") from None
         if ack.order_id != order_id:
             raise Refused(422, f"the body is for order {ack.order_id}, the path for {order_id}", "order_id")
         try:

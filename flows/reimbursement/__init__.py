@@ -15,16 +15,24 @@ from core.consumer import StepContext
 from core.errors import Rejected
 from core.steps import step
 from flows.reimbursement.tables import adjustments, lines, runs
+from schemas.reimbursement import BasisApproved
 
 
 @step("reimbursement.deliver", consumes=["reimbursement.basis_approved"], batch=1)
 def deliver_basis(ctx: StepContext) -> None:
-    run_id, provider_org = ctx.envelope.payload["run_id"], ctx.envelope.payload["provider_org"]
+    approved: BasisApproved = ctx.document
+    run_id, provider_org = approved.run_id, approved.provider_org
     tenant = ctx.config.tenant(ctx.envelope.tenant)
-    partner = ctx.config.provider(tenant.code, provider_org)
-    if partner is None:
+    partner = ctx.config.provider(ctx.envelope.tenant, provider_org)
+    if tenant is None or partner is None:
         raise Rejected(f"no provider with organisation number {provider_org}", where="payload.provider_org")
-    run = ctx.conn.execute(select(runs).where(runs.c.id == run_id)).one()
+    run = ctx.conn.execute(select(runs).where(runs.c.id == run_id, runs.c.tenant == tenant.code)).first()
+    if run is None:
+        raise Rejected(f"no run {run_id} in tenant {tenant.code}", where="payload.run_id")
+    if run.status != "approved":
+        raise Rejected(f"run {run_id} is {run.status}, only an approved run is sent", where="payload.run_id")
+    if run.period != str(approved.period):
+        raise Rejected(f"run {run_id} is for {run.period}, not {approved.period}", where="payload.period")
     mine = [dict(row._mapping) for row in ctx.conn.execute(
         select(lines).where(lines.c.run_id == run_id, lines.c.provider_org == provider_org)
         .order_by(lines.c.customer, lines.c.category, lines.c.band, lines.c.rate))]

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import case, func, select
 
 from core import audit
 from core.errors import Rejected
+from core.paging import Page, page
 from core.store import Store
 from flows.reimbursement.tables import findings, runs
 from schemas.reimbursement import Reason
@@ -28,11 +29,11 @@ class Review:
     highest level first."""
 
     counts: list[tuple[Level, str, str, int]]
-    findings: list[Row]
+    findings: Page
 
 
 def review(store: Store, run_id: int, *, by: str, provider: str | None = None, at_least: Level = "low",
-           limit: int = 50) -> Review:
+           limit: int = 50, offset: int = 0) -> Review:
     """The run's findings at `at_least` level and above (of one provider, or all); the read is audited."""
     if at_least not in LEVELS:
         raise Rejected(f"a level is one of {', '.join(LEVELS)}, not {at_least!r}", where="level")
@@ -47,9 +48,9 @@ def review(store: Store, run_id: int, *, by: str, provider: str | None = None, a
             raise LookupError(f"no run {run_id}")
         counts = conn.execute(select(findings.c.provider_org, findings.c.code, func.count()).where(*where)
                               .group_by(findings.c.provider_org, findings.c.code)).all()
-        found = conn.execute(select(findings).where(*where)
-                             .order_by(rank, findings.c.provider_org, findings.c.code, findings.c.visit_id)
-                             .limit(limit)).all()
+        found = page(conn, select(findings).where(*where)
+                     .order_by(rank, findings.c.provider_org, findings.c.code, findings.c.visit_id, findings.c.id),
+                     limit=limit, offset=offset)
         audit.record(conn, actor=by, action="reimbursement.review", tenant=tenant, subject=f"run:{run_id}",
                      detail=f"level {at_least} and above" + (f", provider {provider}" if provider else ""))
     counted = sorted(((LEVEL_OF[code], org, code, count) for org, code, count in counts),

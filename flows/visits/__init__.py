@@ -5,29 +5,33 @@
 - poll: `visits.poll` (every minute) reads each polled vendor's pages; a page and the cursor
   after it commit together, so a crash between pages neither skips nor repeats;
 - file: `visits.files` (every minute) picks up daily CSV files that have a done-file, stores
-  them in chunks, archives them; a file that cannot be read goes to `failed/` with the reason.
+  them in chunks, archives them; a file that cannot be read, or is named outside the contract,
+  goes to `failed/` with the reason, and the files after it are taken as usual.
 
-A rejected visit never stops the rest of its batch; it is kept as a dead letter with its reason.
+A rejected visit (wrong, a conflict with a stored version, or a row the store cannot hold) never
+stops the rest of its batch; a batch's rejections are kept as one dead letter with every reason.
 """
 from __future__ import annotations
 
 import logging
 import tempfile
+import traceback
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 
 from adapters.channels import secret, sftp_endpoint
 from adapters.rest import VisitVendorApi
 from adapters.sftp import SftpConnection
-from adapters.visit_codecs import decode_poll_page, read_visit_csv, visit_file_pattern
+from adapters.visit_codecs import decode_poll_page, parse_visit_file_name, read_visit_csv, visit_file_pattern
 from core import deadletters, messages
 from core.config import Partner, RestChannel, SftpChannel
 from core.errors import Rejected, Transient
+from core.redaction import redact
 from core.scheduler import every
-from core.store import insert_ignore, utcnow
+from core.store import insert_ignore, is_outage, utcnow
 from core.store.tables import checkpoints, dead_letters
 from flows.visits.tables import visits
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, new_id
 from schemas.visits import Visit, VisitRejection
 
 log = logging.getLogger(__name__)
@@ -37,34 +41,95 @@ CHUNK = 5000
 
 
 def store(conn: Connection, *, tenant: str, vendor: str, accepted: list[Visit], rejected: list[VisitRejection],
-          raw: bytes | None, channel: str) -> str:
-    """Store a batch as received (its bytes as one message) and each accepted visit version as a row.
-    A version already stored is left as it was, so a replayed batch changes nothing."""
-    envelope = Envelope(type="visit.batch", tenant=tenant, source=vendor,
-                        payload={"channel": channel, "visits": len(accepted), "rejected": len(rejected)})
+          raw: bytes | None, channel: str, where: list[str] | None = None) -> list[VisitRejection]:
+    """Store a batch as received (its bytes as one message) and each accepted visit version as a row;
+    returns every rejection of the batch, the ones found here included.
+
+    A version already stored with the same content is left as it was, so a replayed batch changes
+    nothing; with other content it is a conflict (an edit needs a higher version), rejected. A
+    row the store refuses is rejected alone, named by `where` (e.g. a file's line), and the rest
+    stored. The batch's rejections are kept as one dead letter holding every reason.
+    """
+    message_id = new_id()
+    where = where or [f"visits[{i}]" for i in range(len(accepted))]
+    rows = [_row(tenant, vendor, visit, message_id, utcnow()) for visit in accepted]
+    refused = _insert(conn, rows)
+    rejected = rejected + [VisitRejection(visit_id=accepted[i].visit_id, reason=f"{where[i]}: {reason}")
+                           for i, reason in refused]
+    envelope = Envelope(id=message_id, type="visit.batch", tenant=tenant, source=vendor, payload={
+        "channel": channel, "visits": len(accepted) - len(refused), "rejected": len(rejected)})
     messages.accept(conn, [(envelope, raw)])
-    now = utcnow()
-    if accepted:
-        _insert(conn, [_row(tenant, vendor, visit, envelope.id, now) for visit in accepted])
-    for rejection in rejected:
-        deadletters.record(conn, step=f"visits.{channel}", kind="rejected", tenant=tenant, message_id=envelope.id,
-                           reason=f"{vendor} visit {rejection.visit_id or '?'}: {rejection.reason}")
-    return envelope.id
+    if rejected:
+        reasons = "\n".join(f"visit {r.visit_id or '?'}: {r.reason}" for r in rejected)
+        deadletters.record(conn, step=f"visits.{channel}", kind="rejected", tenant=tenant, message_id=message_id,
+                           reason=f"{len(rejected)} visits of {vendor} rejected:\n{reasons}")
+    return rejected
 
 
-def _insert(conn: Connection, rows: list[dict]) -> None:
-    """Insert visit versions, skipping those already stored. On PostgreSQL through COPY into a
-    temporary table and one INSERT ... ON CONFLICT DO NOTHING: several times faster than INSERTs."""
+def _insert(conn: Connection, rows: list[dict]) -> list[tuple[int, str]]:
+    """Insert visit versions, skipping those already stored; (index, reason) of each row refused:
+    a conflict with a stored version, or a row the store cannot hold."""
+    if not rows:
+        return []
+    try:
+        with conn.begin_nested():
+            inserted = _insert_all(conn, rows)
+    except Exception as error:
+        if is_outage(error):
+            raise
+        return _insert_one_by_one(conn, rows)
+    return _conflicts(conn, rows) if inserted < len(rows) else []
+
+
+def _insert_all(conn: Connection, rows: list[dict]) -> int:
+    """The rows inserted. On PostgreSQL through COPY into a temporary table and one INSERT ... ON
+    CONFLICT DO NOTHING: several times faster than INSERTs."""
     if conn.dialect.name != "postgresql":
-        insert_ignore(conn, visits, rows)
-        return
+        return len(insert_ignore(conn, visits, rows, returning=[visits.c.version]).all())
     columns = [column.name for column in visits.columns]
     with conn.connection.driver_connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS visits_incoming (LIKE visits) ON COMMIT DELETE ROWS")
+        cursor.execute("DELETE FROM visits_incoming")
         with cursor.copy(f"COPY visits_incoming ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[name] for name in columns])
         cursor.execute("INSERT INTO visits SELECT * FROM visits_incoming ON CONFLICT DO NOTHING")
+        return cursor.rowcount
+
+
+def _insert_one_by_one(conn: Connection, rows: list[dict]) -> list[tuple[int, str]]:
+    """The slow way, taken only when a batch failed: each row alone, so that one poison row
+    (a value the store cannot hold) is refused and the others stored."""
+    refused = []
+    for i, row in enumerate(rows):
+        try:
+            with conn.begin_nested():
+                inserted = len(insert_ignore(conn, visits, row, returning=[visits.c.version]).all())
+        except Exception as error:
+            if is_outage(error):
+                raise
+            refused.append((i, f"the store cannot hold this visit ({type(error).__name__})"))
+            continue
+        if not inserted:
+            refused += [(i, reason) for _, reason in _conflicts(conn, [row])]
+    return refused
+
+
+CONTENT = [column.name for column in visits.columns if column.name not in ("received_at", "message_id")]
+"""What makes two stored versions the same: every column but when and in which message it came."""
+
+
+def _conflicts(conn: Connection, rows: list[dict]) -> list[tuple[int, str]]:
+    """(index, reason) of the rows whose key is stored with other content."""
+    keys = [(row["tenant"], row["vendor"], row["visit_id"], row["version"]) for row in rows]
+    key = tuple_(visits.c.tenant, visits.c.vendor, visits.c.visit_id, visits.c.version)
+    stored = {}
+    for start in range(0, len(keys), 500):
+        for found in conn.execute(select(*[visits.c[name] for name in CONTENT]).where(key.in_(keys[start:start + 500]))):
+            stored[tuple(found[:4])] = tuple(found)
+    return [(i, f"conflict: version {row['version']} is stored with other content; an edit needs a higher version")
+            for i, row in enumerate(rows)
+            if stored.get(keys[i]) not in (None, tuple(row[name] for name in CONTENT))]
 
 
 def _row(tenant: str, vendor: str, visit: Visit, message_id: str, now) -> dict:
@@ -133,44 +198,71 @@ def poll_all(hub) -> int:
 # --- daily files over SFTP ------------------------------------------------------------------
 
 def pick_up_files(hub, tenant: str, vendor: Partner) -> tuple[int, int]:
-    """Store every ready CSV file of the vendor; returns (files archived, files failed)."""
+    """Store every ready CSV file of the vendor; returns (files archived, files failed).
+
+    A file whose name is outside the contract, that cannot be read, or that fails in any way
+    but an outage of the store goes to `failed/` with its reason, and the folder moves on. An
+    outage leaves the file where it is for the next round.
+    """
     folder = vendor.channel.outbound_dir
     archived = failed = 0
     with SftpConnection(sftp_endpoint(vendor)) as sftp:
         for name in sftp.ready_files(folder, pattern=visit_file_pattern(vendor.id)):
-            with tempfile.TemporaryFile() as local:
-                sftp.download(f"{folder}/{name}", local)
-                local.seek(0)
-                try:
+            try:
+                _check_name(name, vendor.id)
+                with tempfile.TemporaryFile() as local:
+                    sftp.download(f"{folder}/{name}", local)
+                    local.seek(0)
                     _store_file(hub, tenant, vendor.id, name, local)
-                except Rejected as error:
-                    sftp.fail(folder, name, str(error))
-                    _configuration_error(hub, tenant, "visits.file", f"{vendor.id} {name}: {error}")
-                    failed += 1
-                    continue
+            except Transient:
+                raise
+            except Exception as error:
+                if is_outage(error):
+                    raise Transient(f"the store is not reachable: {type(error).__name__}") from error
+                reason = str(error) if isinstance(error, Rejected) else f"could not be processed ({type(error).__name__})"
+                if not isinstance(error, Rejected):
+                    log.error("visit file %s of %s failed\n%s", name, vendor.id, redact(traceback.format_exc()))
+                sftp.fail(folder, name, reason)
+                _configuration_error(hub, tenant, "visits.file", f"{vendor.id} {name}: {reason}")
+                failed += 1
+                continue
             sftp.archive(folder, name)
             archived += 1
     return archived, failed
 
 
+def _check_name(name: str, vendor: str) -> None:
+    """Rejected (saying why, without repeating the name) when `name` is not one of `vendor`'s files."""
+    try:
+        named, _date, _seq = parse_visit_file_name(name)
+    except Rejected as error:
+        raise Rejected(f"the name is outside the contract: {error.reason}") from None
+    if named != vendor:
+        raise Rejected(f"the file is named for vendor {named}, not {vendor}")
+
+
 def _store_file(hub, tenant: str, vendor: str, name: str, local) -> None:
-    """Stream the file's rows into the store in chunks; Rejected when the file as a whole is unreadable."""
+    """Stream the file's rows into the store in chunks; Rejected when the file as a whole is unreadable.
+    A row that is wrong, or that the store cannot hold, is rejected with its line."""
     accepted: list[Visit] = []
+    lines: list[str] = []
     rejected: list[VisitRejection] = []
-    for _line, item in read_visit_csv(local):
+    for line, item in read_visit_csv(local):
         if isinstance(item, Visit):
             accepted.append(item)
+            lines.append(f"{name} line {line}")
         else:
             rejected.append(VisitRejection(visit_id=item.visit_id, reason=f"{name} {item.reason}"))
         if len(accepted) + len(rejected) >= CHUNK:
-            _store_chunk(hub, tenant, vendor, accepted, rejected)
-            accepted, rejected = [], []
-    _store_chunk(hub, tenant, vendor, accepted, rejected)
+            _store_chunk(hub, tenant, vendor, accepted, rejected, lines)
+            accepted, rejected, lines = [], [], []
+    _store_chunk(hub, tenant, vendor, accepted, rejected, lines)
 
 
-def _store_chunk(hub, tenant, vendor, accepted, rejected) -> None:
+def _store_chunk(hub, tenant, vendor, accepted, rejected, lines) -> None:
     with hub.store.begin() as conn:
-        store(conn, tenant=tenant, vendor=vendor, accepted=accepted, rejected=rejected, raw=None, channel="file")
+        store(conn, tenant=tenant, vendor=vendor, accepted=accepted, rejected=rejected, raw=None, channel="file",
+              where=lines)
 
 
 @every(60, name="visits.files")

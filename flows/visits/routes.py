@@ -22,14 +22,14 @@ def routes(hub: Hub) -> list[APIRouter]:
             accepted, rejected = decode_visit_batch(raw)
         except Rejected as error:
             raise Refused(422, error.reason, error.where) from None
-        await run_in_threadpool(_store, hub, caller, accepted, rejected, raw)
-        return {"accepted": len(accepted),
-                "rejected": [{"visit_id": r.visit_id, "reason": r.reason} for r in rejected]}
+        refused = await run_in_threadpool(_store, hub, caller, accepted, rejected, raw)
+        return {"accepted": len(accepted) + len(rejected) - len(refused),
+                "rejected": [{"visit_id": r.visit_id, "reason": r.reason} for r in refused]}
 
     return [router]
 
 
-def _store(hub: Hub, caller, accepted, rejected, raw: bytes) -> None:
+def _store(hub: Hub, caller, accepted, rejected, raw: bytes) -> list:
     with hub.store.begin() as conn:
-        store(conn, tenant=caller.tenant, vendor=caller.partner, accepted=accepted, rejected=rejected, raw=raw,
-              channel="push")
+        return store(conn, tenant=caller.tenant, vendor=caller.partner, accepted=accepted, rejected=rejected,
+                     raw=raw, channel="push")

@@ -22,7 +22,7 @@ visits = Table(
     Column("confirmation", String(6), nullable=False),
     Column("tag_id", String(64), nullable=True),
     Column("manual_reason", Text, nullable=True),
-    Column("services", String(400), nullable=False, doc="service codes, comma-separated"),
+    Column("services", Text, nullable=False, doc="service codes, comma-separated (up to 20 of 40 characters)"),
     Column("double_staffing", Boolean, nullable=False),
     Column("declined", Boolean, nullable=False),
     Column("approved", Boolean, nullable=False),

@@ -75,7 +75,7 @@ def test_events_are_stored_acknowledged_and_bad_ones_dead_lettered(consumer):
 
     wait_for(lambda: stored_in(hub) == 120, what="120 stored envelopes")
     with hub.store.begin() as conn:
-        letters = wait_for(lambda: deadletters.listing(conn), what="dead letters")
+        letters = wait_for(lambda: deadletters.listing(conn).rows, what="dead letters")
     assert sorted(letter["reason"].split(":")[0] for letter in letters) == ["body", "payload.person"]
     with hub.store.begin() as conn:
         kept = [deadletters.show(conn, letter["id"])["raw"] for letter in letters]
@@ -109,7 +109,7 @@ def test_a_dead_lettered_inbound_message_is_replayed_after_the_fix(consumer, hub
     wait_for(lambda: _declared(hub), what="the consumer's queue")
     publish(hub, [json.dumps(event).encode()])
     with hub.store.begin() as conn:
-        letter = wait_for(lambda: deadletters.listing(conn), what="a dead letter")[0]
+        letter = wait_for(lambda: deadletters.listing(conn).rows, what="a dead letter")[0]
     assert letter["reason"] == "tenant: unknown tenant 0999"
 
     hub.config = hub_config.model_copy(update={"tenants": [*hub_config.tenants,

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 import pytest
+from fastapi import APIRouter
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from adapters.http_app import create_app
 from tests.conftest import TENANT, TOKEN, wait_for
@@ -149,3 +152,89 @@ def test_metrics_and_health(served):
     _hub, url = served
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
     assert "casehub_envelopes_accepted_total" in httpx.get(f"{url}/metrics").text
+
+
+def test_the_same_id_with_another_document_is_a_conflict_and_the_rest_is_taken(served):
+    hub, url = served
+    case_system = CaseSystem(url, TOKEN, TENANT)
+    first, again, new = case_system.event(), case_system.event(), case_system.event()
+    assert case_system.post([first, again]).status_code == 202
+    changed = first | {"payload": first["payload"] | {"kind": "decision" if first["payload"]["kind"] != "decision"
+                                                       else "note"}}
+    answer = case_system.post([changed, again, new])
+    assert answer.status_code == 409
+    body = answer.json()
+    assert body["accepted"] == [new["id"]] and body["duplicates"] == [again["id"]]
+    assert body["conflicts"] == [{"id": first["id"], "where": "[0].id",
+                                  "error": "already received with another document; a changed message needs a new id"}]
+    single = case_system.post(changed)
+    assert single.status_code == 409 and single.json()["conflicts"][0]["where"] == "id"
+    with hub.store.begin() as conn:
+        kept = json.loads(conn.scalar(select(messages.c.raw).where(messages.c.id == first["id"])))
+    assert kept == first  # the stored message is never replaced
+    with hub.store.begin() as conn:
+        assert conn.scalar(select(func.count()).select_from(messages).where(messages.c.direction == "in")) == 3
+
+
+def test_a_document_type_the_caller_may_not_send_is_refused_with_403(served):
+    hub, url = served
+    event = CaseSystem(url, TOKEN, TENANT).event() | {
+        "type": "reimbursement.basis_approved", "payload": {"run_id": 1, "provider_org": "5560360793",
+                                                            "period": "2026-03"}}
+    answer = post(url, json.dumps(event).encode())
+    assert answer.status_code == 403
+    assert answer.json() == {"error": "a case_system may not send 'reimbursement.basis_approved'", "where": "type"}
+    assert stored_count(hub) == 0
+
+
+PERSON = "194107086995"
+
+
+def failing_routes() -> list[APIRouter]:
+    """Endpoints that fail as nothing in the hub should: with personal data in the error, and as
+    the store does when it is down."""
+    router = APIRouter()
+
+    @router.get("/test/bug")
+    def bug() -> dict:
+        raise RuntimeError(f"a bug that quotes {PERSON}")
+
+    @router.get("/test/store-down")
+    def store_down() -> dict:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    return [router]
+
+
+def test_an_unexpected_error_answers_a_correlation_id_only_and_the_connection_stays_usable(make_hub, caplog,
+                                                                                           log_leaks):
+    caplog.set_level(logging.DEBUG)
+    leaks_before = len(log_leaks)
+    hub = make_hub(worker=False)
+    with LiveServer(create_app(hub, failing_routes())) as server, httpx.Client(base_url=server.url) as client:
+        answer = client.get("/test/bug")
+        assert answer.status_code == 500
+        assert set(answer.json()) == {"error", "correlation_id"} and PERSON not in answer.text
+        assert client.get("/healthz").json() == {"status": "ok"}  # the same keep-alive connection
+        down = client.get("/test/store-down")
+        assert down.status_code == 503 and down.headers["retry-after"] == "5" and "correlation_id" in down.json()
+        assert client.get("/healthz").status_code == 200
+    logged = [record for record in caplog.records if answer.json()["correlation_id"] in record.getMessage()]
+    assert logged and "RuntimeError" in logged[0].getMessage() and "19410708-****" in logged[0].getMessage()
+    assert PERSON not in caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("uvicorn") and r.levelno >= logging.ERROR]
+    assert log_leaks[leaks_before:] == []
+
+
+def test_the_http_servers_own_loggers_write_through_the_redacting_handlers(make_hub):
+    """uvicorn runs with log_config=None (as `casehub serve` does), so no library logger has a
+    handler of its own: every line goes through the root logger's handlers, which `redaction.install`
+    filters, and which the scan of the whole test run reads."""
+    hub = make_hub(worker=False)
+    with LiveServer(create_app(hub)):
+        own = {name: writing for name, logger in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)
+               and (writing := [h for h in logger.handlers if not isinstance(h, logging.NullHandler)])}
+        assert not own, own
+        assert logging.getLogger("uvicorn").propagate and logging.getLogger("uvicorn.error").propagate
+        # uvicorn.access is switched off whole (access_log=False): it writes nowhere

@@ -17,8 +17,8 @@ from schemas.orders import Address, Order, OrderAcknowledgement, OrderedService,
 XSD = etree.XMLSchema(etree.parse(str(order_xml.XSD_PATH)))
 
 xml_char = st.characters(exclude_categories=("Cs",), exclude_characters="\ufffe\uffff").filter(
-    lambda char: char >= " " or char in "\t\n\r"
-)
+    lambda char: not "\x7f" <= char <= "\x9f" and (char >= " " or char in "\t\n\r")
+)  # what XML can carry and the documents take: no control characters but tab and line breaks
 
 
 def text(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:

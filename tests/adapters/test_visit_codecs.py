@@ -24,6 +24,7 @@ from adapters.visit_codecs import (
     write_visit_csv,
 )
 from core.errors import Rejected
+from schemas.bounded import MAX_INT
 from schemas.identity import generate_organisation_number, generate_personnummer
 from schemas.visits import Visit, VisitRejection
 
@@ -59,7 +60,8 @@ def read_all(data: bytes) -> list[tuple[int, Visit | VisitRejection]]:
 
 # --- hypothesis: visits ----------------------------------------------------------------------
 
-texts = st.text(min_size=1, max_size=40)
+text_chars = st.characters(exclude_categories=("Cs", "Cc"))  # no control characters: the documents refuse them
+texts = st.text(text_chars, min_size=1, max_size=40)
 offsets = st.integers(-12 * 60, 14 * 60).map(lambda minutes: dt.timezone(dt.timedelta(minutes=minutes)))
 
 
@@ -76,11 +78,11 @@ def periods(draw):
 @st.composite
 def visits(draw) -> Visit:
     rng = draw(st.randoms(use_true_random=False))
-    version = draw(st.integers(1, 2**31))
+    version = draw(st.integers(1, MAX_INT))
     confirmation = draw(st.sampled_from(["nfc", "lock", "button", "manual"]))
     planned, actual = draw(periods()), draw(periods())
     return Visit(
-        visit_id=draw(st.text(min_size=1, max_size=64)),
+        visit_id=draw(st.text(text_chars, min_size=1, max_size=64)),
         version=version,
         provider_org=generate_organisation_number(rng),
         customer_pnr=generate_personnummer(rng, coordination=draw(st.booleans())),
@@ -90,7 +92,7 @@ def visits(draw) -> Visit:
         confirmation=confirmation,
         tag_id=draw(st.none() | texts),
         manual_reason=draw(texts if confirmation == "manual" else st.none() | texts),
-        services=draw(st.lists(st.from_regex(r"[^,\s]{1,40}", fullmatch=True), max_size=5)),
+        services=draw(st.lists(st.from_regex(r"[^,\s\x00-\x1f\x7f-\x9f]{1,40}", fullmatch=True), max_size=5)),
         double_staffing=draw(st.booleans()),
         declined=draw(st.booleans()),
         approved=draw(st.booleans()),
@@ -121,8 +123,9 @@ def test_encode_visit_writes_the_contract():
 
 # --- hypothesis: anything at all is refused cleanly ------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+json_values = st.recursive(  # JSON as the contract has it: numbers of reasonable length, no NaN or Infinity
+    st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
@@ -140,6 +143,18 @@ def test_arbitrary_bytes_are_rejected_or_decoded(data):
     decodes_or_rejects(decode_visit_batch, data)
     decodes_or_rejects(decode_poll_page, data)
     decodes_or_rejects(read_all, data)
+
+
+@pytest.mark.parametrize("number", ["1" * 5000, "NaN", "-Infinity", "1e" + "9" * 50])
+def test_a_number_the_parser_cannot_take_rejects_the_body(number):
+    with pytest.raises(Rejected, match="number|NaN|Infinity") as raised:
+        decode_visit_batch(b'{"visits": [{"version": %s}]}' % number.encode())
+    assert raised.value.where == "body"
+
+
+def test_nesting_beyond_what_the_parser_takes_rejects_the_body():
+    with pytest.raises(Rejected, match="nested too deeply"):
+        decode_visit_batch(b'{"visits": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
 
 
 @given(st.lists(st.fixed_dictionaries({}, optional={name: json_values for name in FIELDS}) | json_values, max_size=4))

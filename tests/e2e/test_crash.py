@@ -50,7 +50,7 @@ def test_kill_9_of_a_worker_loses_nothing_and_duplicates_nothing(tmp_path, postg
 
     for start in range(0, EVENTS, 500):
         batch = [case_system.event() for _ in range(500)]
-        hub.accept([(envelope_from(e, hub.config), None) for e in batch], channel="test")
+        hub.accept([(envelope_from(e, hub.config, sender="case_system"), None) for e in batch], channel="test")
     hub.relay.drain()  # all 5 000 are on RabbitMQ now, durable
     echoed = (processed.c.step == "echo",)
 

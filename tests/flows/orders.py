@@ -11,7 +11,8 @@ from flows.orders.tables import orders
 
 
 def issue(hub, *orders_json: dict) -> None:
-    hub.accept([(envelope_from(o, hub.config), json.dumps(o).encode()) for o in orders_json], channel="test")
+    hub.accept([(envelope_from(o, hub.config, sender="case_system"), json.dumps(o).encode()) for o in orders_json],
+               channel="test")
 
 
 def row(hub, order_id: str):

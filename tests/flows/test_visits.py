@@ -16,6 +16,7 @@ from core.config import HubConfig, RestChannel, SftpChannel
 from core.errors import Transient
 from core.store.tables import dead_letters
 from flows import routes
+import flows.visits as visit_flow
 from flows.visits import pick_up_files, poll, vendors
 from flows.visits.tables import visits
 from sandbox.server import LiveServer
@@ -103,7 +104,28 @@ def test_bad_visits_are_rejected_one_by_one_and_the_rest_stored(served):
     assert "customer_pnr" in reasons["BAD-1"] and "6996" not in answer.text
     assert reasons["BAD-3"].startswith("actual_end") or "before" in reasons["BAD-3"]
     assert stored(hub) == 3
-    assert len(letters(hub)) == 4
+    (letter,) = letters(hub)  # one request, one dead letter holding every reason
+    assert letter.startswith("4 visits of pusher rejected") and all(f"visit {v}:" in letter for v in reasons)
+
+
+def test_a_changed_visit_sent_again_with_the_same_version_is_a_conflict(served):
+    hub, url = served
+    first, other = [encode_visit(v) for v in month_of_visits(random.Random(5), MARCH, CUSTOMERS[:1], prefix="C",
+                                                             per_customer=2)]
+    send = lambda *items: httpx.post(f"{url}/api/v1/visits", json={"visits": list(items)},  # noqa: E731
+                                     headers={"Authorization": f"Bearer {PUSH_TOKEN}"}).json()
+    assert send(first) == {"accepted": 1, "rejected": []}
+    assert send(first, other) == {"accepted": 2, "rejected": []}  # a repeat is harmless
+    changed = first | {"employee_id": "E-OTHER"}
+    answer = send(changed, other)
+    assert answer["accepted"] == 1
+    (conflict,) = answer["rejected"]
+    assert conflict["visit_id"] == first["visit_id"] and "conflict" in conflict["reason"]
+    assert "visits[0]" in conflict["reason"] and "higher version" in conflict["reason"]
+    with hub.store.begin() as conn:
+        employee = conn.scalar(select(visits.c.employee_id).where(visits.c.visit_id == first["visit_id"]))
+    assert employee == first["employee_id"] and stored(hub) == 2
+    assert any("conflict" in letter for letter in letters(hub))
 
 
 @pytest.mark.parametrize(
@@ -178,3 +200,49 @@ def test_daily_files_with_a_broken_row_and_an_unreadable_file(make_hub, partner_
     assert (out / "archive" / good.name).exists()
     assert (out / "failed" / "visits_filer_20260302_1.csv.reason.txt").read_text().strip()
     assert (out / "visits_filer_20260303_1.csv").exists()
+
+
+def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(make_hub, partner_folder,
+                                                                             monkeypatch):
+    """A row the store cannot hold, a file that breaks the reader and a name outside the contract:
+    each refused with its reason, and the folder moves on."""
+    hub = make_hub()
+    (tenant, vendor), = vendors(hub.config, SftpChannel)
+    out = partner_folder / "out"
+    days = [month_of_visits(random.Random(10 + n), MARCH, CUSTOMERS[:2], prefix=f"P{n}", per_customer=5)
+            for n in range(4)]
+    first = drop_daily_file(out, "filer", MARCH.first_day, days[0])
+    broken = drop_daily_file(out, "filer", MARCH.first_day, days[1], seq=2)
+    later = [drop_daily_file(out, "filer", MARCH.first_day.replace(day=2), day, seq=n) for n, day in
+             enumerate(days[2:], 1)]
+    misnamed = out / "visits_filer_2026-03-04_1.csv"
+    misnamed.write_bytes(first.read_bytes())
+    (out / f"{misnamed.name}.done").write_bytes(b"")
+
+    poison = days[0][3].visit_id  # line 5: the header is line 1
+    real_row = visit_flow._row
+
+    def row_the_store_cannot_hold(tenant, vendor, visit, message_id, now):
+        row = real_row(tenant, vendor, visit, message_id, now)
+        return row | {"version": 2**70} if visit.visit_id == poison else row
+
+    real_read = visit_flow.read_visit_csv
+    broken_bytes = broken.read_bytes()
+
+    def reader_that_breaks_on_the_second_file(stream):
+        if stream.read() == broken_bytes:
+            raise RuntimeError("a bug in the reader")
+        stream.seek(0)
+        return real_read(stream)
+
+    monkeypatch.setattr(visit_flow, "_row", row_the_store_cannot_hold)
+    monkeypatch.setattr(visit_flow, "read_visit_csv", reader_that_breaks_on_the_second_file)
+    assert pick_up_files(hub, tenant, vendor) == (3, 2)
+    assert stored(hub, "filer") == len(days[0]) - 1 + len(days[2]) + len(days[3])
+    (poison_letter,) = [letter for letter in letters(hub) if poison in letter]
+    assert f"{first.name} line 5: the store cannot hold this visit" in poison_letter
+    assert {p.name for p in (out / "archive").glob("*.csv")} == {first.name, *(f.name for f in later)}
+    failed = out / "failed"
+    assert "could not be processed (RuntimeError)" in (failed / f"{broken.name}.reason.txt").read_text()
+    assert "visits_{vendor}_{YYYYMMDD}_{seq}.csv" in (failed / f"{misnamed.name}.reason.txt").read_text()
+    assert not list(out.glob("*.csv"))
