@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pika
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from adapters.amqp import EventConsumer
@@ -142,3 +144,37 @@ def test_a_worker_waits_for_a_broker_that_is_down(tmp_path, postgres_database):
         output = worker.communicate(timeout=20)[0]
     assert "the broker is not reachable" in output
     assert worker.returncode == 0
+
+
+def test_the_hubs_own_types_and_hostile_bodies_are_dead_lettered_and_the_intake_goes_on(consumer):
+    hub, _ = consumer
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    forged = case_system.event() | {"type": "reimbursement.basis_approved",
+                                    "payload": {"run_id": 1, "provider_org": "5560360793", "period": "2026-03"}}
+    nul = case_system.event()
+    nul["payload"]["case_ref"] = "C\u00001"
+    hostile = [json.dumps(forged).encode(), json.dumps(nul).encode(), b"[" * 100_000 + b"]" * 100_000,
+               b'{"id": ' + b"9" * 5000 + b"}"]
+    good = case_system.event()
+    publish(hub, hostile + [json.dumps(good).encode()])
+    wait_for(lambda: stored_in(hub) == 1, what="the good event")
+    with hub.store.begin() as conn:
+        letters = wait_for(lambda: len(found := deadletters.listing(conn).rows) == 4 and found, what="4 dead letters")
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons[0].startswith("body: ") and "nested too deeply" in " ".join(reasons)
+    assert "type: a case_system may not send 'reimbursement.basis_approved'" in reasons
+    assert any(r.startswith("payload.case_ref: control characters") for r in reasons)
+    wait_for(lambda: queue_depth(hub, hub.settings.amqp_inbound_queue) == 0, what="all acknowledged")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bodies=st.lists(st.binary(max_size=200) | st.builds(lambda t: json.dumps(
+    {"id": t, "type": "case.event_recorded", "tenant": TENANT, "source": t, "payload": {"case_ref": t}}).encode(),
+    st.text(max_size=20)), min_size=1, max_size=5))
+def test_any_batch_is_stored_or_dead_lettered_whole(consumer, bodies):
+    hub, consumer_ = consumer
+    with hub.store.begin() as conn:
+        before = deadletters.listing(conn, limit=1).total + stored_in(hub)
+    consumer_.store_batch(list(enumerate(bodies)))  # never raises: a bad body is a dead letter
+    with hub.store.begin() as conn:
+        assert deadletters.listing(conn, limit=1).total + stored_in(hub) == before + len(bodies)
