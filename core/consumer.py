@@ -13,6 +13,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, update
+from sqlalchemy.exc import DataError
 
 from core import deadletters, messages, metrics
 from core.config import HubConfig
@@ -63,7 +64,8 @@ class StepContext:
 def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str]) -> None:
     """Run `step` on stored envelopes once in effect, however often they are delivered.
 
-    Rejected input is dead-lettered with its reason, the sender is told, and it is not retried.
+    Rejected input, and input with a value the store cannot hold (DataError), is dead-lettered
+    with its reason, the sender is told, and it is not retried.
     Any other exception is raised after the rest of the batch is done, for the broker to retry;
     the envelopes done by then are skipped on the retry. A handler whose batch failed runs again
     alone, so its only effects must be the ones it makes through its context.
@@ -120,6 +122,10 @@ def _run(conn: Connection, config: HubConfig, step: Step, envelope_ids: list[str
         except Rejected as error:
             rejected += 1
             _dead_letter(conn, step, envelopes[envelope_id], error)
+        except DataError as error:  # a value the store cannot hold: as permanent as bad input
+            rejected += 1
+            _dead_letter(conn, step, envelopes[envelope_id],
+                         Rejected(f"the store cannot hold a value of it ({type(error.orig).__name__})"))
     messages.send_many(conn, outgoing)
     metrics.steps.labels(step.name, "done").inc(len(claimed) - rejected)
     if rejected:

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from tests.conftest import wait_for
 from core import deadletters, metrics
@@ -18,6 +19,7 @@ from schemas.envelope import Envelope
 calls: Counter[str] = Counter()
 transient_failures: Counter[str] = Counter()
 broken: set[str] = set()
+overflowing: set[str] = set()
 
 
 @step("test.effect", consumes=["test.effect"])
@@ -26,6 +28,8 @@ def effect(ctx: StepContext) -> None:
     calls[ctx.envelope.id] += 1
     if ctx.envelope.id in broken:
         raise Rejected("amount is negative", where="payload.amount")
+    if ctx.envelope.id in overflowing:
+        raise DataError("INSERT ...", {}, ValueError("integer out of range"))
     if transient_failures[ctx.envelope.id] > 0:
         transient_failures[ctx.envelope.id] -= 1
         raise ConnectionError("partner is down")
@@ -154,3 +158,14 @@ def test_one_bad_envelope_in_a_batch_neither_blocks_nor_undoes_the_others(make_h
     assert [len(effects_of(hub, e.id)) for e in batch] == [1] * 6  # a receipt each, the bad one's says why
     assert open_letters(hub, batch[1].id)[0]["reason"] == "payload.amount: amount is negative"
     assert open_letters(hub, batch[4].id) == []
+
+
+def test_a_value_the_store_cannot_hold_is_rejected_not_retried(make_hub):
+    hub = make_hub()
+    envelope = event()
+    overflowing.add(envelope.id)
+    hub.accept([(envelope, None)], channel="test")
+    wait_for(lambda: outcome(hub, envelope.id) == "dead", what="the dead letter")
+    (letter,) = open_letters(hub, envelope.id)
+    assert letter["kind"] == "rejected" and "cannot hold a value of it (ValueError)" in letter["reason"]
+    assert calls[envelope.id] == 1  # never retried
