@@ -2,16 +2,19 @@
 1 failed or not found, 2 wrong usage, 3 configuration is wrong."""
 from __future__ import annotations
 
+import csv
 import getpass
 import json
 import signal
 import sys
 import threading
 import time
+from enum import Enum
 from pathlib import Path
 from types import SimpleNamespace
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -25,6 +28,7 @@ orders_app = typer.Typer(no_args_is_help=True, help="Orders to LOV providers and
 reimbursement_app = typer.Typer(no_args_is_help=True, help="The monthly reimbursement run (ersättningskörning)")
 transfers_app = typer.Typer(no_args_is_help=True, help="Files the hub delivered")
 audit_app = typer.Typer(no_args_is_help=True, help="Who read or sent whose data, and when")
+visits_app = typer.Typer(no_args_is_help=True, help="Visits from the mobile-reporting vendors: intake and rounds")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(messages_app, name="messages")
 app.add_typer(config_app, name="config")
@@ -34,11 +38,34 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(reimbursement_app, name="reimbursement")
 app.add_typer(transfers_app, name="transfers")
 app.add_typer(audit_app, name="audit")
+app.add_typer(visits_app, name="visits")
 
-# piped into a file or grep, tables stay one line a row
+# piped into a file or grep, tables stay one line a row, plain (no box drawing, no colour)
 out = Console() if sys.stdout.isatty() else Console(width=240)
 err = Console(stderr=True, width=240)
 FAILED, CONFIG = 1, 3
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Reveal(str, Enum):
+    """How a listing shows personnummer."""
+
+    masked = "masked"
+    full = "full"
+
+
+FORMAT = typer.Option(Format.table, help="table (to read), csv or json (to compare or load)")
+PERSONNUMMER = typer.Option(Reveal.masked, help="full only for the tenant's personal_data_readers (audited)")
+
+
+def new_table(*columns: str, title: str | None = None) -> Table:
+    """A table: drawn with boxes on a terminal, plain aligned columns when piped."""
+    return Table(*columns, title=title, box=box.HEAVY_HEAD if out.is_terminal else None)
 
 
 def fail(message: str, code: int = FAILED) -> typer.Exit:
@@ -158,7 +185,7 @@ def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replay
     hub = build_hub()
     with hub.store.begin() as conn:
         page = deadletters.listing(conn, status=None if all else "open", limit=limit, offset=offset)
-    table = Table("id", "failed at", "tenant", "step", "kind", "status", "message", "reason")
+    table = new_table("id", "failed at", "tenant", "step", "kind", "status", "message", "reason")
     for row in page.rows:
         reason = row["reason"].splitlines()
         more = f" (and {len(reason) - 1} lines more: dead-letters show {row['id']})" if len(reason) > 1 else ""
@@ -227,7 +254,7 @@ def messages_search(tenant: str = None, type: str = None, limit: int = LIMIT, of
     hub = build_hub()
     with hub.store.begin() as conn:
         page = messages.search(conn, tenant=tenant, type=type, limit=limit, offset=offset)
-    table = Table("stored at", "id", "tenant", "type", "source", "direction")
+    table = new_table("stored at", "id", "tenant", "type", "source", "direction")
     for row in page.rows:
         table.add_row(f"{row['stored_at']:%Y-%m-%d %H:%M:%S}", row["id"], row["tenant"], row["type"],
                       row["source"], row["direction"])
@@ -275,7 +302,7 @@ def orders_list(state: str = typer.Option(None, help="pending, delivered, accept
         query = query.where(orders.c.tenant == tenant)
     with hub.store.begin() as conn:
         page = paged(conn, query, limit=limit, offset=offset)
-    table = Table("tenant", "order", "provider", "version", "delivered", "state", "acknowledge by", "reason")
+    table = new_table("tenant", "order", "provider", "version", "delivered", "state", "acknowledge by", "reason")
     for row in (SimpleNamespace(**found) for found in page.rows):
         due = f"{row.ack_due_at:%Y-%m-%d %H:%M}" if row.ack_due_at and row.state in ("delivered", "overdue") else ""
         table.add_row(row.tenant, row.order_id, row.provider, str(row.version), str(row.delivered_version),
@@ -300,7 +327,7 @@ def orders_show(order_id: str, tenant: str = typer.Option(..., help="the kommunk
             select(messages.c.envelope).where(messages.c.tenant == tenant, messages.c.type == "order.status_changed")
             .order_by(messages.c.stored_at))]
     out.print_json(json.dumps({k: str(v) if v is not None else None for k, v in row._mapping.items()}))
-    table = Table("at", "version", "status", "reason")
+    table = new_table("at", "version", "status", "reason")
     for change in (c["payload"] for c in changes if c["payload"]["order_id"] == order_id):
         table.add_row(change["at"], str(change["version"]), change["status"], change.get("reason") or "")
     out.print(table)
@@ -335,6 +362,74 @@ def _tenant_rules(hub, tenant: str):
     return found.reimbursement
 
 
+@visits_app.command("status")
+def visits_status(tenant: str = typer.Option(...), period: str = typer.Option(..., help="YYYY-MM")) -> None:
+    """Per vendor: versions stored that start in the period, the last batch and poll, rejects."""
+    from flows.visits.queries import status
+
+    hub = build_hub()
+    try:
+        vendors = status(hub.store, hub.config, tenant, _period(period))
+    except LookupError as error:
+        raise fail(f"--tenant: {error}", CONFIG) from None
+    table = new_table("vendor", "channels", "versions", "visits", "last batch", "last poll", "rejected",
+                      "open dead letters", title=f"{tenant} {period}: visits stored")
+    for vendor in vendors:
+        table.add_row(vendor.vendor, ",".join(vendor.channels), f"{vendor.versions:,}", f"{vendor.visits:,}",
+                      _local(vendor.last_batch_at), _local(vendor.last_poll_at), str(vendor.rejected),
+                      str(vendor.open_dead_letters))
+    out.print(table)
+
+
+@visits_app.command("poll")
+def visits_poll(tenant: str = typer.Option(...), vendor: str = typer.Option(...)) -> None:
+    """Poll a vendor's API now, from the stored cursor on, instead of waiting for the minute."""
+    from core.config import RestChannel
+    from core.errors import Rejected, Transient
+    from flows.visits import poll
+
+    hub = build_hub()
+    partner = _vendor(hub, tenant, vendor, RestChannel, "rest channel to poll")
+    try:
+        stored = poll(hub, tenant, partner)
+    except (Transient, Rejected) as error:
+        raise fail(f"{vendor}: {error}") from None
+    out.print(f"{vendor}: {stored:,} visit versions stored")
+
+
+@visits_app.command("pickup")
+def visits_pickup(tenant: str = typer.Option(...), vendor: str = typer.Option(...)) -> None:
+    """Pick up a vendor's ready files now, instead of waiting for the minute."""
+    from core.config import SftpChannel
+    from core.errors import Rejected, Transient
+    from flows.visits import pick_up_files
+
+    hub = build_hub()
+    partner = _vendor(hub, tenant, vendor, SftpChannel, "sftp channel to pick up files from")
+    try:
+        archived, failed = pick_up_files(hub, tenant, partner)
+    except (Transient, Rejected) as error:
+        raise fail(f"{vendor}: {error}") from None
+    out.print(f"{vendor}: {archived} files stored and archived, {failed} failed (see dead-letters list)")
+    if failed:
+        raise typer.Exit(FAILED)
+
+
+def _vendor(hub, tenant: str, vendor: str, channel: type, needs: str):
+    partner = hub.config.partner(tenant, vendor)
+    if partner is None or partner.kind != "visit_vendor":
+        raise fail(f"--vendor: no visit vendor {vendor} in tenant {tenant}", CONFIG)
+    if not isinstance(partner.channel, channel):
+        raise fail(f"--vendor: {vendor} has no {needs}", CONFIG)
+    return partner
+
+
+def _local(when) -> str:
+    from schemas.money import STOCKHOLM
+
+    return f"{when.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}" if when else ""
+
+
 @reimbursement_app.command("run")
 def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Option(..., help="YYYY-MM"),
                       processes: int = typer.Option(1, help="split the providers between processes (PostgreSQL)")
@@ -346,7 +441,8 @@ def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Optio
 
     hub = build_hub()
     rules = _tenant_rules(hub, tenant)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as progress:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  disable=not err.is_terminal) as progress:
         task = progress.add_task("visits counted: 0")
         run_id = reimbursement.draft(hub.store, tenant, _period(period), rules, by=whoami(), processes=processes,
                                      progress=lambda n: progress.update(task, description=f"visits counted: {n:,}"))
@@ -357,25 +453,36 @@ def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Optio
 def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="organisation number"),
                          level: str = typer.Option("low", help="high (not paid), medium (paid less) or low "
                                                                "(confirmed by hand), and the levels above"),
-                         limit: int = LIMIT, offset: int = OFFSET) -> None:
+                         limit: int = LIMIT, offset: int = OFFSET, format: Format = FORMAT,
+                         personnummer: Reveal = PERSONNUMMER) -> None:
     """Findings by level, provider and code, then the visits themselves, the highest level first."""
     from core.errors import Rejected
     from flows.reimbursement.review import review
 
     hub = build_hub()
     try:
-        found = review(hub.store, run_id, by=whoami(), provider=provider, at_least=level, limit=limit,
-                       offset=offset)
+        found = review(hub.store, hub.config, run_id, by=whoami(), provider=provider, at_least=level, limit=limit,
+                       offset=offset, reveal=personnummer is Reveal.full)
     except (Rejected, LookupError) as error:
         raise fail(str(error)) from None
-    summary = Table("level", "provider", "code", "visits", title=f"run {run_id}: for review")
+    columns = ["provider_org", "visit_id", "version", "customer", "code", "paid", "paid_minutes"]
+    rows = [[finding[name] for name in columns] for finding in found.findings.rows]
+    if format is Format.json:
+        out.print_json(json.dumps({"counts": [dict(zip(("level", "provider_org", "code", "visits"), count))
+                                              for count in found.counts],
+                                   "findings": [dict(zip(columns, row)) for row in rows],
+                                   "total": found.findings.total, "offset": found.findings.offset}))
+        return
+    if format is Format.csv:
+        print_csv(columns, rows)
+        return
+    summary = new_table("level", "provider", "code", "visits", title=f"run {run_id}: for review")
     for row in found.counts:
         summary.add_row(*row[:3], str(row[3]))
     out.print(summary)
-    detail = Table("provider", "visit", "version", "customer", "code", "paid minutes")
-    for row in (SimpleNamespace(**finding) for finding in found.findings.rows):
-        detail.add_row(row.provider_org, row.visit_id, str(row.version), f"{row.customer[:8]}-****", row.code,
-                       str(row.paid_minutes))
+    detail = new_table("provider", "visit", "version", "customer", "code", "paid minutes")
+    for row in rows:
+        detail.add_row(row[0], row[1], str(row[2]), row[3], row[4], str(row[6]))
     print_page(detail, found.findings, "findings")
 
 
@@ -416,10 +523,11 @@ def reimbursement_approve(run_id: int) -> None:
 
 
 @reimbursement_app.command("show")
-def reimbursement_show(run_id: int) -> None:
-    """The run's basis: totals per provider and lines per customer, category and band."""
+def reimbursement_show(run_id: int, format: Format = FORMAT, personnummer: Reveal = PERSONNUMMER) -> None:
+    """The run's basis: totals per provider and lines per customer, category and band; as CSV (the
+    providers' file format, all providers) or JSON for economy and the review group."""
     hub = build_hub()
-    _show_run(hub, run_id, lines=True)
+    _show_run(hub, run_id, lines=True, format=format, reveal=personnummer is Reveal.full)
 
 
 @reimbursement_app.command("lock")
@@ -442,36 +550,45 @@ def reimbursement_lock(tenant: str = typer.Option(...), period: str = typer.Opti
     out.print(f"{tenant} {period}: lock at {when.isoformat()}")
 
 
-def _show_run(hub, run_id: int, *, lines: bool = False) -> None:
-    from sqlalchemy import func, select
+def _show_run(hub, run_id: int, *, lines: bool = False, format: Format = Format.table, reveal: bool = False) -> None:
+    from adapters.basis_files import basis_csv, basis_json
+    from core.errors import Rejected
+    from flows.reimbursement.queries import basis
+    from schemas.money import STOCKHOLM
 
-    from core import audit
-    from flows.reimbursement.tables import lines as basis, runs
-
-    with hub.store.begin() as conn:
-        run = conn.execute(select(runs).where(runs.c.id == run_id)).first()
-        if run is None:
-            raise fail(f"no run {run_id}")
-        totals = conn.execute(select(basis.c.provider_org, func.count(), func.sum(basis.c.minutes + basis.c.adjusted_minutes),
-                                     func.sum(basis.c.amount)).where(basis.c.run_id == run_id)
-                              .group_by(basis.c.provider_org).order_by(basis.c.provider_org)).all()
-        rows = conn.execute(select(basis).where(basis.c.run_id == run_id).order_by(
-            basis.c.provider_org, basis.c.customer, basis.c.category, basis.c.band)).all() if lines else []
-        if lines:
-            audit.record(conn, actor=whoami(), action="reimbursement.read", tenant=run.tenant, subject=f"run:{run_id}")
-    out.print(f"run {run.id}: {run.tenant} {run.period} {run.kind}, {run.status}; {run.visits:,} visits, "
-              f"{run.paid:,} paid; lock {run.lock_at:%Y-%m-%d %H:%M} UTC")
-    table = Table("provider", "lines", "minutes", "amount (kr)", title="basis per provider (VAT category E, 0%)")
-    for provider, count, minutes, amount in totals:
-        table.add_row(provider, str(count), f"{minutes:,}", f"{amount:,.2f}")
+    try:
+        found = basis(hub.store, hub.config, run_id, by=whoami(), with_lines=lines, reveal=reveal)
+    except (LookupError, Rejected) as error:
+        raise fail(str(error)) from None
+    run = found.run
+    if format is Format.json:
+        sys.stdout.buffer.write(basis_json(run, found.totals, found.lines))
+        return
+    if format is Format.csv:
+        sys.stdout.buffer.write(basis_csv(run["period"], found.lines))
+        return
+    out.print(f"run {run['id']}: {run['tenant']} {run['period']} {run['kind']}, {run['status']}; "
+              f"{run['visits']:,} visits, {run['paid']:,} paid; "
+              f"lock {run['lock_at'].astimezone(STOCKHOLM):%Y-%m-%d %H:%M %Z}")
+    table = new_table("provider", "lines", "minutes", "amount (kr)", title="basis per provider (VAT category E, 0%)")
+    for total in found.totals:
+        table.add_row(total["provider_org"], str(total["lines"]), f"{total['minutes']:,}", f"{total['amount']:,.2f}")
     out.print(table)
     if lines:
-        detail = Table("provider", "customer", "category", "band", "rate", "minutes", "adjusted", "amount")
-        for row in rows:
-            detail.add_row(row.provider_org, f"{row.customer[:8]}-****", row.category, row.band, f"{row.rate:.2f}",
-                           str(row.minutes), f"{row.adjusted_minutes:+d}" if row.adjusted_minutes else "",
-                           f"{row.amount:.2f}")
+        detail = new_table("provider", "customer", "category", "band", "rate", "minutes", "adjusted", "amount")
+        for line in found.lines:
+            detail.add_row(line["provider_org"], line["customer"], line["category"], line["band"],
+                           f"{line['rate']:.2f}", str(line["minutes"]),
+                           f"{line['adjusted_minutes']:+d}" if line["adjusted_minutes"] else "",
+                           f"{line['amount']:.2f}")
         out.print(detail)
+
+
+def print_csv(columns: list[str], rows: list[list]) -> None:
+    """Rows as `;`-separated CSV on standard output, as the hub's files are written."""
+    writer = csv.writer(sys.stdout, delimiter=";", lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
 
 
 @transfers_app.command("list")
@@ -482,7 +599,7 @@ def transfers_list(tenant: str = None, limit: int = LIMIT, offset: int = OFFSET)
     hub = build_hub()
     with hub.store.begin() as conn:
         page = transfers.listing(conn, tenant=tenant, limit=limit, offset=offset)
-    table = Table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
+    table = new_table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
     for row in page.rows:
         table.add_row(f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}", row["tenant"], row["receiver"], row["channel"],
                       row["name"], str(row["size"]), row["sha256"][:16])
@@ -499,7 +616,7 @@ def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID
     with hub.store.begin() as conn:
         page = audit.entries(conn, limit=limit, offset=offset, subject=subject)
         audit.record(conn, actor=whoami(), action="audit.read", subject=subject)
-    table = Table("at", "tenant", "who", "what", "whose", "detail")
+    table = new_table("at", "tenant", "who", "what", "whose", "detail")
     for row in page.rows:
         table.add_row(f"{row['at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["actor"], row["action"],
                       row["subject"] or "", row["detail"] or "")

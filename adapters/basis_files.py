@@ -1,4 +1,5 @@
-"""The reimbursement basis as files for a provider: a CSV for its systems and an HTML report to read.
+"""The reimbursement basis as files: a CSV for a provider's systems, an HTML report to read, and
+the whole run as CSV or JSON for economy and the review group (`casehub reimbursement show`).
 
 A provider's files hold its own lines only. Customers appear by personnummer (the provider
 knows its customers; the basis is what it is paid on). UTF-8; amounts with a decimal point.
@@ -8,8 +9,11 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from collections.abc import Iterable
 from decimal import Decimal
+
+from schemas.money import STOCKHOLM
 
 HEADER = ["period", "provider_org", "customer", "category", "band", "rate", "minutes", "adjusted_minutes", "amount"]
 
@@ -19,13 +23,13 @@ def basis_file_name(tenant: str, period: str, run_id: int, provider_org: str, su
     return f"ersattning_{tenant}_{period.replace('-', '')}_{run_id}_{provider_org}.{suffix}"
 
 
-def basis_csv(period: str, provider_org: str, lines: Iterable[dict]) -> bytes:
-    """`lines` are dicts with customer, category, band, rate, minutes, adjusted_minutes, amount."""
+def basis_csv(period: str, lines: Iterable[dict]) -> bytes:
+    """`lines` are dicts with provider_org, customer, category, band, rate, minutes, adjusted_minutes, amount."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(HEADER)
     for line in lines:
-        writer.writerow([period, provider_org, line["customer"], line["category"], line["band"],
+        writer.writerow([period, line["provider_org"], line["customer"], line["category"], line["band"],
                          f"{Decimal(line['rate']):.2f}", line["minutes"], line["adjusted_minutes"],
                          f"{Decimal(line['amount']):.2f}"])
     return out.getvalue().encode("utf-8")
@@ -57,3 +61,21 @@ Momsfritt (kategori E).</p>
 </body></html>
 """
     return page.encode("utf-8")
+
+
+def basis_json(run: dict, totals: list[dict], lines: list[dict]) -> bytes:
+    """A run's basis as JSON: the run (times in Stockholm local time), its total per provider and its
+    lines, with the same fields as the CSV; amounts and rates as strings with two decimals."""
+    facts = {key: run[key] for key in ("id", "tenant", "period", "kind", "status", "visits", "paid")}
+    for key in ("lock_at", "created_at", "approved_at"):
+        facts[key] = run[key].astimezone(STOCKHOLM).isoformat() if run.get(key) else None
+    document = {
+        "run": facts,
+        "totals": [{"provider_org": t["provider_org"], "lines": t["lines"], "minutes": int(t["minutes"]),
+                    "amount": f"{Decimal(t['amount']):.2f}"} for t in totals],
+        "lines": [{"provider_org": line["provider_org"], "customer": line["customer"], "category": line["category"],
+                   "band": line["band"], "rate": f"{Decimal(line['rate']):.2f}", "minutes": line["minutes"],
+                   "adjusted_minutes": line["adjusted_minutes"], "amount": f"{Decimal(line['amount']):.2f}"}
+                  for line in lines],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")

@@ -100,6 +100,8 @@ class Tenant(BaseModel):
     name: str = Field(min_length=1)
     partners: list[Partner] = Field(default_factory=list)
     reimbursement: Rules = Field(default_factory=Rules, description="bands, rounding, rates, lock date")
+    personal_data_readers: list[Annotated[str, Field(pattern=r"^user:[A-Za-z0-9._-]+$")]] = Field(
+        default_factory=list, description="operators (user:NAME) who may see personnummer in full in listings")
 
     @model_validator(mode="after")
     def _unique_partners(self) -> Tenant:

@@ -35,7 +35,8 @@ def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Acce
     now = utcnow()
     rows = [_row(envelope, raw, "in", now) for envelope, raw in items]
     inserted = {row.id for row in insert_ignore(conn, messages, rows, returning=[messages.c.id])}
-    earlier = load_many_envelopes(conn, [e.id for e, _ in items if e.id not in inserted])
+    repeated = [envelope.id for envelope, _ in items if envelope.id not in inserted]
+    earlier = load_many_envelopes(conn, repeated) if repeated else {}
     result = Accepted()
     dispatch = []
     for envelope, _raw in items:

@@ -262,6 +262,30 @@ channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TES
     assert {"reimbursement.draft", "reimbursement.review", "reimbursement.adjust", "reimbursement.approve",
             "reimbursement.read"} <= actions
 
+    # the basis as data: masked for anyone, in full only for the tenant's personal_data_readers
+    as_json = json.loads(cli("reimbursement", "show", "1", "--format", "json").output)
+    assert as_json["totals"] == [{"provider_org": org, "lines": 1, "minutes": 73, "amount": "511.00"}]
+    assert [line["customer"] for line in as_json["lines"]] == [f"{person[:8]}-****"]
+    assert as_json["run"]["lock_at"] == "2099-01-01T01:00:00+01:00"
+    as_csv = cli("reimbursement", "show", "1", "--format", "csv").output.splitlines()
+    assert as_csv[0] == "period;provider_org;customer;category;band;rate;minutes;adjusted_minutes;amount"
+    assert as_csv[1] == f"2026-03;{org};{person[:8]}-****;omsorg;day;420.00;60;13;511.00"
+    refused = cli("reimbursement", "show", "1", "--format", "json", "--personnummer", "full")
+    assert refused.exit_code == 1 and "may not see personnummer in full" in refused.output
+    from cli import whoami
+    readers = f'personal_data_readers = ["{whoami()}"]\n'
+    cli.config.write_text(cli.config.read_text().replace('name = "Ekerö kommun"\n', f'name = "Ekerö kommun"\n{readers}'))
+    full = json.loads(cli("reimbursement", "show", "1", "--format", "json", "--personnummer", "full").output)
+    assert [line["customer"] for line in full["lines"]] == [person]
+    findings = cli("reimbursement", "review", "1", "--format", "csv", "--personnummer", "full").output.splitlines()
+    assert findings[0] == "provider_org;visit_id;version;customer;code;paid;paid_minutes"
+    assert any(f";{stranger};no_order;" in line for line in findings)
+    assert "─" not in cli("reimbursement", "review", "1").output  # piped: no box drawing
+    with cli.store.begin() as conn:
+        details = set(conn.scalars(select(audit.c.detail).where(audit.c.action.in_(
+            ["reimbursement.read", "reimbursement.review"]))))
+    assert "lines, personnummer in full" in details and "level low and above, personnummer in full" in details
+
 
 def test_lists_say_how_many_more_there_are_and_how_to_page(cli):
     """No list is cut without saying so: below each page, how many in all and the next --offset."""
@@ -282,3 +306,18 @@ def test_lists_say_how_many_more_there_are_and_how_to_page(cli):
         assert listed.exit_code == 0 and (" of " in listed.output or " in all" in listed.output), command
     assert "audit entries 1-1 of 1\n" in cli("audit", "list", "--limit", "1").output  # the read above
     assert "audit entries 1-1 of 2; 1 more: --offset 1" in cli("audit", "list", "--limit", "1").output
+
+
+def test_visits_status_and_rounds_named_by_tenant_and_vendor(cli):
+    cli.config.write_text(CONFIG + """
+[[tenants.partners]]
+id = "pusher"
+kind = "visit_vendor"
+token_env = "CASEHUB_TEST_TOKEN_0125"
+""")
+    shown = cli("visits", "status", "--tenant", TENANT, "--period", "2026-03")
+    assert shown.exit_code == 0 and "pusher" in shown.output and "push" in shown.output
+    assert cli("visits", "status", "--tenant", "9999", "--period", "2026-03").exit_code == 3
+    no_channel = cli("visits", "poll", "--tenant", TENANT, "--vendor", "pusher")
+    assert no_channel.exit_code == 3 and "pusher has no rest channel to poll" in no_channel.output
+    assert cli("visits", "pickup", "--tenant", TENANT, "--vendor", "nobody").exit_code == 3

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -36,6 +37,26 @@ class UtcDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value
+
+class Ore(TypeDecorator):
+    """Money in SEK, kept as a whole number of öre: exact in the store itself on every database,
+    and so in every sum done in SQL (SQLite keeps NUMERIC as a binary float). Python sees a Decimal
+    with two decimals; a value with a fraction of an öre is refused, never rounded."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | int | str | None, dialect) -> int | None:
+        if value is None:
+            return None
+        ore = Decimal(value) * 100
+        if ore != ore.to_integral_value():
+            raise ValueError(f"{value} SEK is not a whole number of öre")
+        return int(ore)
+
+    def process_result_value(self, value: int | None, dialect) -> Decimal | None:
+        return None if value is None else Decimal(value).scaleb(-2)
+
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 Serial = BigInteger().with_variant(Integer(), "sqlite")

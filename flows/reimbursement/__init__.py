@@ -40,7 +40,7 @@ def deliver_basis(ctx: StepContext) -> None:
         select(adjustments).where(adjustments.c.run_id == run_id, adjustments.c.provider_org == provider_org)
         .order_by(adjustments.c.id))]
     files = {
-        "csv": basis_csv(run.period, provider_org, mine),
+        "csv": basis_csv(run.period, mine),
         "html": basis_html(tenant_name=tenant.name, period=run.period, provider_org=provider_org, run_id=run_id,
                            kind=run.kind, lines=mine, adjustments=changes),
     }

@@ -22,7 +22,7 @@ from flows.orders.tables import orders
 from flows.reimbursement.calendar import lock_date
 from flows.reimbursement.rules import OrderRecord, RunStream
 from flows.reimbursement.tables import adjustments, findings, lines, locks, runs
-from flows.visits.tables import visits
+from flows.visits.tables import VISIT_START, visits
 from schemas.envelope import Envelope
 from schemas.money import Period, round_ore
 from schemas.orders import Order
@@ -51,13 +51,19 @@ def draft(store: Store, tenant: str, period: Period, rules: Rules, *, by: str,
           progress: Callable[[int], None] | None = None, processes: int = 1) -> int:
     """Compute the period's run as a draft (a correction when the period is approved); its id.
 
+    A regular run counts the versions received before the period's lock date. A correction run
+    counts every version received before it starts (spec section 5: the lock decides which run
+    pays a version, not whether it is paid), and holds only the differences from what was approved.
+
     With `processes` > 1 on PostgreSQL the providers are split between that many processes, each
     streaming and deciding its providers' visits (a provider's visits never depend on another's).
     """
     with store.begin() as conn:
+        started = utcnow()
         approved = _approved(conn, tenant, period)
         kind = "correction" if approved else "regular"
-        override = conn.scalar(select(locks.c.lock_at).where(locks.c.tenant == tenant, locks.c.period == str(period)))
+        override = started if approved else conn.scalar(
+            select(locks.c.lock_at).where(locks.c.tenant == tenant, locks.c.period == str(period)))
         carried = []  # a new draft keeps the reviewers' adjustments of the one it replaces
         for old in conn.scalars(select(runs.c.id).where(runs.c.tenant == tenant, runs.c.period == str(period),
                                                         runs.c.status != "approved")).all():
@@ -66,8 +72,9 @@ def draft(store: Store, tenant: str, period: Period, rules: Rules, *, by: str,
             _drop(conn, old)
         order_list = _orders(conn, tenant)
         run_id = conn.execute(insert(runs).values(
-            tenant=tenant, period=str(period), kind=kind, status="computing", lock_at=lock_date(period, rules, override),
-            created_at=utcnow(), created_by=by, visits=0, paid=0).returning(runs.c.id)).scalar_one()
+            tenant=tenant, period=str(period), kind=kind, status="computing",
+            lock_at=lock_date(period, rules, override), created_at=started, created_by=by, visits=0, paid=0,
+        ).returning(runs.c.id)).scalar_one()
         providers = _providers(conn, tenant, period) if processes > 1 and store.is_postgresql else []
     if len(providers) > 1:
         parts = [providers[i::processes] for i in range(processes)]
@@ -221,10 +228,6 @@ def _draft(conn: Connection, run_id: int):
     return run
 
 
-VISIT_START = func.coalesce(visits.c.actual_start, visits.c.planned_start)
-"""When a visit version starts: actually, else as planned."""
-
-
 def _near(start, period: Period):
     """A visit starting at `start` may belong to the period: within a day of it (the engine decides exactly)."""
     return or_(start.is_(None), and_(start >= period.starts_at() - dt.timedelta(days=1),
@@ -307,24 +310,28 @@ def _approved(conn: Connection, tenant: str, period: Period) -> list[int]:
                                                      runs.c.status == "approved")))
 
 
-def _paid_amounts(conn: Connection, run_ids: list[int]) -> dict[tuple, tuple[int, Decimal]]:
-    """(minutes, amount) already approved per line, over every approved run of the period."""
-    query = (select(*(lines.c[k] for k in LINE_KEY), func.sum(lines.c.minutes + lines.c.adjusted_minutes),
+def _paid_amounts(conn: Connection, run_ids: list[int]) -> dict[tuple, tuple[int, int, Decimal]]:
+    """(computed minutes, adjusted minutes, amount) approved per line, over every approved run of the period."""
+    query = (select(*(lines.c[k] for k in LINE_KEY), func.sum(lines.c.minutes), func.sum(lines.c.adjusted_minutes),
                     func.sum(lines.c.amount))
              .where(lines.c.run_id.in_(run_ids)).group_by(*(lines.c[k] for k in LINE_KEY)))
-    return {tuple(row[:5]): (int(row[5]), Decimal(row[6])) for row in conn.execute(query)}
+    return {tuple(row[:5]): (int(row[5]), int(row[6]), row[7]) for row in conn.execute(query)}
 
 
 def _lines(conn: Connection, run_id: int, computed: dict[tuple, int], approved: list[int]) -> list[dict]:
-    """The run's lines: as computed; for a correction, the differences from what was approved."""
+    """The run's lines: as computed; for a correction, the differences from what was approved.
+
+    A correction compares computed minutes with computed minutes, so the reviewers' approved
+    adjustments stand: the line is now worth its computed minutes plus those adjustments, and the
+    correction pays that less what was paid."""
     paid = _paid_amounts(conn, approved) if approved else {}
     rows = []
     for key in sorted(set(computed) | set(paid)):
         minutes = computed.get(key, 0)
-        paid_minutes, paid_amount = paid.get(key, (0, Decimal("0.00")))
+        paid_minutes, adjusted, paid_amount = paid.get(key, (0, 0, Decimal("0.00")))
         row = dict(zip(LINE_KEY, key)) | {"run_id": run_id, "minutes": minutes - paid_minutes,
                                             "adjusted_minutes": 0,
-                                            "amount": _amount(minutes, key[4]) - paid_amount}
+                                            "amount": _amount(minutes + adjusted, key[4]) - paid_amount}
         if not approved or row["minutes"] or row["amount"]:
             rows.append(row)
     return rows

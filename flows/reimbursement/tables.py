@@ -1,7 +1,7 @@
 """The reimbursement runs: each run's lines, its findings for review, and adjustments."""
-from sqlalchemy import Column, ForeignKey, Index, Integer, Numeric, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text
 
-from core.store.tables import Serial, UtcDateTime, metadata
+from core.store.tables import Ore, Serial, UtcDateTime, metadata
 
 runs = Table(
     "reimbursement_runs",
@@ -29,10 +29,10 @@ lines = Table(
     Column("customer", String(12), primary_key=True),
     Column("category", String(10), primary_key=True),
     Column("band", String(10), primary_key=True),
-    Column("rate", Numeric(10, 2), primary_key=True),
+    Column("rate", Ore(), primary_key=True, doc="SEK per hour"),
     Column("minutes", Integer, nullable=False, doc="computed, before adjustments"),
     Column("adjusted_minutes", Integer, nullable=False, doc="the sum of the line's adjustments"),
-    Column("amount", Numeric(14, 2), nullable=False, doc="(minutes + adjusted_minutes) x rate / 60, to öre"),
+    Column("amount", Ore(), nullable=False, doc="(minutes + adjusted_minutes) x rate / 60, to öre"),
 )
 
 findings = Table(
@@ -59,7 +59,7 @@ adjustments = Table(
     Column("customer", String(12), nullable=False),
     Column("category", String(10), nullable=False),
     Column("band", String(10), nullable=False),
-    Column("rate", Numeric(10, 2), nullable=False),
+    Column("rate", Ore(), nullable=False, doc="SEK per hour"),
     Column("minutes", Integer, nullable=False, doc="added (or, negative, removed)"),
     Column("by", String(100), nullable=False),
     Column("why", Text, nullable=False),

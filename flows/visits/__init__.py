@@ -125,8 +125,8 @@ def _conflicts(conn: Connection, rows: list[dict]) -> list[tuple[int, str]]:
     key = tuple_(visits.c.tenant, visits.c.vendor, visits.c.visit_id, visits.c.version)
     stored = {}
     for start in range(0, len(keys), 500):
-        for found in conn.execute(select(*[visits.c[name] for name in CONTENT]).where(key.in_(keys[start:start + 500]))):
-            stored[tuple(found[:4])] = tuple(found)
+        query = select(*[visits.c[name] for name in CONTENT]).where(key.in_(keys[start:start + 500]))
+        stored |= {tuple(found[:4]): tuple(found) for found in conn.execute(query)}
     return [(i, f"conflict: version {row['version']} is stored with other content; an edit needs a higher version")
             for i, row in enumerate(rows)
             if stored.get(keys[i]) not in (None, tuple(row[name] for name in CONTENT))]
@@ -219,8 +219,10 @@ def pick_up_files(hub, tenant: str, vendor: Partner) -> tuple[int, int]:
             except Exception as error:
                 if is_outage(error):
                     raise Transient(f"the store is not reachable: {type(error).__name__}") from error
-                reason = str(error) if isinstance(error, Rejected) else f"could not be processed ({type(error).__name__})"
-                if not isinstance(error, Rejected):
+                if isinstance(error, Rejected):
+                    reason = str(error)
+                else:
+                    reason = f"could not be processed ({type(error).__name__})"
                     log.error("visit file %s of %s failed\n%s", name, vendor.id, redact(traceback.format_exc()))
                 sftp.fail(folder, name, reason)
                 _configuration_error(hub, tenant, "visits.file", f"{vendor.id} {name}: {reason}")

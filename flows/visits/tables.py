@@ -1,5 +1,5 @@
 """Visits as received: every version of every visit, with the time the hub stored it."""
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, func
 
 from core.store.tables import UtcDateTime, metadata
 
@@ -29,3 +29,6 @@ visits = Table(
     Column("edit_reason", Text, nullable=True),
     Index("visits_run_order", "tenant", "provider_org", "customer", "actual_start"),
 )
+
+VISIT_START = func.coalesce(visits.c.actual_start, visits.c.planned_start)
+"""When a visit version starts: actually, else as planned."""

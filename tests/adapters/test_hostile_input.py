@@ -168,7 +168,8 @@ def test_the_named_cases_of_the_issue_are_refused_with_their_field(clients):
     case_system, vendor = clients["case_system"], clients["visit_vendor"]
     order = {"order_id": "ORD-1", "version": 2**70, "kind": "amend", "case_ref": "C1", "effective_date": "2026-03-01",
              "person": {"personnummer": "194107086995", "name": "Testa Testsson"}, "provider_org": ORG,
-             "services": [{"code": "HT-OMS", "category": "omsorg", "hours_per_month": "10", "valid_from": "2026-03-01"}]}
+             "services": [{"code": "HT-OMS", "category": "omsorg", "hours_per_month": "10",
+                           "valid_from": "2026-03-01"}]}
     event = {"type": "order.issued", "tenant": TENANT, "source": "case-system", "payload": order}
     answer = case_system.post("/api/v1/events", json=event)
     assert (answer.status_code, answer.json()["where"]) == (422, "payload.version")

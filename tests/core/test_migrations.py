@@ -1,13 +1,22 @@
 """The hand-written migrations build exactly the tables the code defines, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import select
 
 import flows  # noqa: F401  (defines the flows' tables on core's metadata)
-from core.store import Store
+from core.store import MIGRATIONS, Store
 from core.store.tables import metadata
+from flows.reimbursement.tables import lines
+from tests.conftest import PG_ADMIN_URL, need
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -25,3 +34,49 @@ def test_the_migrations_match_the_table_definitions(migrated):
     with migrated.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert differences == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at_0007(request, tmp_path):
+    """An empty store migrated up to 0007, before money became whole öre."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        need("PostgreSQL", ("127.0.0.1", 5432))
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        name = f"casehub_migration_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    store = Store(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007")
+    yield store, config
+    store.dispose()
+    if request.param == "postgresql":
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_money_written_before_0008_becomes_exact_whole_ore(store_at_0007):
+    store, config = store_at_0007
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO reimbursement_runs (id, tenant, period, kind, status, lock_at, created_at, "
+                             "created_by, visits, paid) VALUES (1, '0125', '2026-03', 'regular', 'approved', "
+                             "'2026-04-07 21:59:00+00', '2026-04-08 08:00:00+00', 'u', 1, 1)")
+        conn.exec_driver_sql("INSERT INTO reimbursement_lines VALUES (1, '5560360793', '194107086995', 'omsorg', "
+                             "'day', 420.00, 56, 0, 392.67)")
+        conn.exec_driver_sql("INSERT INTO reimbursement_adjustments (run_id, provider_org, customer, category, band, "
+                             "rate, minutes, by, why, at) VALUES (1, '5560360793', '194107086995', 'omsorg', 'day', "
+                             "420.00, 5, 'u', 'why', '2026-04-08 08:00:00+00')")
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT rate, amount FROM reimbursement_lines").one() == (42000, 39267)
+        assert conn.exec_driver_sql("SELECT rate FROM reimbursement_adjustments").scalar() == 42000
+        assert conn.scalar(select(lines.c.amount)) == Decimal("392.67")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 import random
 import time
@@ -18,7 +19,9 @@ from core.errors import Rejected
 from core.store import utcnow
 from core.store.tables import audit
 from core.transfers import transfers
+from adapters.basis_files import basis_json
 from flows.reimbursement import run as reimbursement
+from flows.reimbursement.queries import basis
 from flows.reimbursement.tables import findings, lines, runs
 from flows.visits import store as store_visits
 from sandbox.case_system import CaseSystem
@@ -36,6 +39,7 @@ PERSON = generate_personnummer(random.Random(32)).digits
 MARCH = Period(2026, 3)
 CET = dt.timezone(dt.timedelta(hours=1))
 LOCK = dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc)
+READER = "user:granskningsgrupp"
 
 
 @pytest.fixture
@@ -48,7 +52,8 @@ def provider():
 @pytest.fixture
 def hub_config(provider) -> HubConfig:
     os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_OUT": "out"})
-    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [
+    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun",
+                                                  "personal_data_readers": [READER], "partners": [
         {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
         {"id": "omsorg-ab", "kind": "provider", "organisation_number": ORG,
          "channel": {"type": "rest", "url": provider[1], "token_env": "CASEHUB_TEST_OUT"}},
@@ -155,6 +160,98 @@ def test_a_change_after_approval_is_paid_by_a_correction_run_of_differences(hub)
     assert run_lines(hub, approved)[("omsorg", "day", Decimal("420.00"))] == (27, Decimal("189.00"))
     with hub.store.begin() as conn:
         assert conn.scalar(select(runs.c.kind).where(runs.c.id == correction)) == "correction"
+
+
+def basis_files(app, run_id: int) -> tuple[list[dict], bytes]:
+    name = f"ersattning_{TENANT}_202603_{run_id}_{ORG}"
+    return (list(csv.DictReader(io.StringIO(app.state.files[f"{name}.csv"].decode()), delimiter=";")),
+            app.state.files[f"{name}.html"])
+
+
+def test_what_came_after_the_lock_is_paid_by_the_correction_run_and_delivered(hub, provider):
+    """Spec section 5: the lock decides which run pays a version, not whether it is paid. A late new
+    visit is paid by the correction, a late edit that shortens a paid visit takes back the difference."""
+    app, _ = provider
+    reimbursement.set_lock(hub.store, TENANT, MARCH, utcnow(), by=READER)
+    time.sleep(0.01)
+    late = [visit(5, "2026-03-04T20:00:00", "2026-03-04T20:30:00", ["HT-OMS"]),     # evening, 30 min: 247.50
+            visit(1, "2026-03-02T08:04:12", "2026-03-02T08:16:40", ["HT-OMS"], version=2)]  # 27 -> 12 min
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=late, rejected=[], raw=b"{}", channel="push")
+    regular = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
+    with hub.store.begin() as conn:
+        codes = {f.visit_id: f.code for f in conn.execute(select(findings).where(findings.c.run_id == regular))}
+    assert codes["V-5"] == "after_lock"
+    assert reimbursement.approve(hub.store, regular, by=READER) == {ORG: Decimal("931.50")}  # v1 of V-1 counted
+
+    correction = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
+    assert run_lines(hub, correction) == {
+        ("omsorg", "day", Decimal("420.00")): (-15, Decimal("-105.00")),
+        ("omsorg", "evening", Decimal("495.00")): (30, Decimal("247.50")),
+    }
+    with hub.store.begin() as conn:
+        run = conn.execute(select(runs).where(runs.c.id == correction)).one()
+        assert not conn.execute(select(findings).where(findings.c.run_id == correction,
+                                                        findings.c.code == "after_lock")).first()
+    assert run.kind == "correction" and run.lock_at == run.created_at  # everything received before it started
+    assert reimbursement.approve(hub.store, correction, by=READER) == {ORG: Decimal("142.50")}
+    hub.relay.nudge()
+    wait_for(lambda: len(app.state.files) == 4, what="both runs' files")
+    sent, report = basis_files(app, correction)
+    assert sorted((r["band"], r["minutes"], r["amount"]) for r in sent) == [("day", "-15", "-105.00"),
+                                                                           ("evening", "30", "247.50")]
+    assert "rättelse".encode() in report
+    again = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
+    assert run_lines(hub, again) == {}  # a second correction: nothing more to pay
+
+
+def test_approved_adjustments_stand_in_a_correction(hub):
+    approved = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
+    reimbursement.adjust(hub.store, approved, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 13, by=READER,
+                         why="visit on paper")
+    reimbursement.approve(hub.store, approved, by=READER)
+    edited = visit(1, "2026-03-02T08:04:12", "2026-03-02T08:46:40", ["HT-OMS"], version=2)  # 27 -> 42 minutes
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=[edited], rejected=[], raw=b"{}", channel="push")
+    correction = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
+    # (42 + 13) min x 420.00 / 60 = 385.00, of which (27 + 13) x 7 = 280.00 was paid: 105.00 more, not 14.00
+    assert run_lines(hub, correction) == {("omsorg", "day", Decimal("420.00")): (15, Decimal("105.00"))}
+
+
+def test_money_is_exact_in_the_store_itself(hub):
+    """A raw read (no SQLAlchemy type in between) of every money column, and a sum done in SQL."""
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
+    reimbursement.adjust(hub.store, run_id, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 1, by=READER,
+                         why="one minute")  # 28 min x 7.00 = 196.00
+    with hub.store.begin() as conn:
+        raw = conn.exec_driver_sql("SELECT rate, amount FROM reimbursement_lines ORDER BY rate").all()
+        total = conn.exec_driver_sql("SELECT sum(amount) FROM reimbursement_lines").scalar()
+        adjusted = conn.exec_driver_sql("SELECT rate FROM reimbursement_adjustments").scalar()
+    assert raw == [(42000, 19600), (49500, 74250)] and all(type(v) is int for row in raw for v in row)
+    assert (total, adjusted) == (93850, 42000)  # öre: 938.50 SEK
+
+
+def test_the_basis_as_json_is_what_the_provider_received(hub, provider):
+    app, _ = provider
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
+    reimbursement.approve(hub.store, run_id, by=READER)
+    hub.relay.nudge()
+    wait_for(lambda: len(app.state.files) == 2, what="the basis files")
+    found = basis(hub.store, hub.config, run_id, by=READER, reveal=True)
+    shown = json.loads(basis_json(found.run, found.totals, found.lines))
+    sent, _report = basis_files(app, run_id)
+    assert [line | {"period": "2026-03"} for line in shown["lines"]] == [
+        {key: int(value) if key in ("minutes", "adjusted_minutes") else value for key, value in row.items()}
+        for row in sent]
+    assert shown["totals"] == [{"provider_org": ORG, "lines": 2, "minutes": 117, "amount": "931.50"}]
+    assert shown["run"]["lock_at"] == "2099-01-01T01:00:00+01:00"  # local time
+    masked = basis(hub.store, hub.config, run_id, by="user:someone")
+    assert {line["customer"] for line in masked.lines} == {f"{PERSON[:8]}-****"}
+    with pytest.raises(Rejected, match="may not see personnummer in full"):
+        basis(hub.store, hub.config, run_id, by="user:someone", reveal=True)
+    with hub.store.begin() as conn:
+        reads = conn.execute(select(audit.c.actor, audit.c.detail).where(audit.c.action == "reimbursement.read")).all()
+    assert reads == [(READER, "lines, personnummer in full"), ("user:someone", "lines, personnummer masked")]
 
 
 def test_the_review_group_moves_the_lock_date(hub):

@@ -18,6 +18,7 @@ from core.store.tables import dead_letters
 from flows import routes
 import flows.visits as visit_flow
 from flows.visits import pick_up_files, poll, vendors
+from flows.visits.queries import status
 from flows.visits.tables import visits
 from sandbox.server import LiveServer
 from sandbox.visit_vendor import create_vendor_api, drop_daily_file, month_of_visits, push
@@ -246,3 +247,28 @@ def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(ma
     assert "could not be processed (RuntimeError)" in (failed / f"{broken.name}.reason.txt").read_text()
     assert "visits_{vendor}_{YYYYMMDD}_{seq}.csv" in (failed / f"{misnamed.name}.reason.txt").read_text()
     assert not list(out.glob("*.csv"))
+
+
+def test_status_shows_per_vendor_what_is_stored_and_how_intake_goes(make_hub, vendor_api, partner_folder):
+    hub = make_hub()
+    with LiveServer(create_app(hub, routes(hub))) as server:
+        pushed = month_of_visits(random.Random(6), MARCH, CUSTOMERS[:1], prefix="S", per_customer=4)
+        bad = encode_visit(pushed[0]) | {"visit_id": "BAD", "version": 0}
+        answer = httpx.post(f"{server.url}/api/v1/visits", json={"visits": [encode_visit(v) for v in pushed] + [bad]},
+                            headers={"Authorization": f"Bearer {PUSH_TOKEN}"})
+        assert answer.json()["accepted"] == 4
+    (tenant, poller), = vendors(hub.config, RestChannel)
+    polled = poll(hub, tenant, poller)
+    (_, filer), = vendors(hub.config, SftpChannel)
+    drop_daily_file(partner_folder / "out", "filer", MARCH.first_day, pushed[:2])
+    assert pick_up_files(hub, tenant, filer) == (1, 0)
+
+    found = {vendor.vendor: vendor for vendor in status(hub.store, hub.config, TENANT, MARCH)}
+    assert set(found) == {"pusher", "poller", "filer"}
+    assert (found["pusher"].channels, found["poller"].channels, found["filer"].channels) == (["push"], ["poll"],
+                                                                                             ["file"])
+    assert (found["pusher"].versions, found["pusher"].rejected, found["pusher"].open_dead_letters) == (4, 1, 1)
+    assert found["poller"].versions == polled and found["poller"].last_poll_at is not None
+    assert found["filer"].versions == 2 and found["filer"].last_batch_at is not None
+    assert found["filer"].last_poll_at is None
+    assert [v.versions for v in status(hub.store, hub.config, TENANT, Period(2026, 4))] == [0, 0, 0]
