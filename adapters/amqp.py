@@ -15,6 +15,7 @@ from core import deadletters, messages, metrics
 from core.bus import amqp_parameters
 from core.errors import Rejected
 from core.intake import envelope_from, parse_json
+from core.outage import Outage
 from core.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class EventConsumer:
         self.queue = settings.amqp_inbound_queue
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failures = 0
+        self._outage = Outage("AMQP inbound", log)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="amqp-inbound", daemon=True)
@@ -50,10 +51,7 @@ class EventConsumer:
             try:
                 self._consume()
             except Exception as error:  # unacknowledged deliveries come again once it works
-                self._failures += 1
-                if self._failures == 1:
-                    log.warning("AMQP inbound stopped (%s); reconnecting until it works", type(error).__name__)
-                self._stop.wait(min(30.0, 0.5 * 2**self._failures))
+                self._stop.wait(self._outage.failed(error))
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(self.parameters)
@@ -71,9 +69,7 @@ class EventConsumer:
                     self.store_batch(pending)
                     channel.basic_ack(pending[-1][0], multiple=True)
                     pending = []
-                    if self._failures:
-                        log.info("AMQP inbound works again")
-                        self._failures = 0
+                    self._outage.ok()
                 if self._stop.is_set():
                     break
             channel.cancel()

@@ -13,7 +13,7 @@ from adapters.rest import RestOrderChannel
 from adapters.sftp import SftpEndpoint
 from adapters.soap.client import SoapOrderChannel
 from core.config import Partner, RestChannel, SftpChannel, SoapChannel
-from core.errors import Rejected
+from core.errors import Misconfigured
 from schemas.orders import Order, OrderReceipt
 
 
@@ -36,9 +36,11 @@ def file_channel(partner: Partner, environ: dict[str, str] | None = None) -> Fil
 
 
 def order_channel(partner: Partner, environ: dict[str, str] | None = None) -> OrderChannel:
-    """The channel of a provider, built once per process and configuration."""
+    """The channel of a provider, built once per process, configuration and secret (a fixed secret
+    takes effect without a restart)."""
     environ = os.environ if environ is None else environ
-    key = (partner.id, partner.channel)
+    secrets = (getattr(partner.channel, "token_env", None), getattr(partner.channel, "private_key_env", None))
+    key = (partner.id, partner.channel, *(environ.get(name) for name in secrets if name))
     if key not in _channels:
         _channels[key] = _build(partner, environ)
     return _channels[key]
@@ -53,7 +55,7 @@ def _build(partner: Partner, environ) -> OrderChannel:
                                 timeout=channel.timeout)
     if isinstance(channel, SftpChannel):
         return sftp_order_channel(partner, environ)
-    raise Rejected(f"partner {partner.id} has no channel", where="channel")
+    raise Misconfigured(f"partner {partner.id} has no channel", where="channel")
 
 
 def sftp_order_channel(partner: Partner, environ: dict[str, str] | None = None) -> SftpOrderChannel:
@@ -71,8 +73,8 @@ def sftp_endpoint(partner: Partner, environ: dict[str, str] | None = None) -> Sf
 
 
 def secret(name: str, partner: Partner, environ: dict[str, str] | None = None) -> str:
-    """The value of an environment variable the configuration names; Rejected when it is not set."""
+    """The value of an environment variable the configuration names; Misconfigured when it is not set."""
     value = (os.environ if environ is None else environ).get(name)
     if not value:
-        raise Rejected(f"environment variable {name} is not set", where=f"partner {partner.id}")
+        raise Misconfigured(f"environment variable {name} is not set", where=f"partner {partner.id}")
     return value

@@ -99,7 +99,18 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
 
     @app.get("/healthz")
     def health() -> dict:
+        """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    def ready() -> JSONResponse:
+        """Readiness: 200 when the store and the broker answer, else 503 saying which does not, so
+        that a load balancer sends the partners to another process."""
+        checks = {"store": "ok" if hub.store.reachable() else "unreachable",
+                  "broker": "ok" if hub.bus.reachable() else "unreachable"}
+        ready = all(state == "ok" for state in checks.values())
+        return JSONResponse(checks | {"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503,
+                            headers={} if ready else {"Retry-After": str(RETRY_AFTER)})
 
     @app.get("/metrics")
     def prometheus() -> Response:

@@ -12,7 +12,7 @@ import datetime as dt
 import httpx
 
 from adapters.retry import transient_retrying
-from core.errors import Rejected, Transient
+from core.errors import Misconfigured, Rejected, Transient
 from schemas.orders import Order, OrderReceipt
 
 RETRYABLE = {408, 425, 429}
@@ -58,6 +58,9 @@ class RestOrderChannel:
             return response
         if response.status_code >= 500 or response.status_code in RETRYABLE:
             raise Transient(f"{method} {path}: HTTP {response.status_code}")
+        if response.status_code in (401, 403):
+            raise Misconfigured(f"HTTP {response.status_code}: the partner refuses the hub's token",
+                                where=f"{method} {path}")
         raise Rejected(f"HTTP {response.status_code}: {_reason(response)}", where=f"{method} {path}")
 
     def close(self) -> None:
@@ -104,7 +107,8 @@ class VisitVendorApi:
         except httpx.HTTPError as error:
             raise Transient(f"GET visits: {error.__class__.__name__}: {error}") from error
         if response.status_code in (401, 403):
-            raise Rejected(f"HTTP {response.status_code}: the vendor refuses our token", where="GET /api/v1/visits")
+            raise Misconfigured(f"HTTP {response.status_code}: the vendor refuses the hub's token",
+                                where="GET /api/v1/visits")
         if response.status_code >= 500 or response.status_code in RETRYABLE:
             raise Transient(f"GET visits: HTTP {response.status_code}")
         if not response.is_success:

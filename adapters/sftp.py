@@ -6,10 +6,11 @@ and a resend replaces instead of duplicating; a file is picked up only when its 
 it; after it is stored it is moved to `archive/` (move after success), or to `failed/` with a
 `.reason.txt` (move on failure).
 
-Failures are the hub's two kinds: a wrong host key, a refused client key, a missing folder or a
-denied permission is `Rejected` (the configuration is wrong, retrying can't help); the network and
-the partner being down is `Transient`, retried here a few times on a fresh connection before the
-caller sees it.
+Failures are the hub's three kinds: a wrong host key, a client key the server refuses or a key
+that cannot be read is `Misconfigured` (the hub's own configuration is wrong, retrying can't help
+until it is fixed); a missing file or folder or a denied permission is `Rejected`; the network and
+the partner being down, a connection cut in the middle of the login included, is `Transient`,
+retried here a few times on a fresh connection before the caller sees it.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
 from tenacity import stop_after_attempt
 
 from adapters.retry import transient_retrying
-from core.errors import Rejected, Transient
+from core.errors import Misconfigured, Rejected, Transient
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +238,14 @@ class SftpConnection:
             )
             sftp = client.open_sftp()
             sftp.get_channel().settimeout(endpoint.timeout)
-        except BaseException:
+        except BaseException as error:
+            refused = _refused(error, client.get_transport())
             client.close()
             if sock is not None:
                 sock.close()
+            if refused:
+                raise Misconfigured(f"{endpoint.address} refused the key of user {endpoint.username} ({error})",
+                                    where="private_key") from error
             raise
         self._client, self._sftp = client, sftp
 
@@ -256,16 +261,16 @@ class SftpConnection:
         try:
             return paramiko.PKey.from_path(self.endpoint.private_key)
         except (OSError, ValueError, paramiko.SSHException, paramiko.UnknownKeyType) as error:
-            raise Rejected(f"cannot read the private key {self.endpoint.private_key} ({error})",
-                           where="private_key") from error
+            raise Misconfigured(f"cannot read the private key {self.endpoint.private_key} ({error})",
+                                where="private_key") from error
 
     def _pinned_host_key(self) -> tuple[str, paramiko.PKey]:
         try:
             kind, data = self.endpoint.host_key.split()[:2]
             return kind, paramiko.PKey.from_type_string(kind, base64.b64decode(data, validate=True))
         except (ValueError, paramiko.SSHException, paramiko.UnknownKeyType) as error:
-            raise Rejected(f"{self.endpoint.host_key[:40]!r} is not an OpenSSH public key line ({error})",
-                           where="host_key") from error
+            raise Misconfigured(f"{self.endpoint.host_key[:40]!r} is not an OpenSSH public key line ({error})",
+                                where="host_key") from error
 
     @contextmanager
     def _failures(self, path: str | None) -> Iterator[None]:
@@ -274,10 +279,9 @@ class SftpConnection:
         try:
             yield
         except paramiko.BadHostKeyException as error:
-            raise Rejected(f"host key of {endpoint.address} is not the pinned one", where="host_key") from error
-        except paramiko.AuthenticationException as error:
-            raise Rejected(f"{endpoint.address} refused the key of user {endpoint.username} ({error})",
-                           where="private_key") from error
+            raise Misconfigured(f"host key of {endpoint.address} is not the pinned one", where="host_key") from error
+        except paramiko.AuthenticationException as error:  # not refused (see _connect): the connection was cut
+            raise Transient(f"sftp {endpoint.address}: the connection ended during login ({error})") from error
         except (FileNotFoundError, PermissionError) as error:
             raise Rejected(f"{error.strerror} on {endpoint.address}", where=path) from error
         except (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError) as error:
@@ -331,6 +335,15 @@ class _PipelinedReads:
             target.write(data)
             written += len(data)
         return written
+
+
+def _refused(error: BaseException, transport: paramiko.Transport | None) -> bool:
+    """True when the server refused the key: it answered so (the transport still up), or it allows
+    no public-key login at all. A connection cut during the login (paramiko says "transport shut
+    down or saw EOF", the same exception) is not a refusal."""
+    if isinstance(error, paramiko.BadAuthenticationType):
+        return True
+    return isinstance(error, paramiko.AuthenticationException) and transport is not None and transport.is_active()
 
 
 def _known_hosts_name(endpoint: SftpEndpoint) -> str:

@@ -84,10 +84,17 @@ class Bus:
             for message in messages:
                 self.broker.enqueue(message)
             return
-        for queue in {m.queue_name for m in messages} - self._declared:
-            self.broker.declare_queue(queue, ensure=True)
-            self._declared.add(queue)
-        self.publisher.publish([("", m.queue_name, m.encode(), None) for m in messages])
+        try:
+            for queue in {m.queue_name for m in messages} - self._declared:
+                self.broker.declare_queue(queue, ensure=True)
+                self._declared.add(queue)
+            self.publisher.publish([("", m.queue_name, m.encode(), None) for m in messages])
+        except Exception:
+            # RabbitMQ may come back without its queues: have dramatiq declare them again (its own
+            # consumers do the same on a 404), and us ensure them before the next publish
+            self.broker.queues_pending.update(self._declared)
+            self._declared.clear()
+            raise
 
     def publish_events(self, exchange: str, events: list[tuple[str, bytes]]) -> None:
         """Publish (routing key, body) events on a topic exchange; a no-op with no AMQP broker."""
@@ -132,7 +139,9 @@ def _as_dict(parameters: pika.URLParameters) -> dict:
 class AmqpPublisher:
     """Publishes a batch inside one AMQP transaction: when `publish` returns, all of it is durable.
 
-    Each thread has its own connection (a pika connection belongs to one thread).
+    Each thread has its own connection (a pika connection belongs to one thread). A failed
+    connection is closed, and every exchange is declared again on the next one: RabbitMQ may have
+    come back without its definitions (a replaced node, a lost volume).
     """
 
     def __init__(self, url: str, timeout: float) -> None:
@@ -146,6 +155,7 @@ class AmqpPublisher:
         if channel is None or channel.is_closed:
             connection = pika.BlockingConnection(self.parameters)
             self._connections.append(connection)
+            self._local.connection = connection
             channel = connection.channel()
             channel.tx_select()
             self._local.channel = channel
@@ -163,16 +173,29 @@ class AmqpPublisher:
                 channel.basic_publish(exchange, routing_key, body, properties)
             channel.tx_commit()
         except (pika.exceptions.AMQPError, OSError) as error:
-            self._local.channel = None
+            self._forget_connection()
             raise Transient(f"publishing to RabbitMQ failed: {error!r}") from error
+
+    def _forget_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.channel = self._local.connection = None
+        self._exchanges.clear()
+        if connection is not None:
+            self._connections.remove(connection)
+            _close_quietly(connection)
 
     def close(self) -> None:
         for connection in self._connections:
-            try:
-                connection.close()
-            except (pika.exceptions.AMQPError, OSError):
-                pass
+            _close_quietly(connection)
         self._connections.clear()
+
+
+def _close_quietly(connection: pika.BlockingConnection) -> None:
+    try:
+        if connection.is_open:
+            connection.close()
+    except (pika.exceptions.AMQPError, OSError):
+        pass
 
 
 class DeadLetterOnExhaustion(Middleware):

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DataError
 
 from core import deadletters, messages, metrics
 from core.config import HubConfig
-from core.errors import Rejected
+from core.errors import Misconfigured, Rejected
 from core.redaction import redact
 from core.steps import Step
 from core.store import Store, insert_ignore, utcnow
@@ -65,7 +65,8 @@ def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str
     """Run `step` on stored envelopes once in effect, however often they are delivered.
 
     Rejected input, and input with a value the store cannot hold (DataError), is dead-lettered
-    with its reason, the sender is told, and it is not retried.
+    with its reason, the sender is told, and it is not retried. Misconfigured (the hub's own
+    fault) is dead-lettered for IT operations to fix and replay; the sender is not told.
     Any other exception is raised after the rest of the batch is done, for the broker to retry;
     the envelopes done by then are skipped on the retry. A handler whose batch failed runs again
     alone, so its only effects must be the ones it makes through its context.
@@ -126,10 +127,27 @@ def _run(conn: Connection, config: HubConfig, step: Step, envelope_ids: list[str
             rejected += 1
             _dead_letter(conn, step, envelopes[envelope_id],
                          Rejected(f"the store cannot hold a value of it ({type(error.orig).__name__})"))
+        except Misconfigured as error:  # the hub's own fault: kept for IT operations, the sender not told
+            rejected += 1
+            _hold(conn, step, envelopes[envelope_id], error)
     messages.send_many(conn, outgoing)
     metrics.steps.labels(step.name, "done").inc(len(claimed) - rejected)
     if rejected:
         metrics.steps.labels(step.name, "rejected").inc(rejected)
+
+
+def _hold(conn: Connection, step: Step, envelope: Envelope, error: Misconfigured) -> None:
+    """Keep the envelope as a dead letter of kind `misconfigured` until the configuration is fixed and
+    it is replayed; no retries in between (they cannot help) and no word to the sender (not its fault)."""
+    conn.execute(
+        update(processed)
+        .where(processed.c.step == step.name, processed.c.key == envelope.id)
+        .values(outcome="dead")
+    )
+    deadletters.record(conn, step=step.name, kind="misconfigured", reason=str(error), tenant=envelope.tenant,
+                       message_id=envelope.id)
+    log.error("step %s holds envelope %s until the configuration is fixed: %s", step.name, envelope.id,
+              redact(str(error)))
 
 
 def _dead_letter(conn: Connection, step: Step, envelope: Envelope, error: Rejected) -> None:

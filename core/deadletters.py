@@ -32,7 +32,7 @@ def record(
     message_id: str | None = None,
     raw: bytes | None = None,
 ) -> int:
-    """Keep a failure. `kind` is `rejected` (bad input) or `exhausted` (retries used up)."""
+    """Keep a failure. `kind` is `rejected` (bad input), `exhausted` (retries used up) or `misconfigured`."""
     return conn.execute(
         insert(dead_letters)
         .values(

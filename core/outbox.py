@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 
 from core import messages, metrics
 from core.bus import Bus
+from core.outage import Outage
 from core.store import Store, insert_ignore, utcnow
 from core.store.tables import checkpoints, outbox
 
@@ -99,16 +100,14 @@ class Relay:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        failures = 0
+        outage = Outage("outbox relay", log)
         while not self._stop.is_set():
             try:
                 moved = self.run_once()
-                failures = 0
-            except Exception:  # the relay outlives a broker or database outage
-                failures += 1
-                log.exception("outbox relay failed; retrying")
-                self._stop.wait(min(30.0, 0.5 * 2**failures))
+            except Exception as error:  # the relay outlives a broker or database outage
+                self._stop.wait(outage.failed(error))
                 continue
+            outage.ok()
             if moved < self.batch:
                 self._wake.wait(self.idle)
                 self._wake.clear()

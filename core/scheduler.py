@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from sqlalchemy import update
 
+from core.outage import Outage
 from core.store import Store, insert_ignore, utcnow
 from core.store.tables import checkpoints
 
@@ -89,8 +90,13 @@ class Scheduler:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.tick):
+        outage = Outage("scheduler", log)
+        wait = self.tick
+        while not self._stop.wait(wait):
             try:
                 self.run_due()
-            except Exception:  # the store may be down for a while; the scheduler outlives it
-                log.exception("scheduler tick failed")
+            except Exception as error:  # the store may be down for a while; the scheduler outlives it
+                wait = outage.failed(error)
+                continue
+            outage.ok()
+            wait = self.tick

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from adapters.sftp import Delivery, SftpConnection, SftpEndpoint
-from core.errors import Rejected, Transient
+from core.errors import Misconfigured, Rejected, Transient
 from sandbox.sftp_server import SandboxSftpServer
 
 
@@ -141,7 +141,7 @@ def test_a_symbolic_link_out_of_the_root_is_refused(connection, root):
 def test_an_unknown_client_key_is_refused(endpoint, tmp_path):
     with SandboxSftpServer(tmp_path) as other:
         stranger = replace(endpoint, private_key=str(other.private_key_path))
-        with pytest.raises(Rejected) as refused:
+        with pytest.raises(Misconfigured) as refused:
             SftpConnection(stranger, attempts=1).__enter__()
     assert refused.value.where == "private_key"
 
@@ -149,7 +149,7 @@ def test_an_unknown_client_key_is_refused(endpoint, tmp_path):
 def test_a_wrong_pinned_host_key_is_refused(endpoint, tmp_path):
     with SandboxSftpServer(tmp_path) as other:
         impostor = replace(endpoint, host_key=other.host_key_line)
-    with pytest.raises(Rejected) as refused:
+    with pytest.raises(Misconfigured) as refused:
         SftpConnection(impostor, attempts=1).__enter__()
     assert refused.value.where == "host_key"
 

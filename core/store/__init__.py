@@ -13,6 +13,8 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, ins
 from sqlalchemy.dialects import postgresql, sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+CONNECT_TIMEOUT = 5
+"""Seconds to wait for PostgreSQL to accept a connection: a store that is down is noticed soon."""
 
 
 def utcnow() -> dt.datetime:
@@ -38,11 +40,20 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                                        hide_parameters=True)
+                                        hide_parameters=True, connect_args={"connect_timeout": CONNECT_TIMEOUT})
 
     @property
     def is_postgresql(self) -> bool:
         return self.engine.dialect.name == "postgresql"
+
+    def reachable(self) -> bool:
+        """True when the store answers a query now."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except exc.DBAPIError:
+            return False
 
     def begin(self):
         """A transaction: `with store.begin() as conn: ...` commits on success, rolls back on error."""

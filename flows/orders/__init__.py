@@ -21,7 +21,7 @@ from adapters.order_xml import decode_acknowledgement
 from core import audit, deadletters, messages
 from core.config import Caller, HubConfig, Partner, SftpChannel
 from core.consumer import CASE_SYSTEM, StepContext
-from core.errors import Rejected, Transient
+from core.errors import Misconfigured, Rejected, Transient
 from core.scheduler import every
 from core.steps import step
 from core.store import Store, insert_ignore, utcnow
@@ -166,7 +166,7 @@ def pick_up_sftp_acknowledgements(hub) -> int:
 
             try:
                 archived, _failed = sftp_order_channel(partner).pick_up_acknowledgements(handle)
-            except (Rejected, Transient) as error:
+            except (Misconfigured, Rejected, Transient) as error:
                 log.warning("acknowledgements of %s not picked up: %s", partner.id, error)
                 continue
             taken += archived

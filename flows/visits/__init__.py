@@ -25,7 +25,7 @@ from adapters.sftp import SftpConnection
 from adapters.visit_codecs import decode_poll_page, parse_visit_file_name, read_visit_csv, visit_file_pattern
 from core import deadletters, messages
 from core.config import Partner, RestChannel, SftpChannel
-from core.errors import Rejected, Transient
+from core.errors import Misconfigured, Rejected, Transient
 from core.redaction import redact
 from core.scheduler import every
 from core.store import insert_ignore, is_outage, utcnow
@@ -167,7 +167,7 @@ def poll(hub, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages:
             try:
                 accepted, rejected, next_cursor, has_more = decode_poll_page(raw)
             except Rejected as error:
-                raise Rejected(f"{vendor.id} page after cursor {cursor!r}: {error}") from None
+                raise Rejected(f"the page after cursor {cursor!r}: {error}") from None
             with hub.store.begin() as conn:  # the page and the cursor after it, together
                 store(conn, tenant=tenant, vendor=vendor.id, accepted=accepted, rejected=rejected, raw=raw,
                       channel="poll")
@@ -190,8 +190,8 @@ def poll_all(hub) -> int:
             stored += poll(hub, tenant, vendor)
         except Transient as error:
             log.warning("polling %s: %s; the next round tries again", vendor.id, error)
-        except Rejected as error:
-            _configuration_error(hub, tenant, "visits.poll", str(error))
+        except (Misconfigured, Rejected) as error:  # a refused token, a page that cannot be read
+            _configuration_error(hub, tenant, "visits.poll", f"{vendor.id}: {error}")
     return stored
 
 
@@ -214,7 +214,7 @@ def pick_up_files(hub, tenant: str, vendor: Partner) -> tuple[int, int]:
                     sftp.download(f"{folder}/{name}", local)
                     local.seek(0)
                     _store_file(hub, tenant, vendor.id, name, local)
-            except Transient:
+            except (Transient, Misconfigured):
                 raise
             except Exception as error:
                 if is_outage(error):
@@ -273,8 +273,10 @@ def pick_up_all_files(hub) -> int:
     for tenant, vendor in vendors(hub.config, SftpChannel):
         try:
             archived += pick_up_files(hub, tenant, vendor)[0]
-        except (Transient, Rejected) as error:
-            log.warning("visit files of %s not picked up: %s", vendor.id, error)
+        except Transient as error:
+            log.warning("visit files of %s not picked up: %s; the next round tries again", vendor.id, error)
+        except (Misconfigured, Rejected) as error:
+            _configuration_error(hub, tenant, "visits.file", f"{vendor.id}: {error}")
     return archived
 
 

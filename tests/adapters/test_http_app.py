@@ -238,3 +238,27 @@ def test_the_http_servers_own_loggers_write_through_the_redacting_handlers(make_
         assert not own, own
         assert logging.getLogger("uvicorn").propagate and logging.getLogger("uvicorn.error").propagate
         # uvicorn.access is switched off whole (access_log=False): it writes nowhere
+
+
+def test_readiness_and_intake_say_so_while_the_store_is_down(make_hub, hub_config):
+    from core.runtime import Hub
+    from core.settings import Settings
+    from sandbox.server import free_port
+
+    hub = make_hub(worker=False)
+    with LiveServer(create_app(hub)) as server:
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 200 and ready.json() == {"store": "ok", "broker": "ok", "status": "ready"}
+    down = Hub(Settings(broker_url="memory://",
+                        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/casehub"), hub_config)
+    try:
+        with LiveServer(create_app(down)) as server:
+            ready = httpx.get(f"{server.url}/readyz")
+            assert ready.status_code == 503 and ready.json()["store"] == "unreachable"
+            event = CaseSystem(server.url, TOKEN, TENANT).event()
+            answer = post(server.url, json.dumps(event).encode())
+            assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+            assert "store is not reachable" in answer.json()["error"]
+            assert httpx.get(f"{server.url}/healthz").status_code == 200  # alive, only not ready
+    finally:
+        down.stop()

@@ -6,12 +6,14 @@ import io
 import logging
 import os
 import socket
+import threading
 from dataclasses import replace
 
+import paramiko
 import pytest
 
 from adapters.sftp import Delivery, SftpConnection, SftpEndpoint
-from core.errors import Rejected, Transient
+from core.errors import Misconfigured, Rejected, Transient
 from tests.sshd import keygen
 
 MB = 1024 * 1024
@@ -191,26 +193,94 @@ def test_a_server_with_another_host_key_is_refused_and_nothing_is_written(endpoi
     pinned = replace(endpoint, host_key=keygen(tmp_path / "someone_else"))
 
     caplog.set_level(logging.WARNING, logger="adapters.sftp")
-    with pytest.raises(Rejected) as rejected:
+    with pytest.raises(Misconfigured) as misconfigured:
         with SftpConnection(pinned) as connection:
             connection.upload(str(partner_folder), "order_1_1.xml", b"<order/>")
 
-    assert str(rejected.value) == f"host_key: host key of 127.0.0.1:{endpoint.port} is not the pinned one"
+    assert str(misconfigured.value) == f"host_key: host key of 127.0.0.1:{endpoint.port} is not the pinned one"
     assert os.listdir(partner_folder) == []
     assert retries(caplog) == []
 
 
-def test_a_client_key_the_server_does_not_know_is_rejected_without_retrying(endpoint, tmp_path, caplog):
+def test_a_client_key_the_server_refuses_is_misconfigured_without_retrying(endpoint, tmp_path, caplog):
     keygen(tmp_path / "unknown_client")
     stranger = replace(endpoint, private_key=str(tmp_path / "unknown_client"))
 
     caplog.set_level(logging.WARNING, logger="adapters.sftp")
-    with pytest.raises(Rejected) as rejected:
+    with pytest.raises(Misconfigured) as misconfigured:
         with SftpConnection(stranger):
             pass
 
-    assert rejected.value.where == "private_key"
+    assert misconfigured.value.where == "private_key" and "refused the key" in str(misconfigured.value)
     assert retries(caplog) == []
+
+
+class _CutDuringLogin(paramiko.ServerInterface):
+    """A server whose line goes down in the middle of the login (after the key exchange, at the key)."""
+
+    def __init__(self) -> None:
+        self.transport: paramiko.Transport | None = None
+        self.logins = 0
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        self.logins += 1
+        self.transport.sock.shutdown(socket.SHUT_RDWR)
+        return paramiko.AUTH_FAILED
+
+
+@pytest.fixture
+def cutting_server(tmp_path):
+    """An SSH server on a free port that cuts every connection during the login; (port, host key line, state)."""
+    keygen(tmp_path / "cut_host")
+    key = paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "cut_host"))
+    state = _CutDuringLogin()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            transport = paramiko.Transport(sock)
+            transport.add_server_key(key)
+            state.transport = transport
+            transport.start_server(threading.Event(), state)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], f"{key.get_name()} {key.get_base64()}", state
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_connection_cut_during_the_login_is_transient_and_retried(endpoint, cutting_server, caplog):
+    """paramiko says AuthenticationException ("transport shut down or saw EOF") for this too: it is
+    the line, not a refusal, so the order must not be refused for it."""
+    port, host_key, state = cutting_server
+    cut = replace(endpoint, port=port, host_key=host_key, timeout=2.0)
+
+    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    with pytest.raises(Transient) as transient:
+        with SftpConnection(cut, attempts=3, backoff=0.01, max_backoff=0.02):
+            pass
+
+    assert "during login" in str(transient.value) or "EOF" in str(transient.value)
+    assert state.logins == 3 and len(retries(caplog)) == 2
+
+
+def test_a_server_that_never_answers_times_out_as_transient(endpoint):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, and never sends its banner
+        silent_endpoint = replace(endpoint, port=silent.getsockname()[1], timeout=0.5)
+        with pytest.raises(Transient):
+            with SftpConnection(silent_endpoint, attempts=2, backoff=0.01, max_backoff=0.02):
+                pass
 
 
 def test_nothing_listening_is_transient_after_the_retries(endpoint, caplog):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DataError
 from tests.conftest import wait_for
 from core import deadletters, metrics
 from core.consumer import StepContext
-from core.errors import Rejected
+from core.errors import Misconfigured, Rejected
 from core.steps import step
 from core.store.tables import dead_letters, messages, processed
 from schemas.envelope import Envelope
@@ -169,3 +169,32 @@ def test_a_value_the_store_cannot_hold_is_rejected_not_retried(make_hub):
     (letter,) = open_letters(hub, envelope.id)
     assert letter["kind"] == "rejected" and "cannot hold a value of it (ValueError)" in letter["reason"]
     assert calls[envelope.id] == 1  # never retried
+
+
+held: set[str] = set()
+
+
+@step("test.partner", consumes=["test.partner"])
+def call_partner(ctx: StepContext) -> None:
+    """A step whose partner refuses the hub's key until the configuration is fixed."""
+    calls[ctx.envelope.id] += 1
+    if ctx.envelope.id in held:
+        raise Misconfigured("sftp.example:22 refused the key of user ekero", where="private_key")
+    ctx.emit("hub.receipt", {"of": ctx.envelope.id, "step": "test.partner", "handled_at": "2026-03-02T08:00:00Z",
+                            "outcome": "done"})
+
+
+def test_the_hubs_own_fault_is_held_for_operations_and_runs_again_once_fixed(make_hub):
+    hub = make_hub()
+    envelope = Envelope(type="test.partner", tenant="0125", source="test", payload={})
+    held.add(envelope.id)
+    hub.accept([(envelope, None)], channel="test")
+    wait_for(lambda: outcome(hub, envelope.id, "test.partner") == "dead", what="held")
+    (letter,) = open_letters(hub, envelope.id)
+    assert letter["kind"] == "misconfigured" and "refused the key" in letter["reason"]
+    assert calls[envelope.id] == 1  # not retried: retrying cannot help until it is fixed
+    assert effects_of(hub, envelope.id) == []  # and the sender is not told it was rejected
+    held.discard(envelope.id)  # the configuration is fixed
+    hub.replay(letter["id"], by="user:drift")
+    wait_for(lambda: outcome(hub, envelope.id, "test.partner") == "done", what="done after the fix")
+    assert [e["payload"]["outcome"] for e in effects_of(hub, envelope.id)] == ["done"]

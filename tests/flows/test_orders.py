@@ -186,3 +186,21 @@ def test_an_order_for_an_unknown_provider_is_dead_lettered(hub):
     issue(hub, order)
     letter = wait_for(lambda: first_dead_letter(hub))
     assert letter.reason.startswith("payload.provider_org: no provider with organisation number")
+
+
+def test_a_provider_refusing_the_hubs_token_holds_the_order_without_refusing_it(hub, provider, monkeypatch):
+    """The hub's own fault (its token for the provider is wrong) is not the provider's rejection of the
+    order: the order waits, IT operations sees a dead letter, and a replay after the fix delivers it."""
+    app, _ = provider
+    monkeypatch.setenv("CASEHUB_TEST_OUR_TOKEN", "a-wrong-token")
+    order = CaseSystem("http://unused", TOKEN, TENANT).order(PROVIDER_ORG)
+    issue(hub, order)
+    letter = wait_for(lambda: first_dead_letter(hub), what="the held delivery")
+    assert letter.kind == "misconfigured" and "refuses the hub's token" in letter.reason
+    held = row(hub, order["payload"]["order_id"])  # the step's work was rolled back: nothing refused
+    assert held is None or held.state == "pending"
+    assert "rejected" not in statuses(hub, order["payload"]["order_id"])
+    monkeypatch.setenv("CASEHUB_TEST_OUR_TOKEN", OUR_TOKEN)  # IT operations fixes the secret
+    hub.replay(letter.id, by="user:drift")
+    wait_for(lambda: (r := row(hub, order["payload"]["order_id"])) and r.state == "delivered", what="the fix")
+    assert statuses(hub, order["payload"]["order_id"]) == ["delivered"]
