@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import traceback
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import Connection, select, tuple_
 
@@ -28,7 +30,7 @@ from core.config import Partner, RestChannel, SftpChannel
 from core.errors import Misconfigured, Rejected, Transient
 from core.redaction import redact
 from core.scheduler import every
-from core.store import insert_ignore, is_outage, utcnow
+from core.store import Store, insert_ignore, is_outage, utcnow
 from core.store.tables import checkpoints, dead_letters
 from flows.visits.tables import visits
 from schemas.envelope import Envelope, new_id
@@ -38,22 +40,41 @@ log = logging.getLogger(__name__)
 
 PAGE = 1000
 CHUNK = 5000
+T = TypeVar("T")
+
+
+class PoisonBatch(Exception):
+    """The store refused a batch as a whole, which spoils the transaction on PostgreSQL: store it
+    again in a new transaction, row by row (`in_transaction` does), to find the rows it cannot hold."""
+
+
+def in_transaction(db: Store, write: Callable[[Connection, bool], T]) -> T:
+    """`write(conn, one_by_one)` in a transaction; after a PoisonBatch, once more in a new one, row by
+    row. The fast way costs nothing extra (no savepoint) while no row is poison."""
+    try:
+        with db.begin() as conn:
+            return write(conn, False)
+    except PoisonBatch:
+        with db.begin() as conn:
+            return write(conn, True)
 
 
 def store(conn: Connection, *, tenant: str, vendor: str, accepted: list[Visit], rejected: list[VisitRejection],
-          raw: bytes | None, channel: str, where: list[str] | None = None) -> list[VisitRejection]:
+          raw: bytes | None, channel: str, where: list[str] | None = None,
+          one_by_one: bool = False) -> list[VisitRejection]:
     """Store a batch as received (its bytes as one message) and each accepted visit version as a row;
     returns every rejection of the batch, the ones found here included.
 
     A version already stored with the same content is left as it was, so a replayed batch changes
-    nothing; with other content it is a conflict (an edit needs a higher version), rejected. A
-    row the store refuses is rejected alone, named by `where` (e.g. a file's line), and the rest
-    stored. The batch's rejections are kept as one dead letter holding every reason.
+    nothing; with other content it is a conflict (an edit needs a higher version), rejected. When
+    the store refuses the batch, PoisonBatch; `one_by_one` then rejects each row the store cannot
+    hold alone, named by `where` (e.g. a file's line), and stores the rest. The batch's rejections
+    are kept as one dead letter holding every reason.
     """
     message_id = new_id()
     where = where or [f"visits[{i}]" for i in range(len(accepted))]
     rows = [_row(tenant, vendor, visit, message_id, utcnow()) for visit in accepted]
-    refused = _insert(conn, rows)
+    refused = _insert_one_by_one(conn, rows) if one_by_one else _insert(conn, rows)
     rejected = rejected + [VisitRejection(visit_id=accepted[i].visit_id, reason=f"{where[i]}: {reason}")
                            for i, reason in refused]
     envelope = Envelope(id=message_id, type="visit.batch", tenant=tenant, source=vendor, payload={
@@ -67,17 +88,16 @@ def store(conn: Connection, *, tenant: str, vendor: str, accepted: list[Visit], 
 
 
 def _insert(conn: Connection, rows: list[dict]) -> list[tuple[int, str]]:
-    """Insert visit versions, skipping those already stored; (index, reason) of each row refused:
-    a conflict with a stored version, or a row the store cannot hold."""
+    """Insert visit versions, skipping those already stored; (index, reason) of each conflict with a
+    stored version. PoisonBatch when the store refuses the batch."""
     if not rows:
         return []
     try:
-        with conn.begin_nested():
-            inserted = _insert_all(conn, rows)
+        inserted = _insert_all(conn, rows)
     except Exception as error:
         if is_outage(error):
             raise
-        return _insert_one_by_one(conn, rows)
+        raise PoisonBatch(f"the store refused the batch ({type(error).__name__})") from error
     return _conflicts(conn, rows) if inserted < len(rows) else []
 
 
@@ -89,7 +109,6 @@ def _insert_all(conn: Connection, rows: list[dict]) -> int:
     columns = [column.name for column in visits.columns]
     with conn.connection.driver_connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS visits_incoming (LIKE visits) ON COMMIT DELETE ROWS")
-        cursor.execute("DELETE FROM visits_incoming")
         with cursor.copy(f"COPY visits_incoming ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[name] for name in columns])
@@ -98,8 +117,8 @@ def _insert_all(conn: Connection, rows: list[dict]) -> int:
 
 
 def _insert_one_by_one(conn: Connection, rows: list[dict]) -> list[tuple[int, str]]:
-    """The slow way, taken only when a batch failed: each row alone, so that one poison row
-    (a value the store cannot hold) is refused and the others stored."""
+    """The slow way, taken only after a PoisonBatch: each row alone, so that one poison row (a value
+    the store cannot hold) is refused and the others stored."""
     refused = []
     for i, row in enumerate(rows):
         try:
@@ -168,12 +187,14 @@ def poll(hub, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages:
                 accepted, rejected, next_cursor, has_more = decode_poll_page(raw)
             except Rejected as error:
                 raise Rejected(f"the page after cursor {cursor!r}: {error}") from None
-            with hub.store.begin() as conn:  # the page and the cursor after it, together
+            def page_and_cursor(conn: Connection, one_by_one: bool) -> None:  # together, or neither
                 store(conn, tenant=tenant, vendor=vendor.id, accepted=accepted, rejected=rejected, raw=raw,
-                      channel="poll")
+                      channel="poll", one_by_one=one_by_one)
                 insert_ignore(conn, checkpoints, {"name": name, "value": "", "updated_at": utcnow()})
                 conn.execute(checkpoints.update().where(checkpoints.c.name == name)
                              .values(value=next_cursor or cursor, updated_at=utcnow()))
+
+            in_transaction(hub.store, page_and_cursor)
             stored += len(accepted)
             if not has_more:
                 break
@@ -262,9 +283,9 @@ def _store_file(hub, tenant: str, vendor: str, name: str, local) -> None:
 
 
 def _store_chunk(hub, tenant, vendor, accepted, rejected, lines) -> None:
-    with hub.store.begin() as conn:
-        store(conn, tenant=tenant, vendor=vendor, accepted=accepted, rejected=rejected, raw=None, channel="file",
-              where=lines)
+    in_transaction(hub.store, lambda conn, one_by_one: store(
+        conn, tenant=tenant, vendor=vendor, accepted=accepted, rejected=rejected, raw=None, channel="file",
+        where=lines, one_by_one=one_by_one))
 
 
 @every(60, name="visits.files")

@@ -8,7 +8,7 @@ from adapters.http_app import Refused, authenticate, read_body
 from adapters.visit_codecs import decode_visit_batch
 from core.errors import Rejected
 from core.runtime import Hub
-from flows.visits import store
+from flows.visits import in_transaction, store
 
 
 def routes(hub: Hub) -> list[APIRouter]:
@@ -30,6 +30,6 @@ def routes(hub: Hub) -> list[APIRouter]:
 
 
 def _store(hub: Hub, caller, accepted, rejected, raw: bytes) -> list:
-    with hub.store.begin() as conn:
-        return store(conn, tenant=caller.tenant, vendor=caller.partner, accepted=accepted, rejected=rejected,
-                     raw=raw, channel="push")
+    return in_transaction(hub.store, lambda conn, one_by_one: store(
+        conn, tenant=caller.tenant, vendor=caller.partner, accepted=accepted, rejected=rejected, raw=raw,
+        channel="push", one_by_one=one_by_one))
