@@ -15,7 +15,7 @@ from lxml import etree
 
 from adapters.http_app import create_app
 from adapters.order_xml import element, xml_values
-from adapters.soap.server import SOAP_ENV, answer
+from adapters.soap.server import answer
 from core import deadletters, messages
 from core.config import HubConfig
 from flows import routes
@@ -148,7 +148,7 @@ def test_each_kind_sends_only_its_own_types_for_its_own_tenant_and_nothing_cross
             else:  # another tenant's provider: that order does not exist for it
                 assert rest.status_code == 409 and "unknown order" in rest.json()["error"]
                 assert soap.status_code == 500  # SOAP 1.1 (WS-I BP R1126): a fault travels as 500
-                assert etree.fromstring(soap.content).findtext(f".//faultcode") == "soap:Client"
+                assert etree.fromstring(soap.content).findtext(".//faultcode") == "soap:Client"
         assert row(hub, order["order_id"]).state == "accepted"
 
         # POST /api/v1/visits: visit vendors only
