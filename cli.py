@@ -385,13 +385,15 @@ def visits_status(tenant: str = typer.Option(...), period: str = typer.Option(..
 def visits_poll(tenant: str = typer.Option(...), vendor: str = typer.Option(...)) -> None:
     """Poll a vendor's API now, from the stored cursor on, instead of waiting for the minute."""
     from core.config import RestChannel
-    from core.errors import Rejected, Transient
+    from core.errors import Misconfigured, Rejected, Transient
     from flows.visits import poll
 
     hub = build_hub()
     partner = _vendor(hub, tenant, vendor, RestChannel, "rest channel to poll")
     try:
         stored = poll(hub, tenant, partner)
+    except Misconfigured as error:
+        raise fail(f"{vendor}: {error}", CONFIG) from None
     except (Transient, Rejected) as error:
         raise fail(f"{vendor}: {error}") from None
     out.print(f"{vendor}: {stored:,} visit versions stored")
@@ -401,13 +403,15 @@ def visits_poll(tenant: str = typer.Option(...), vendor: str = typer.Option(...)
 def visits_pickup(tenant: str = typer.Option(...), vendor: str = typer.Option(...)) -> None:
     """Pick up a vendor's ready files now, instead of waiting for the minute."""
     from core.config import SftpChannel
-    from core.errors import Rejected, Transient
+    from core.errors import Misconfigured, Rejected, Transient
     from flows.visits import pick_up_files
 
     hub = build_hub()
     partner = _vendor(hub, tenant, vendor, SftpChannel, "sftp channel to pick up files from")
     try:
         archived, failed = pick_up_files(hub, tenant, partner)
+    except Misconfigured as error:
+        raise fail(f"{vendor}: {error}", CONFIG) from None
     except (Transient, Rejected) as error:
         raise fail(f"{vendor}: {error}") from None
     out.print(f"{vendor}: {archived} files stored and archived, {failed} failed (see dead-letters list)")

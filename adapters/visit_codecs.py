@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from core.errors import Rejected
 from core.intake import parse_json
-from schemas.bounded import CONTROL, error_message
+from schemas.bounded import UNPRINTABLE, error_message
 from schemas.visits import Visit, VisitRejection
 
 MAX_VISITS = 1000
@@ -37,8 +37,6 @@ _BOOLEANS = {"double_staffing", "declined", "approved"}
 _LISTS = {"services"}
 _BOOLEAN_TEXT = {"true": True, "1": True, "false": False, "0": False}
 _TWELVE_DIGITS = re.compile(r"[0-9]{12}")
-_PRINTABLE_ID = re.compile(f"[^{CONTROL}\ud800-\udfff]{{1,64}}")
-"""A visit id that may be quoted back in a rejection: the sender's own id, unless it is no id at all."""
 _FILE_NAME = re.compile(r"visits_(?P<vendor>[A-Za-z0-9-]+)_(?P<date>[0-9]{8})_(?P<seq>[0-9]+)\.csv")
 
 
@@ -49,7 +47,9 @@ def _decode(fields: Any, prefix: str = "") -> Visit | VisitRejection:
     if not isinstance(fields, dict):
         return VisitRejection(visit_id=None, reason=f"{prefix}visit: expected a JSON object")
     visit_id = fields.get("visit_id")
-    visit_id = visit_id if isinstance(visit_id, str) and _PRINTABLE_ID.fullmatch(visit_id) else None
+    # the sender's own id is quoted back in a rejection, unless it is no id at all
+    visit_id = visit_id if isinstance(visit_id, str) and 0 < len(visit_id) <= 64 \
+        and not UNPRINTABLE.search(visit_id) else None
     pnr = fields.get("customer_pnr")
     if isinstance(pnr, str) and not _TWELVE_DIGITS.fullmatch(pnr):
         # a 10-digit form would take its century from today's date: the contract asks for 12 digits

@@ -139,11 +139,7 @@ def _run(conn: Connection, config: HubConfig, step: Step, envelope_ids: list[str
 def _hold(conn: Connection, step: Step, envelope: Envelope, error: Misconfigured) -> None:
     """Keep the envelope as a dead letter of kind `misconfigured` until the configuration is fixed and
     it is replayed; no retries in between (they cannot help) and no word to the sender (not its fault)."""
-    conn.execute(
-        update(processed)
-        .where(processed.c.step == step.name, processed.c.key == envelope.id)
-        .values(outcome="dead")
-    )
+    _mark_dead(conn, step, envelope)
     deadletters.record(conn, step=step.name, kind="misconfigured", reason=str(error), tenant=envelope.tenant,
                        message_id=envelope.id)
     log.error("step %s holds envelope %s until the configuration is fixed: %s", step.name, envelope.id,
@@ -152,11 +148,7 @@ def _hold(conn: Connection, step: Step, envelope: Envelope, error: Misconfigured
 
 def _dead_letter(conn: Connection, step: Step, envelope: Envelope, error: Rejected) -> None:
     """Keep the rejected envelope as a dead letter, mark its key dead, and tell the sender why."""
-    conn.execute(
-        update(processed)
-        .where(processed.c.step == step.name, processed.c.key == envelope.id)
-        .values(outcome="dead")
-    )
+    _mark_dead(conn, step, envelope)
     deadletters.record(conn, step=step.name, kind="rejected", reason=str(error),
                        tenant=envelope.tenant, message_id=envelope.id)
     receipt = envelope.caused("hub.receipt", f"casehub/{step.name}", {
@@ -165,3 +157,8 @@ def _dead_letter(conn: Connection, step: Step, envelope: Envelope, error: Reject
     })
     messages.send_many(conn, [(receipt, CASE_SYSTEM)])
     log.warning("step %s rejected envelope %s: %s", step.name, envelope.id, redact(str(error)))
+
+
+def _mark_dead(conn: Connection, step: Step, envelope: Envelope) -> None:
+    conn.execute(update(processed).where(processed.c.step == step.name, processed.c.key == envelope.id)
+                 .values(outcome="dead"))

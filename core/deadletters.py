@@ -1,22 +1,19 @@
 """Dead letters: what failed for good, with its reason, kept until a person replays it."""
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import Connection, delete, insert, select, update
 
 from core import audit, messages
 from core.errors import Rejected
-from core.store import utcnow
-from core.store.tables import dead_letters, processed
 from core.paging import Page, page
 from core.redaction import redact
 from core.steps import steps
-from schemas.bounded import CONTROL
+from core.store import utcnow
+from core.store.tables import dead_letters, processed
+from schemas.bounded import UNPRINTABLE
 
 MAX_REASON = 200_000
 """Characters of a reason: enough for a rejected batch of 1 000 visits, each with its reasons."""
-_UNSTORABLE = re.compile(f"[{CONTROL}\ud800-\udfff]")
 
 INBOUND = "inbound"
 """The step name of input that never became a stored message (it is kept as raw bytes)."""
@@ -46,7 +43,7 @@ def record(
 def _storable(reason: str) -> str:
     """The reason as every store can keep it: control characters and lone surrogates (which a
     reason may quote from bad input) replaced, and at most `MAX_REASON` characters."""
-    return _UNSTORABLE.sub("?", reason[:MAX_REASON])
+    return UNPRINTABLE.sub("?", reason[:MAX_REASON])
 
 
 def listing(conn: Connection, *, status: str | None = "open", limit: int = 100, offset: int = 0) -> Page:

@@ -11,9 +11,8 @@ sends is either stored as it is on both stores or refused naming its field (arch
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
@@ -22,7 +21,9 @@ CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 return, DEL, and C1."""
 
 NO_CONTROL = f"^[^{CONTROL}]*$"
-_CONTROL = re.compile(f"[{CONTROL}]")
+
+UNPRINTABLE = re.compile(f"[{CONTROL}\ud800-\udfff]")
+"""What text may never hold: those control characters, and lone surrogates (no store can keep them)."""
 
 MAX_INT = 2**31 - 1
 """The largest value of an `INTEGER` column on PostgreSQL (SQLite holds more)."""
@@ -35,7 +36,6 @@ Version = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 """A count, 0 and up, as the store holds it."""
-
 
 
 def _not_float(value: object) -> object:
@@ -51,6 +51,6 @@ Exact = Annotated[Decimal, BeforeValidator(_not_float)]
 def error_message(detail: dict) -> str:
     """pydantic's message for one error, in words for a partner: without "Value error, ", and
     with the control-character pattern said as a rule rather than shown as a regular expression."""
-    if detail.get("type") == "string_pattern_mismatch" and _CONTROL.search(str(detail.get("input", ""))):
+    if detail.get("type") == "string_pattern_mismatch" and UNPRINTABLE.search(str(detail.get("input", ""))):
         return "control characters are not allowed (only tab and line breaks)"
     return detail["msg"].removeprefix("Value error, ")

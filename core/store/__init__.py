@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, insert
@@ -24,12 +26,14 @@ def utcnow() -> dt.datetime:
 def is_outage(error: BaseException) -> bool:
     """True when `error` says the store cannot be reached now (down, connection lost, pool exhausted,
     locked): worth trying again later, unlike an error in the data."""
-    return isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)) or (
-        isinstance(error, exc.DBAPIError) and error.connection_invalidated)
+    outages = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError,  # through SQLAlchemy
+               psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)  # the driver's own (COPY)
+    return isinstance(error, outages) or (isinstance(error, exc.DBAPIError) and error.connection_invalidated)
 
 
 class Store:
-    """The hub's durable state. Errors never quote the statement's parameters (personal data). `begin()` is one transaction; every write goes through one."""
+    """The hub's durable state. `begin()` is one transaction; every write goes through one.
+    Errors never quote the statement's parameters (personal data)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url

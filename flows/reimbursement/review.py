@@ -11,9 +11,9 @@ from typing import Literal, get_args
 from sqlalchemy import case, func, select
 
 from core import audit
+from core.config import HubConfig
 from core.errors import Rejected
 from core.paging import Page, page
-from core.config import HubConfig
 from core.store import Store
 from flows.reimbursement.queries import mask, may_reveal
 from flows.reimbursement.tables import findings, runs
