@@ -78,7 +78,8 @@ class EventConsumer:
                 connection.close()
 
     def store_batch(self, deliveries: list[tuple[int, bytes]]) -> None:
-        """Store good envelopes and dead-letter bad ones, in one transaction."""
+        """Store good envelopes and dead-letter bad ones (a conflict with a stored one among them),
+        in one transaction."""
         good, bad = [], []
         for tag, body in deliveries:
             try:
@@ -87,6 +88,7 @@ class EventConsumer:
                 bad.append((str(error), body))
         with self.hub.store.begin() as conn:
             result = messages.accept(conn, good)
+            bad += [(f"id: {messages.CONFLICT}", good[i][1]) for i in result.conflicts]
             for reason, body in bad:
                 deadletters.record(conn, step=deadletters.INBOUND, kind="rejected", reason=reason, raw=body)
         metrics.accepted.labels("amqp").inc(len(result.stored))

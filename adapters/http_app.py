@@ -21,6 +21,7 @@ from core import audit, metrics, outbox
 from core.config import Caller
 from core.errors import NotAllowed, Rejected
 from core.intake import envelopes_from_json
+from core.messages import CONFLICT
 from core.redaction import redact
 from core.runtime import Hub
 from core.store import is_outage
@@ -78,9 +79,8 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
         body = {"accepted": result.stored, "duplicates": result.duplicates}
         if not result.conflicts:
             return body
-        where = {envelope.id: f"[{i}].id" if len(items) > 1 else "id" for i, (envelope, _) in enumerate(items)}
-        conflicts = [{"id": key, "where": where[key], "error": "already received with another document; "
-                      "a changed message needs a new id"} for key in result.conflicts]
+        conflicts = [{"id": items[i][0].id, "where": f"[{i}].id" if len(items) > 1 else "id", "error": CONFLICT}
+                     for i in result.conflicts]
         return JSONResponse(body | {"error": f"{len(conflicts)} of {len(items)} envelopes conflict with stored ones",
                                     "conflicts": conflicts}, status_code=409)
 

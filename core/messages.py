@@ -15,11 +15,15 @@ from schemas.envelope import Envelope
 @dataclass
 class Accepted:
     """What `accept` did: ids stored now, ids already stored with the same document (and so not
-    dispatched again), and ids already stored with another document (refused as conflicts)."""
+    dispatched again), and the positions in its items of those whose id is stored with another
+    document (refused as conflicts: the caller tells the sender, or keeps them as dead letters)."""
 
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
+    conflicts: list[int] = field(default_factory=list)
+
+
+CONFLICT = "already received with another document; a changed message needs a new id"
 
 
 def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Accepted:
@@ -39,7 +43,7 @@ def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Acce
     earlier = load_many_envelopes(conn, repeated) if repeated else {}
     result = Accepted()
     dispatch = []
-    for envelope, _raw in items:
+    for position, (envelope, _raw) in enumerate(items):
         first = earlier.get(envelope.id)
         if first is None:
             earlier[envelope.id] = envelope
@@ -48,7 +52,7 @@ def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Acce
         elif _same_document(first, envelope):
             result.duplicates.append(envelope.id)
         else:
-            result.conflicts.append(envelope.id)
+            result.conflicts.append(position)
     if dispatch:
         conn.execute(insert(outbox), dispatch)
     return result

@@ -8,6 +8,7 @@ import dramatiq
 from core import deadletters, messages, metrics
 from core.bus import Bus
 from core.config import HubConfig, Tokens, load
+from core.errors import Rejected
 from core.intake import envelopes_from_json
 from core.messages import Accepted
 from core.outbox import Relay
@@ -62,7 +63,8 @@ class Hub:
         """Send a dead letter through again; Rejected if its input is still bad."""
         def accept_raw(conn, raw: bytes, _tenant: str | None) -> str:
             items = envelopes_from_json(raw, self.config, sender="case_system", max_batch=1)
-            messages.accept(conn, items)
+            if messages.accept(conn, items).conflicts:
+                raise Rejected(messages.CONFLICT, where="id")
             return items[0][0].id
 
         with self.store.begin() as conn:

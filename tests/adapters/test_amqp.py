@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from adapters.amqp import EventConsumer
 from core import deadletters
 from core.consumer import CASE_SYSTEM_EXCHANGE
+from core.errors import Rejected
 from core.store.tables import messages
 from sandbox.case_system import CaseSystem
 from sandbox.demo import CONFIG, TOKEN_ENV
@@ -178,3 +179,19 @@ def test_any_batch_is_stored_or_dead_lettered_whole(consumer, bodies):
     consumer_.store_batch(list(enumerate(bodies)))  # never raises: a bad body is a dead letter
     with hub.store.begin() as conn:
         assert deadletters.listing(conn, limit=1).total + stored_in(hub) == before + len(bodies)
+
+
+def test_the_same_id_with_another_document_is_dead_lettered_not_dropped(consumer):
+    hub, _ = consumer
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    changed = event | {"payload": event["payload"] | {"recorded_by": "SOMEONE"}}
+    publish(hub, [json.dumps(event).encode(), json.dumps(event).encode(), json.dumps(changed).encode()])
+    with hub.store.begin() as conn:
+        (letter,) = wait_for(lambda: deadletters.listing(conn).rows, what="the conflict's dead letter")
+        kept = deadletters.show(conn, letter["id"])["raw"]
+        stored = conn.scalar(select(messages.c.raw).where(messages.c.id == event["id"]))
+    assert letter["reason"].startswith("id: already received with another document")
+    assert json.loads(kept) == changed and json.loads(stored) == event  # kept, and the first stands
+    assert stored_in(hub) == 1
+    with pytest.raises(Rejected, match="already received"):
+        hub.replay(letter["id"], by="user:drift")  # still a conflict: the sender must use a new id
