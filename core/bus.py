@@ -19,6 +19,7 @@ from dramatiq.middleware import Middleware, Retries
 from sqlalchemy import select
 
 from core import deadletters
+from core.breaker import Breakers
 from core.config import HubConfig
 from core.consumer import run_step
 from core.errors import Transient
@@ -50,12 +51,13 @@ class Bus:
         # before Retries in the list, so that it runs after Retries has marked the message failed
         self.broker.add_middleware(DeadLetterOnExhaustion(store), before=Retries)
         dramatiq.set_broker(self.broker)
+        self.breakers = Breakers(max_in_flight=max(1, settings.worker_threads // 2))
         self.steps = steps()
         self.actors: dict[str, dramatiq.Actor] = {name: self._actor(s) for name, s in self.steps.items()}
         self._declared: set[str] = set()
 
     def _actor(self, step: Step) -> dramatiq.Actor:
-        run = partial(run_step, self.store, self.config, step)
+        run = partial(run_step, self.store, self.config, step, breakers=self.breakers)
         run.__name__ = step.name  # dramatiq names and logs actors by their function
         return dramatiq.actor(
             run,

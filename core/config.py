@@ -15,6 +15,7 @@ Secrets never stand in the file: a partner names the environment variable that h
 """
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import os
 import tomllib
@@ -83,6 +84,12 @@ class Partner(BaseModel):
     organisation_number: OrganisationNumber | None = None
     channel: Channel | None = Field(default=None, description="how the hub reaches the partner")
     ack_deadline_hours: float = Field(default=24, gt=0, description="a provider's time to acknowledge an order")
+    remind_every_hours: float | None = Field(
+        default=None, gt=0, description="how often an overdue order is delivered again; default: ack_deadline_hours")
+
+    @property
+    def reminder_interval(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.remind_every_hours or self.ack_deadline_hours)
 
     @model_validator(mode="after")
     def _provider(self) -> Partner:

@@ -5,17 +5,25 @@ transaction (a group commit: one commit for many messages); each envelope's idem
 its state and its outbound effects commit together, so a message delivered twice has its effect
 once. When anything in the batch fails, the batch is rolled back and run again one envelope per
 transaction, so that one bad envelope neither blocks nor undoes the others.
+
+A step that calls a partner holds no transaction while it waits for the partner: it decides in
+one short transaction, the call is made outside any, and its outcome is recorded in another
+(`PartnerCall`). A partner that is down then holds up only its own deliveries, even on SQLite,
+whose one write lock every other writer needs.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DataError
 
 from core import deadletters, messages, metrics
+from core.breaker import Breakers
 from core.config import HubConfig
 from core.errors import Misconfigured, Rejected
 from core.redaction import redact
@@ -61,7 +69,21 @@ class StepContext:
         return envelope
 
 
-def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str]) -> None:
+@dataclass(frozen=True)
+class PartnerCall:
+    """What a step that calls a partner returns from its transaction: the call, and how to record
+    its outcome (the result, or the exception it raised) in a new transaction. The outcome decides
+    the envelope's fate as a handler's exception would: Rejected is dead-lettered, Misconfigured
+    held, any other exception retried."""
+
+    partner: str
+    """Whom the call is to, as the circuit breaker knows it: `tenant/partner-id`."""
+    send: Callable[[], object]
+    settle: Callable[[StepContext, object], None]
+
+
+def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str], *,
+             breakers: Breakers) -> None:
     """Run `step` on stored envelopes once in effect, however often they are delivered.
 
     Rejected input, and input with a value the store cannot hold (DataError), is dead-lettered
@@ -71,6 +93,10 @@ def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str
     the envelopes done by then are skipped on the retry. A handler whose batch failed runs again
     alone, so its only effects must be the ones it makes through its context.
     """
+    if step.calls_partner:
+        for envelope_id in envelope_ids:
+            _call_partner(store, config, step, envelope_id, breakers)
+        return
     if len(envelope_ids) > 1:
         try:
             with store.begin() as conn:
@@ -120,20 +146,87 @@ def _run(conn: Connection, config: HubConfig, step: Step, envelope_ids: list[str
             with conn.begin_nested():
                 step.handler(context)
                 messages.send_many(conn, context.outgoing)
-        except Rejected as error:
+        except Exception as error:
+            if not _dead_end(conn, step, envelopes[envelope_id], error):
+                raise
             rejected += 1
-            _dead_letter(conn, step, envelopes[envelope_id], error)
-        except DataError as error:  # a value the store cannot hold: as permanent as bad input
-            rejected += 1
-            _dead_letter(conn, step, envelopes[envelope_id],
-                         Rejected(f"the store cannot hold a value of it ({type(error.orig).__name__})"))
-        except Misconfigured as error:  # the hub's own fault: kept for IT operations, the sender not told
-            rejected += 1
-            _hold(conn, step, envelopes[envelope_id], error)
     messages.send_many(conn, outgoing)
     metrics.steps.labels(step.name, "done").inc(len(claimed) - rejected)
     if rejected:
         metrics.steps.labels(step.name, "rejected").inc(rejected)
+
+
+def _call_partner(store: Store, config: HubConfig, step: Step, envelope_id: str, breakers: Breakers) -> None:
+    """Run a step that calls a partner: decide, call outside any transaction, record the outcome.
+
+    The envelope's key is claimed only with a final outcome, so a crash or a retryable failure
+    anywhere leaves it to be run again (the step keeps the call safe to repeat).
+    """
+    with store.begin() as conn:
+        if _done(conn, step, envelope_id):
+            metrics.steps.labels(step.name, "duplicate").inc()
+            return
+        envelope = messages.load(conn, envelope_id)
+        if envelope is None:
+            raise LookupError(f"envelope {envelope_id} is not in the store")
+        context = StepContext(conn, envelope, step, config)
+        try:
+            with conn.begin_nested():
+                call = step.handler(context)
+                messages.send_many(conn, context.outgoing)
+        except Exception as error:
+            if not _dead_end(conn, step, envelope, error, claim=True):
+                raise
+            metrics.steps.labels(step.name, "rejected").inc()
+            return
+        if call is None:
+            _claim(conn, step, envelope_id, "done")
+            metrics.steps.labels(step.name, "done").inc()
+            return
+    try:
+        outcome = breakers.call(call.partner, call.send)
+    except Exception as error:
+        outcome = error
+    with store.begin() as conn:
+        if _done(conn, step, envelope_id):  # another delivery of the same message got there first
+            return
+        context = StepContext(conn, envelope, step, config)
+        call.settle(context, outcome)
+        messages.send_many(conn, context.outgoing)
+        if not isinstance(outcome, Exception):
+            _claim(conn, step, envelope_id, "done")
+            metrics.steps.labels(step.name, "done").inc()
+        elif _dead_end(conn, step, envelope, outcome, claim=True):
+            metrics.steps.labels(step.name, "rejected").inc()
+    if isinstance(outcome, Exception) and not isinstance(outcome, (Rejected, Misconfigured)):
+        raise outcome
+
+
+def _done(conn: Connection, step: Step, envelope_id: str) -> bool:
+    return conn.scalar(select(processed.c.outcome).where(processed.c.step == step.name,
+                                                         processed.c.key == envelope_id)) is not None
+
+
+def _claim(conn: Connection, step: Step, envelope_id: str, outcome: str) -> None:
+    insert_ignore(conn, processed, {"step": step.name, "key": envelope_id, "outcome": outcome,
+                                    "processed_at": utcnow()})
+
+
+def _dead_end(conn: Connection, step: Step, envelope: Envelope, error: Exception, *, claim: bool = False) -> bool:
+    """Dead-letter (Rejected, a value the store cannot hold) or hold (Misconfigured) an envelope that
+    no retry can mend, and say True; False for any other error. With `claim`, its key is not yet
+    claimed, and is claimed dead."""
+    if isinstance(error, DataError):  # a value the store cannot hold: as permanent as bad input
+        error = Rejected(f"the store cannot hold a value of it ({type(error.orig).__name__})")
+    if not isinstance(error, (Rejected, Misconfigured)):
+        return False
+    if claim:
+        _claim(conn, step, envelope.id, "dead")
+    if isinstance(error, Misconfigured):  # the hub's own fault: kept for IT operations, the sender not told
+        _hold(conn, step, envelope, error)
+    else:
+        _dead_letter(conn, step, envelope, error)
+    return True
 
 
 def _hold(conn: Connection, step: Step, envelope: Envelope, error: Misconfigured) -> None:

@@ -19,18 +19,25 @@ class Step:
     handler: Callable[[StepContext], None]
     queue: str
     batch: int
-    """Envelopes per bus message, run in one transaction. 1 for a step that calls a partner, so
-    that a failure elsewhere in a batch never makes it call the partner again."""
+    """Envelopes per bus message, run in one transaction."""
+    calls_partner: bool = False
+    """The handler returns a `core.consumer.PartnerCall`, made outside any transaction (batch is 1)."""
 
 
 _registry: dict[str, Step] = {}
 
 
-def step(name: str, *, consumes: list[str], queue: str | None = None, batch: int = 100):
-    """Declare a step that handles every stored envelope of the types in `consumes`."""
+def step(name: str, *, consumes: list[str], queue: str | None = None, batch: int = 100,
+         calls_partner: bool = False):
+    """Declare a step that handles every stored envelope of the types in `consumes`.
 
-    def register(handler: Callable[[StepContext], None]):
-        _registry[name] = Step(name, tuple(consumes), handler, queue or name, batch)
+    A step that `calls_partner` does its part in the store and returns the call to make (or None);
+    the consumer makes it outside any transaction and has the step record its outcome in another.
+    """
+
+    def register(handler: Callable[[StepContext], object]):
+        _registry[name] = Step(name, tuple(consumes), handler, queue or name, 1 if calls_partner else batch,
+                               calls_partner)
         return handler
 
     return register

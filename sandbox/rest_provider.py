@@ -1,11 +1,13 @@
 """A simulated LOV provider with a REST API (specs/provider-orders.md, "REST").
 
 It takes orders, answers 422 with a reason to any whose instructions say REJECT, answers 503 to
-the first `down_for` requests, and keeps every request's bytes for the tests to look at. A repeat
-of the same order and version gets the same receipt.
+the first `down_for` requests, keeps every request hanging while `app.state.answering` is clear,
+and keeps every request's bytes for the tests to look at. A repeat of the same order and version
+gets the same receipt.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import threading
@@ -23,12 +25,16 @@ def create_rest_provider_app(*, token: str, down_for: int = 0, on_order=None) ->
     app.state.orders = {}  # (order_id, version) -> received_at
     app.state.down_for = down_for
     app.state.files = {}  # name -> bytes: files the hub sent (the reimbursement basis)
+    app.state.answering = threading.Event()
+    app.state.answering.set()
     lock = threading.Lock()
 
     async def take(request: Request, order: Order | None, order_id: str, version: int) -> JSONResponse:
         raw = await request.body()
         with lock:
             app.state.received.append((request.method, request.url.path, raw))
+        await asyncio.to_thread(app.state.answering.wait)
+        with lock:
             if app.state.down_for > 0:
                 app.state.down_for -= 1
                 return JSONResponse({"error": "service unavailable"}, status_code=503)

@@ -77,8 +77,6 @@ class Order(BaseModel):
             raise ValueError(f"cancel_reason is only for cancellations, not {self.kind}")
         if self.kind != "cancel" and not self.services:
             raise ValueError("an order needs at least one service")
-        if self.kind == "new" and self.version != 1:
-            raise ValueError("a new order is version 1")
         return self
 
 

@@ -1,11 +1,13 @@
 """The LOV order flow: orders from the case system to each provider on its own channel, and the
 providers' acknowledgements back (contract: specs/provider-orders.md).
 
-- `orders.deliver` delivers each issued version once, in version order: under a lock on the
-  order's row, a version at or below the one delivered is superseded and never sent.
+- `orders.deliver` delivers each issued version once, in version order: a version at or below
+  the one delivered is superseded and never sent; the call to the provider is made outside any
+  transaction, while the order's row says which version is being sent.
 - `acknowledge` takes a provider's answer from any channel; an unknown order, another version
   than the one delivered, or another provider is refused and nothing changes.
-- `orders.overdue` (every minute) flags orders not acknowledged in time and reminds the provider.
+- `orders.overdue` (every minute) flags orders not acknowledged in time and reminds the provider,
+  again once per reminder interval until it answers.
 - `orders.sftp_acknowledgements` (every 30 s) picks up the ack files of SFTP providers.
 - A person with protected identity: the provider gets the flag, never the address or phone.
 """
@@ -13,14 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import partial
 
 from sqlalchemy import Connection, select, update
 
 from adapters.channels import order_channel, sftp_order_channel
 from adapters.order_xml import decode_acknowledgement
-from core import audit, deadletters, messages
+from core import audit, messages
 from core.config import Caller, HubConfig, Partner, SftpChannel
-from core.consumer import CASE_SYSTEM, StepContext
+from core.consumer import CASE_SYSTEM, PartnerCall, StepContext
 from core.errors import Misconfigured, Rejected, Transient
 from core.scheduler import every
 from core.steps import step
@@ -28,7 +31,7 @@ from core.store import Store, insert_ignore, utcnow
 from core.store.tables import processed
 from flows.orders.tables import orders
 from schemas.envelope import Envelope
-from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
+from schemas.orders import Order, OrderAcknowledgement, OrderReceipt, OrderStatusChanged
 
 log = logging.getLogger(__name__)
 
@@ -48,43 +51,82 @@ def provider_of(config: HubConfig, tenant: str, order: Order) -> Partner:
     return partner
 
 
-@step("orders.deliver", consumes=["order.issued"], batch=1)
-def deliver(ctx: StepContext) -> None:
+LEASE = dt.timedelta(minutes=10)
+"""How long a version being sent keeps the order's other versions waiting, should its worker die in
+the call. The same version may always be sent again: a provider takes a repeat as the same order."""
+
+
+@step("orders.deliver", consumes=["order.issued"], calls_partner=True)
+def deliver(ctx: StepContext) -> PartnerCall | None:
+    """Send an issued version, unless a newer one is issued or delivered (then it is superseded).
+
+    The first version a provider receives goes as a new order, whatever its number; a cancellation
+    of an order it never received is not sent. While another version of the order is being sent,
+    this one waits (Transient: the bus retries it), so that versions arrive in order.
+    """
     order: Order = ctx.document
     tenant = ctx.envelope.tenant
     partner = provider_of(ctx.config, tenant, order)
     row = _locked_row(ctx.conn, ctx.envelope, order, partner)
     if order.version <= row.delivered_version or order.version < row.version:
         _status(ctx, order, "superseded", f"version {max(row.version, row.delivered_version)} is newer")
-        return
-    try:
-        receipt = order_channel(partner).deliver(for_provider(order))
-    except Rejected as error:
-        _set(ctx.conn, tenant, order.order_id, state="refused", reason=str(error))
-        deadletters.record(ctx.conn, step=ctx.step.name, kind="rejected", reason=f"{partner.id}: {error}",
-                           tenant=tenant, message_id=ctx.envelope.id)
-        _status(ctx, order, "rejected", str(error))
+        return None
+    if not _claim(ctx.conn, row, order.version):
+        raise Transient(f"version {row.sending_version} of order {order.order_id} is being sent; "
+                        f"version {order.version} follows")
+    if order.kind == "cancel" and row.delivered_version == 0:
+        _set(ctx.conn, tenant, order.order_id, state="withdrawn", sending_version=None, sending_since=None,
+             reason="cancelled before the provider received it")
+        _status(ctx, order, "superseded", "the provider never received the order: there is nothing to cancel")
+        return None
+    sent = order if row.delivered_version else order.model_copy(update={"kind": "new"})
+    return PartnerCall(f"{tenant}/{partner.id}", partial(order_channel(partner).deliver, for_provider(sent)),
+                       partial(_delivered, partner, order))
+
+
+def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
+    tenant = ctx.envelope.tenant
+    row = _locked(ctx.conn, tenant, order.order_id)
+    if row.sending_version == order.version:
+        _set(ctx.conn, tenant, order.order_id, sending_version=None, sending_since=None)
+    if isinstance(outcome, Rejected):
+        _set(ctx.conn, tenant, order.order_id, state="refused", reason=str(outcome))
+        _status(ctx, order, "rejected", str(outcome))
         log.warning("provider %s refused order %s v%d", partner.id, order.order_id, order.version)
-        return
-    _set(ctx.conn, tenant, order.order_id, state="delivered", delivered_version=order.version, reason=None,
-         delivered_at=receipt.received_at, acknowledged_at=None, reminded_at=None,
-         ack_due_at=utcnow() + dt.timedelta(hours=partner.ack_deadline_hours))
-    audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="order.transfer", tenant=tenant,
-                 subject=f"order:{order.order_id}", detail=f"version {order.version} to {partner.id}")
-    _status(ctx, order, "delivered")
+    elif isinstance(outcome, Exception):
+        _set(ctx.conn, tenant, order.order_id, reason=f"not delivered yet: {outcome}")
+    elif order.version > row.delivered_version:
+        _set(ctx.conn, tenant, order.order_id, state="delivered", delivered_version=order.version, reason=None,
+             delivered_at=outcome.received_at, acknowledged_at=None, reminded_at=None,
+             ack_due_at=utcnow() + dt.timedelta(hours=partner.ack_deadline_hours))
+        audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="order.transfer", tenant=tenant,
+                     subject=f"order:{order.order_id}", detail=f"version {order.version} to {partner.id}")
+        _status(ctx, order, "delivered")
 
 
-@step("orders.remind", consumes=[], batch=1)
-def remind(ctx: StepContext) -> None:
-    """Deliver the current version again (providers take a repeat of a version as the same order)."""
+@step("orders.remind", consumes=[], calls_partner=True)
+def remind(ctx: StepContext) -> PartnerCall | None:
+    """Deliver the current version again (providers take a repeat of a version as the same order);
+    nothing when it is no longer current or was answered, or while another version is being sent."""
     order: Order = ctx.document
     partner = provider_of(ctx.config, ctx.envelope.tenant, order)
     row = _locked_row(ctx.conn, ctx.envelope, order, partner)
     if order.version != row.delivered_version or row.state not in ("delivered", "overdue"):
-        return
-    order_channel(partner).deliver(for_provider(order))
-    audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="order.transfer", tenant=ctx.envelope.tenant,
-                 subject=f"order:{order.order_id}", detail=f"version {order.version} to {partner.id} again")
+        return None
+    if not _claim(ctx.conn, row, order.version):
+        return None
+    return PartnerCall(f"{ctx.envelope.tenant}/{partner.id}",
+                       partial(order_channel(partner).deliver, for_provider(order)),
+                       partial(_reminded, partner, order))
+
+
+def _reminded(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
+    tenant = ctx.envelope.tenant
+    if _locked(ctx.conn, tenant, order.order_id).sending_version == order.version:
+        _set(ctx.conn, tenant, order.order_id, sending_version=None, sending_since=None)
+    if not isinstance(outcome, Exception):
+        audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="order.transfer", tenant=tenant,
+                     subject=f"order:{order.order_id}", detail=f"version {order.version} to {partner.id} again")
 
 
 def acknowledge(store: Store, config: HubConfig, ack: OrderAcknowledgement, caller: Caller,
@@ -132,7 +174,8 @@ def _refusal(row, ack: OrderAcknowledgement, partner: Partner | None) -> Rejecte
 
 @every(60, name="orders.overdue")
 def flag_overdue(hub) -> int:
-    """Orders delivered and not acknowledged in time: overdue, the case system told, the provider reminded."""
+    """Orders delivered and not acknowledged in time: overdue, the case system told, the provider
+    reminded; then reminded again once per the provider's reminder interval until it answers."""
     now = utcnow()
     with hub.store.begin() as conn:
         due = conn.execute(select(orders).where(orders.c.state == "delivered", orders.c.ack_due_at < now)
@@ -144,11 +187,18 @@ def flag_overdue(hub) -> int:
             issued = messages.load(conn, row.message_id)
             messages.send_many(conn, [(issued.caused("order.status_changed", "casehub/orders",
                                                      status.model_dump(mode="json")), CASE_SYSTEM)])
-            messages.redispatch(conn, row.message_id, "orders.remind", row.tenant)
-    if due:
+            _dispatch_again(conn, row, "orders.remind")
+        still = conn.execute(select(orders).where(orders.c.state == "overdue")
+                             .with_for_update(skip_locked=True)).all()
+        again = [row for row in still if (partner := hub.config.partner(row.tenant, row.provider)) is not None
+                 and row.reminded_at + partner.reminder_interval <= now]
+        for row in again:
+            _set(conn, row.tenant, row.order_id, reminded_at=now)
+            _dispatch_again(conn, row, "orders.remind")
+    if due or again:
         hub.relay.nudge()
-        log.info("%d orders overdue", len(due))
-    return len(due)
+        log.info("%d orders overdue, %d reminded again", len(due), len(again))
+    return len(due) + len(again)
 
 
 @every(30, name="orders.sftp_acknowledgements")
@@ -182,11 +232,30 @@ def resend(store: Store, tenant: str, order_id: str, *, by: str) -> str:
         if row is None:
             raise LookupError(f"no order {order_id} in tenant {tenant}")
         step_name = "orders.remind" if row.delivered_version == row.version else "orders.deliver"
-        conn.execute(processed.delete().where(processed.c.step == step_name, processed.c.key == row.message_id))
-        messages.redispatch(conn, row.message_id, step_name, tenant)
+        _dispatch_again(conn, row, step_name)
         audit.record(conn, actor=by, action="order.resend", tenant=tenant, subject=f"order:{order_id}",
                      detail=f"version {row.version} by {step_name}")
     return step_name
+
+
+def _dispatch_again(conn: Connection, row, step_name: str) -> None:
+    """Run a step on the order's latest version again, though it ran on it before."""
+    conn.execute(processed.delete().where(processed.c.step == step_name, processed.c.key == row.message_id))
+    messages.redispatch(conn, row.message_id, step_name, row.tenant)
+
+
+def _claim(conn: Connection, row, version: int) -> bool:
+    """Mark `version` as being sent, unless another version is being sent (and its lease holds)."""
+    now = utcnow()
+    if row.sending_version not in (None, version) and row.sending_since > now - LEASE:
+        return False
+    _set(conn, row.tenant, row.order_id, sending_version=version, sending_since=now)
+    return True
+
+
+def _locked(conn: Connection, tenant: str, order_id: str):
+    return conn.execute(select(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id)
+                        .with_for_update()).one()
 
 
 def _locked_row(conn: Connection, envelope: Envelope, order: Order, partner: Partner):

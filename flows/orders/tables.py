@@ -17,9 +17,12 @@ orders = Table(
     Column("state_message_id", String(64), nullable=True,
            doc="its envelope: what was granted up to a cancellation that carries no services"),
     Column("delivered_version", Integer, nullable=False, default=0),
+    Column("sending_version", Integer, nullable=True,
+           doc="the version being sent now: other versions wait, so that an old one never overtakes a newer one"),
+    Column("sending_since", UtcDateTime(), nullable=True),
     Column("state", String(20), nullable=False,
            doc="pending, delivered, accepted, rejected (by the provider), refused (the channel said the order "
-               "is wrong), overdue"),
+               "is wrong), overdue, withdrawn (cancelled before the provider ever received it)"),
     Column("reason", Text, nullable=True),
     Column("contact_person", String(120), nullable=True),
     Column("delivered_at", UtcDateTime(), nullable=True),

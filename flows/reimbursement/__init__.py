@@ -6,20 +6,23 @@ readable HTML report, on its file channel, and records each file as a transfer.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import select
 
 from adapters.basis_files import basis_csv, basis_file_name, basis_html
 from adapters.channels import file_channel
 from core import audit, transfers
-from core.consumer import StepContext
+from core.config import Partner
+from core.consumer import PartnerCall, StepContext
 from core.errors import Rejected
 from core.steps import step
 from flows.reimbursement.tables import adjustments, lines, runs
 from schemas.reimbursement import BasisApproved
 
 
-@step("reimbursement.deliver", consumes=["reimbursement.basis_approved"], batch=1)
-def deliver_basis(ctx: StepContext) -> None:
+@step("reimbursement.deliver", consumes=["reimbursement.basis_approved"], calls_partner=True)
+def deliver_basis(ctx: StepContext) -> PartnerCall:
     approved: BasisApproved = ctx.document
     run_id, provider_org = approved.run_id, approved.provider_org
     tenant = ctx.config.tenant(ctx.envelope.tenant)
@@ -44,11 +47,23 @@ def deliver_basis(ctx: StepContext) -> None:
         "html": basis_html(tenant_name=tenant.name, period=run.period, provider_org=provider_org, run_id=run_id,
                            kind=run.kind, lines=mine, adjustments=changes),
     }
-    channel = file_channel(partner)
-    for suffix, data in files.items():
-        name = basis_file_name(tenant.code, run.period, run_id, provider_org, suffix)
+    named = {basis_file_name(tenant.code, run.period, run_id, provider_org, suffix): data
+             for suffix, data in files.items()}
+    return PartnerCall(f"{tenant.code}/{partner.id}", partial(_send, file_channel(partner), named),
+                       partial(_sent, partner, run_id, provider_org, len(mine), named))
+
+
+def _send(channel, named: dict[str, bytes]) -> None:
+    for name, data in named.items():
         channel.send_file(name, data)
-        transfers.record(ctx.conn, tenant=tenant.code, receiver=partner.id, channel=partner.channel.type, name=name,
-                         data=data, cause=ctx.envelope.id)
-    audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="reimbursement.transfer", tenant=tenant.code,
-                 subject=f"run:{run_id}", detail=f"basis of {provider_org} to {partner.id}: {len(mine)} lines")
+
+
+def _sent(partner: Partner, run_id: int, provider_org: str, line_count: int, named: dict[str, bytes],
+          ctx: StepContext, outcome: object) -> None:
+    if isinstance(outcome, Exception):
+        return
+    for name, data in named.items():
+        transfers.record(ctx.conn, tenant=ctx.envelope.tenant, receiver=partner.id, channel=partner.channel.type,
+                         name=name, data=data, cause=ctx.envelope.id)
+    audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="reimbursement.transfer", tenant=ctx.envelope.tenant,
+                 subject=f"run:{run_id}", detail=f"basis of {provider_org} to {partner.id}: {line_count} lines")

@@ -1,16 +1,19 @@
 """The LOV order flow over the REST channel (SOAP and SFTP have their own tests), on both runtimes."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
 import threading
+import time
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from core.config import HubConfig
+from core.runtime import Hub
 from core.store.tables import audit
 from flows.orders import flag_overdue
 from flows.orders.tables import orders
@@ -204,3 +207,109 @@ def test_a_provider_refusing_the_hubs_token_holds_the_order_without_refusing_it(
     hub.replay(letter.id, by="user:drift")
     wait_for(lambda: (r := row(hub, order["payload"]["order_id"])) and r.state == "delivered", what="the fix")
     assert statuses(hub, order["payload"]["order_id"]) == ["delivered"]
+
+
+def test_the_first_version_a_provider_receives_goes_as_new_and_older_ones_are_superseded(hub, provider):
+    """Contract, "Behaviour": a version not yet delivered may be skipped for a newer one; the first
+    version the provider receives is sent as a new order, whatever its number."""
+    app, _ = provider
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    first = case_system.order(PROVIDER_ORG)
+    order_id, person = first["payload"]["order_id"], first["payload"]["person"]["personnummer"]
+    third = case_system.order(PROVIDER_ORG, order_id=order_id, version=3, kind="amend", person=person)
+    issue(hub, third)
+    wait_for(lambda: (r := row(hub, order_id)) and r.delivered_version == 3, what="version 3 delivered")
+    issue(hub, first)
+    wait_for(lambda: statuses(hub, order_id) == ["delivered", "superseded"], what="version 1 superseded")
+    [(method, path, raw)] = app.state.received
+    assert (method, path) == ("POST", "/orders")
+    assert (json.loads(raw)["kind"], json.loads(raw)["version"]) == ("new", 3)
+
+
+def test_a_cancellation_of_an_order_the_provider_never_received_is_not_sent(hub, provider):
+    app, _ = provider
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    first = case_system.order(PROVIDER_ORG)
+    order_id, person = first["payload"]["order_id"], first["payload"]["person"]["personnummer"]
+    cancel = case_system.order(PROVIDER_ORG, order_id=order_id, version=2, kind="cancel", person=person)
+    issue(hub, cancel)
+    wait_for(lambda: statuses(hub, order_id) == ["superseded"], what="the cancellation settled")
+    issue(hub, first)  # the first version, arriving late, is older than the cancellation
+    wait_for(lambda: statuses(hub, order_id) == ["superseded", "superseded"], what="version 1 settled")
+    assert app.state.received == []
+    assert row(hub, order_id).state == "withdrawn"
+
+
+def test_an_overdue_order_is_reminded_once_per_interval_until_it_is_answered(hub, provider):
+    app, _ = provider
+    order = CaseSystem("http://unused", TOKEN, TENANT).order(PROVIDER_ORG)
+    order_id = order["payload"]["order_id"]
+    issue(hub, order)
+    wait_for(lambda: (r := row(hub, order_id)) and r.state == "delivered")
+
+    def an_interval_passes(column) -> None:
+        with hub.store.begin() as conn:
+            found = conn.execute(select(orders).where(orders.c.order_id == order_id)).one()
+            conn.execute(orders.update().where(orders.c.order_id == order_id)
+                         .values({column: getattr(found, column) - dt.timedelta(hours=24, seconds=1)}))
+
+    an_interval_passes("ack_due_at")
+    assert flag_overdue(hub) == 1
+    wait_for(lambda: len(app.state.received) == 2, what="the first reminder")
+    assert flag_overdue(hub) == 0  # not again within the interval
+    an_interval_passes("reminded_at")
+    assert flag_overdue(hub) == 1
+    wait_for(lambda: len(app.state.received) == 3, what="the second reminder")
+    assert [json.loads(raw)["version"] for _, _, raw in app.state.received] == [1, 1, 1]
+
+    from adapters.http_app import create_app
+    from flows import routes
+
+    ack = {"order_id": order_id, "version": 1, "status": "accepted", "provider_org": PROVIDER_ORG}
+    with LiveServer(create_app(hub, routes(hub))) as server:
+        assert httpx.post(f"{server.url}/api/v1/orders/{order_id}/acknowledgement", json=ack,
+                          headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"}).status_code == 202
+    an_interval_passes("reminded_at")
+    assert flag_overdue(hub) == 0
+    assert statuses(hub, order_id).count("overdue") == 1
+
+
+def test_a_provider_that_hangs_holds_up_only_its_own_deliveries(runtime, provider, hub_config):
+    """A delivery waits for its provider outside any transaction: while one provider hangs, the case
+    system's events are stored, the feed is read, and another provider gets its orders."""
+    from adapters.http_app import create_app
+    from flows import routes
+
+    app, _ = provider
+    hanging = create_rest_provider_app(token=OUR_TOKEN)
+    hanging.state.answering.clear()
+    with LiveServer(hanging) as hanging_server:
+        data = hub_config.model_dump(mode="json")
+        next(p for p in data["tenants"][0]["partners"] if p["id"] == "other-ab")["channel"]["url"] = hanging_server.url
+        hub = Hub(runtime.model_copy(update={"retry_max": 30, "retry_max_backoff_ms": 1000}),
+                  HubConfig.model_validate(data))
+        hub.store.migrate()
+        hub.start(worker=True)
+        case_system = CaseSystem("http://unused", TOKEN, TENANT)
+        stuck = [case_system.order(OTHER_ORG) for _ in range(12)]
+        try:
+            issue(hub, *stuck)
+            wait_for(lambda: hanging.state.received, what="the first call to hang")
+            fine = [case_system.order(PROVIDER_ORG) for _ in range(5)]
+            with LiveServer(create_app(hub, routes(hub))) as server:
+                headers = {"Authorization": f"Bearer {TOKEN}"}
+                for _ in range(3):
+                    started = time.monotonic()
+                    posted = httpx.post(f"{server.url}/api/v1/events", json=fine.pop(), headers=headers, timeout=10)
+                    read = httpx.get(f"{server.url}/api/v1/feed", headers=headers, timeout=10)
+                    assert (posted.status_code, read.status_code) == (202, 200)
+                    assert time.monotonic() - started < 1.0
+            issue(hub, *fine)
+            wait_for(lambda: len(app.state.orders) == 5, timeout=10, what="the other provider's orders")
+            assert len(hanging.state.received) < len(stuck)  # the breaker: not one thread per stuck order
+        finally:
+            hanging.state.answering.set()
+        try:
+            wait_for(lambda: len(hanging.state.orders) == len(stuck), timeout=60, what="the hung provider's orders")
+        finally:
+            hub.stop()
