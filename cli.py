@@ -76,11 +76,11 @@ def fail(message: str, code: int = FAILED) -> typer.Exit:
 def build_hub():
     """The hub of this process, with every flow registered; exits 3 on a bad configuration."""
     import flows  # noqa: F401  (registers the steps)
-    from core import redaction
+    from core import logs
     from core.config import ConfigError
     from core.runtime import Hub
 
-    redaction.install()
+    logs.install()
     try:
         return Hub()
     except ConfigError as error:

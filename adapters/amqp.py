@@ -65,6 +65,8 @@ class EventConsumer:
             for method, _properties, body in channel.consume(self.queue, inactivity_timeout=self.linger):
                 if method is not None:
                     pending.append((method.delivery_tag, body))
+                elif not pending:  # connected, declared and idle: nothing is failing
+                    self._outage.ok()
                 if pending and (method is None or len(pending) >= self.batch):
                     self.store_batch(pending)
                     channel.basic_ack(pending[-1][0], multiple=True)

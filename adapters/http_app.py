@@ -22,6 +22,7 @@ from core.config import Caller
 from core.errors import NotAllowed, Rejected
 from core.intake import envelopes_from_json
 from core.messages import CONFLICT
+from core.outage import Outage
 from core.redaction import redact
 from core.runtime import Hub
 from core.store import is_outage
@@ -31,6 +32,8 @@ MAX_POSITION = 2**63 - 1
 """The largest feed position (a BIGINT)."""
 RETRY_AFTER = 5
 """Seconds a caller is asked to wait when the store is down."""
+PROBES = {"/healthz", "/readyz", "/metrics"}
+"""Paths that do not need the store: a request to them that works says nothing of it."""
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,7 @@ class Guard:
 
     def __init__(self, app) -> None:
         self.app = app
+        self.store = Outage("http intake", log)  # the event loop's one thread is its only user
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -168,13 +172,17 @@ class Guard:
 
         try:
             await self.app(scope, receive, watching)
+            if scope.get("path") not in PROBES:
+                self.store.ok()
         except Exception as error:  # the last place an error can be answered well
             correlation_id = uuid.uuid4().hex
-            log.error("unexpected %s answering %s %s, correlation id %s\n%s", type(error).__name__,
-                      scope.get("method"), scope.get("path"), correlation_id, redact(traceback.format_exc()))
             status, headers = 500, [(b"content-type", b"application/json")]
-            if is_outage(error):
+            if is_outage(error):  # said once per outage, not once per request
+                self.store.failed(error)
                 status, headers = 503, headers + [(b"retry-after", str(RETRY_AFTER).encode())]
+            else:
+                log.error("unexpected %s answering %s %s, correlation id %s\n%s", type(error).__name__,
+                          scope.get("method"), scope.get("path"), correlation_id, redact(traceback.format_exc()))
             metrics.refused.labels("http", str(status)).inc()
             if started:
                 return

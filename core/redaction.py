@@ -33,23 +33,3 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
-
-
-def install(level: int = logging.INFO) -> None:
-    """Configure the root logger, and put redaction on every handler of every logger there is.
-
-    Libraries log through the root logger's handlers as long as nothing gives them handlers of
-    their own: uvicorn is started with `log_config=None` for that (its default configuration
-    writes "Exception in ASGI application" tracebacks with handlers of its own).
-    """
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in handlers():
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
-
-
-def handlers() -> list[logging.Handler]:
-    """Every handler of the root logger and of every other logger created so far."""
-    loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
-                                       if isinstance(logger, logging.Logger)]
-    return [handler for logger in loggers for handler in logger.handlers]

@@ -35,7 +35,7 @@ Check = tuple[str, bool, str]
 def run(*, workdir: Path, events: int, console: Console) -> bool:
     import flows
     from adapters.http_app import create_app
-    from core import deadletters, redaction
+    from core import deadletters, logs
     from core.runtime import Hub
     from core.settings import Settings
     from sandbox.case_system import CaseSystem
@@ -43,7 +43,7 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     from sandbox.server import LiveServer
     from sandbox.visit_vendor import SimulatedVendors
 
-    redaction.install()
+    logs.install()
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("casehub.db*"):
         old.unlink()

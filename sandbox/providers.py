@@ -59,29 +59,32 @@ class SimulatedProviders:
     def _env(self, channel: str) -> str:
         return f"CASEHUB_SANDBOX_{self.tenant}_{channel.upper()}_TOKEN"
 
-    def partners_toml(self) -> str:
-        """The three providers as partners of the tenant in the hub's configuration."""
+    def partners_toml(self, ports: dict[str, int] | None = None) -> str:
+        """The three providers as partners of the tenant in the hub's configuration; `ports` (by
+        channel) sends the hub to other ports of 127.0.0.1, e.g. a proxy's that a test cuts."""
+        port = {"soap": self.soap.port, "rest": self.rest.port, "sftp": self.sftp.port} | (ports or {})
         return f"""
 [[tenants.partners]]
 id = "soap-omsorg"
 kind = "provider"
 organisation_number = "{self.orgs['soap']}"
 token_env = "{self._env('soap')}"
-channel = {{ type = "soap", url = "{self.soap.url}/soap", timeout = 5 }}
+channel = {{ type = "soap", url = "http://127.0.0.1:{port['soap']}/soap", timeout = 5 }}
 
 [[tenants.partners]]
 id = "rest-hemtjanst"
 kind = "provider"
 organisation_number = "{self.orgs['rest']}"
 token_env = "{self._env('rest')}"
-channel = {{ type = "rest", url = "{self.rest.url}", token_env = "CASEHUB_SANDBOX_{self.tenant}_REST_OUT", timeout = 5 }}
+channel = {{ type = "rest", url = "http://127.0.0.1:{port['rest']}", token_env = "CASEHUB_SANDBOX_{self.tenant}_REST_OUT", \
+timeout = 5 }}
 
 [[tenants.partners]]
 id = "sftp-vard"
 kind = "provider"
 organisation_number = "{self.orgs['sftp']}"
 token_env = "{self._env('sftp')}"
-channel = {{ type = "sftp", host = "{self.sftp.host}", port = {self.sftp.port}, username = "{self.sftp.username}", \
+channel = {{ type = "sftp", host = "127.0.0.1", port = {port['sftp']}, username = "{self.sftp.username}", \
 private_key_env = "CASEHUB_SANDBOX_{self.tenant}_SFTP_KEY", host_key = "{self.sftp.host_key_line}", \
 inbound_dir = "inbound", outbound_dir = "outbound", timeout = 5 }}
 """

@@ -228,7 +228,7 @@ def test_an_unexpected_error_answers_a_correlation_id_only_and_the_connection_st
 
 def test_the_http_servers_own_loggers_write_through_the_redacting_handlers(make_hub):
     """uvicorn runs with log_config=None (as `casehub serve` does), so no library logger has a
-    handler of its own: every line goes through the root logger's handlers, which `redaction.install`
+    handler of its own: every line goes through the root logger's handlers, which `logs.install`
     filters, and which the scan of the whole test run reads."""
     hub = make_hub(worker=False)
     with LiveServer(create_app(hub)):

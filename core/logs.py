@@ -1,0 +1,73 @@
+"""How the hub's processes log: every line redacted (core.redaction), and an outage told in a few
+lines, not a traceback per attempt of every library that notices it.
+
+The hub's own loops say once that something stopped and once that it works again (core.outage).
+Libraries say it on every attempt: pika at every reconnect, dramatiq's consumer threads once per
+queue every few seconds. pika's own lines are left out (the hub reports every AMQP failure it
+catches); a line repeated within a minute (the same logger and template) is let through once,
+and the next one after the minute says how many were left out.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from core.redaction import RedactingFilter
+
+QUIET = {"pika": logging.CRITICAL}
+"""Libraries whose lines only repeat what the hub reports itself, and the level they need to be heard."""
+
+WINDOW = 60.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a warning or worse through once per WINDOW seconds for the same logger family and message
+    template; counts the ones it holds back and says so on the next one it lets through."""
+
+    def __init__(self, window: float = WINDOW, clock=time.monotonic) -> None:
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        self._seen: dict[tuple, tuple[float, int]] = {}  # key -> (let through at, held back since)
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name.split("(")[0], record.levelno, str(record.msg))
+        now = self.clock()
+        with self._lock:
+            last, held = self._seen.get(key, (None, 0))
+            if last is not None and now - last < self.window:
+                self._seen[key] = (last, held + 1)
+                return False
+            self._seen[key] = (now, 0)
+        if held:
+            record.msg = f"{record.getMessage()} (and {held} more like it in the last {self.window:.0f} s)"
+            record.args = None
+        return True
+
+
+def install(level: int = logging.INFO) -> None:
+    """Configure the root logger, and put redaction and the repeat filter on every handler there is.
+
+    Libraries log through the root logger's handlers as long as nothing gives them handlers of
+    their own: uvicorn is started with `log_config=None` for that (its default configuration
+    writes "Exception in ASGI application" tracebacks with handlers of its own).
+    """
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name, quiet in QUIET.items():
+        logging.getLogger(name).setLevel(quiet)
+    for handler in handlers():
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(RepeatFilter())
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
+def handlers() -> list[logging.Handler]:
+    """Every handler of the root logger and of every other logger created so far."""
+    loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(logger, logging.Logger)]
+    return [handler for logger in loggers for handler in logger.handlers]

@@ -1,0 +1,225 @@
+"""The hub under test as IT operations runs it, and the case system as it talks to the hub.
+
+`HubProcesses` runs `casehub serve` (and, at scale, `casehub worker`) as processes of their own,
+which a test kills with SIGKILL and starts again. `CaseSystemStream` posts a bounded stream of
+events over HTTP in a thread, each again with the same id until it is answered 2xx (as a case
+system does), reads the feed between posts, and keeps the status and time of every answer.
+`Outcome` reads what the hub did with the stream from its store.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select
+
+from core.redaction import PERSONNUMMER
+from core.store.tables import dead_letters, messages, processed
+from tests.e2e.services import free_ports
+
+CASEHUB = Path(sys.executable).parent / "casehub"
+
+
+class HubProcesses:
+    """`casehub serve` on a free port and any `casehub worker`s, with one log file each."""
+
+    def __init__(self, workdir: Path, *, database_url: str, broker_url: str, config: str,
+                 environ: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.port = free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config_path = workdir / "casehub.toml"
+        config_path.write_text(config, encoding="utf-8")
+        self.env = os.environ | environ | {
+            "CASEHUB_DATABASE_URL": database_url, "CASEHUB_BROKER_URL": broker_url,
+            "CASEHUB_CONFIG": str(config_path), "CASEHUB_NETWORK_TIMEOUT": "5",
+            # a fault test's outages are short: retries come soon and last through a minute-long outage
+            "CASEHUB_RETRY_MAX": "200", "CASEHUB_RETRY_MIN_BACKOFF_MS": "200", "CASEHUB_RETRY_MAX_BACKOFF_MS": "2000",
+        }
+        self.database_url = database_url
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.starts: dict[str, int] = {}
+
+    def start(self, name: str) -> subprocess.Popen:
+        """Start `serve` or `worker` (again); for `serve`, return once it answers."""
+        command = [str(CASEHUB), "serve", "--port", str(self.port)] if name == "serve" else \
+            [str(CASEHUB), "worker", "--threads", "8"]
+        log = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.processes[name] = process
+        self.starts[name] = self.starts.get(name, 0) + 1
+        if name == "serve":
+            self._wait_until_serving(process)
+        return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no clean-up, no flush, as a crash or the OOM killer."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.processes.values())
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(path.read_text(errors="replace") for path in sorted(self.workdir.glob("*.log")))
+
+    def _wait_until_serving(self, process: subprocess.Popen, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"casehub serve exited with {process.returncode}:\n{self.logs()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"casehub serve did not answer in {timeout} s:\n{self.logs()[-3000:]}")
+
+
+@dataclass
+class Answer:
+    at: float
+    what: str  # "post" or "feed"
+    status: int  # 0: no answer (connection refused, timeout)
+    seconds: float
+
+
+@dataclass
+class CaseSystemStream:
+    """Posts `events` one request at a time, `rate` per second, each until it is answered 2xx."""
+
+    url: str
+    token: str
+    events: list[dict]
+    rate: float
+    answers: list[Answer] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="case-system-stream", daemon=True)
+        self._stop = threading.Event()
+
+    def start(self) -> CaseSystemStream:
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._stop.set()
+            raise AssertionError(f"the case system had {len(self.events) - len(self.answered)} events unanswered "
+                                 f"after {timeout} s")
+
+    def posted_while(self, start: float, end: float) -> list[Answer]:
+        return [a for a in self.answers if start <= a.at <= end]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10) as http:
+            cursor = 0
+            for event in self.events:
+                started = time.monotonic()
+                while not self._stop.is_set():
+                    status = self._call(http, "post", lambda: http.post("/api/v1/events", json=event))
+                    if 200 <= status < 300:
+                        self.answered.append(event["id"])
+                        break
+                    self._stop.wait(0.2)
+                read = self._call(http, "feed", lambda: http.get("/api/v1/feed", params={"since": cursor,
+                                                                                           "limit": 100}))
+                if read == 200:
+                    cursor = self._last_cursor or cursor
+                self._stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
+
+    _last_cursor: int | None = None
+
+    def _call(self, http: httpx.Client, what: str, request) -> int:
+        started = time.monotonic()
+        try:
+            response = request()
+            status = response.status_code
+            if what == "feed" and status == 200:
+                self._last_cursor = response.json()["next_cursor"]
+        except httpx.HTTPError:
+            status = 0
+        self.answers.append(Answer(started, what, status, time.monotonic() - started))
+        return status
+
+
+class Outcome:
+    """What the hub's store says it did with the stream (read with an engine of the test's own)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_engine(database_url)
+
+    def count(self, table, *where) -> int:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(table).where(*where))
+
+    def echoed(self) -> int:
+        return self.count(processed, processed.c.step == "echo")
+
+    def receipts_by_event(self) -> dict[str, int]:
+        """How many receipts the echo step sent the case system for each event."""
+        with self.engine.connect() as conn:
+            found = conn.scalars(select(messages.c.envelope).where(messages.c.direction == "out",
+                                                                   messages.c.type == "hub.receipt"))
+            counts: dict[str, int] = {}
+            for envelope in found:
+                cause = json.loads(envelope)["causation_id"]
+                counts[cause] = counts.get(cause, 0) + 1
+        return counts
+
+    def dead_letters(self) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(select(dead_letters.c.step, dead_letters.c.kind, dead_letters.c.reason)).all()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def assert_processed_exactly_once(outcome: Outcome, stream: CaseSystemStream) -> None:
+    """Every event answered 2xx had its effect once: one receipt each, none twice, none for others."""
+    receipts = outcome.receipts_by_event()
+    answered = set(stream.answered)
+    missing = answered - receipts.keys()
+    twice = {event: n for event, n in receipts.items() if n > 1}
+    assert not missing, f"{len(missing)} events answered 2xx were never processed, e.g. {sorted(missing)[:3]}"
+    assert not twice, f"{len(twice)} events were processed more than once, e.g. {list(twice.items())[:3]}"
+    assert outcome.dead_letters() == []
+
+
+def assert_said_once(logs: str, *loops: str, most: int = 20) -> None:
+    """Each loop said that it stopped and that it works again, and the whole outage took at most
+    `most` lines at WARNING or above (not a traceback per attempt)."""
+    for loop in loops:
+        assert f"{loop} stopped" in logs and f"{loop} works again" in logs, f"{loop} did not say so"
+    loud = [line for line in logs.splitlines() if re.match(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) ", line)]
+    assert len(loud) <= most, "\n".join(loud)
+
+
+def assert_no_personnummer(text: str) -> None:
+    found = PERSONNUMMER.search(text)
+    assert found is None, f"a personnummer in a log: ...{text[max(0, found.start() - 200):found.end() + 50]}..."
