@@ -17,6 +17,6 @@ def transient_retrying(*, attempts: int, backoff: float, max_backoff: float) -> 
         retry=retry_if_exception_type(Transient),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=backoff, max=max_backoff),
-        before_sleep=before_sleep_log(log, logging.WARNING),
+        before_sleep=before_sleep_log(log, logging.INFO),  # the breaker says when a partner is down
         reraise=True,
     )

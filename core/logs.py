@@ -2,10 +2,11 @@
 lines, not a traceback per attempt of every library that notices it.
 
 The hub's own loops say once that something stopped and once that it works again (core.outage).
-Libraries say it on every attempt: pika at every reconnect, dramatiq's consumer threads once per
-queue every few seconds. pika's own lines are left out (the hub reports every AMQP failure it
-catches); a line repeated within a minute (the same logger and template) is let through once,
-and the next one after the minute says how many were left out.
+Libraries say it on every attempt: pika at every reconnect, paramiko at every failed handshake,
+dramatiq's consumer threads once per queue every few seconds. pika's and paramiko's own lines are
+left out (the hub reports every failure of theirs that it catches); a library's line repeated
+within a minute (the same logger and template) is let through once, and the next one after the
+minute says how many were left out.
 """
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ import time
 
 from core.redaction import RedactingFilter
 
-QUIET = {"pika": logging.CRITICAL}
+QUIET = {"pika": logging.CRITICAL, "paramiko": logging.CRITICAL}
 """Libraries whose lines only repeat what the hub reports itself, and the level they need to be heard."""
 
 WINDOW = 60.0
 
+OWN = {"core", "adapters", "flows", "sandbox", "cli", "__main__"}
+"""The hub's own loggers: they say a thing once by design, and are never held back."""
+
 
 class RepeatFilter(logging.Filter):
-    """Lets a warning or worse through once per WINDOW seconds for the same logger family and message
-    template; counts the ones it holds back and says so on the next one it lets through."""
+    """Lets a library's warning or worse through once per WINDOW seconds for the same logger family
+    and message template; counts the ones it holds back and says so on the next one it lets through."""
 
     def __init__(self, window: float = WINDOW, clock=time.monotonic) -> None:
         super().__init__()
@@ -33,7 +37,7 @@ class RepeatFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or record.name.split(".")[0] in OWN:
             return True
         key = (record.name.split("(")[0], record.levelno, str(record.msg))
         now = self.clock()

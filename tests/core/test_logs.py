@@ -33,9 +33,12 @@ def test_a_repeated_line_passes_once_a_minute_and_then_says_how_many_were_held_b
                            "(and 89 more like it in the last 60 s)"
 
 
-def test_other_lines_and_lines_below_warning_are_not_held_back():
+def test_the_hubs_own_lines_other_lines_and_lines_below_warning_are_not_held_back():
     repeats = RepeatFilter(window=60, clock=Clock())
-    assert repeats.filter(record("core.outbox", "relay stopped: %s", "x"))
-    assert repeats.filter(record("core.scheduler", "relay stopped: %s", "x"))  # another logger
-    assert repeats.filter(record("core.outbox", "relay works again after %d failed attempts", 4))
+    down = "partner %s is down (%s: %s); its calls fail fast and are retried"
+    assert repeats.filter(record("core.breaker", down, "0125/rest", "Transient", "x"))
+    assert repeats.filter(record("core.breaker", down, "0125/soap", "Transient", "x"))  # said once by design
+    assert repeats.filter(record("dramatiq.worker", "Failed to process %s", "a"))
+    assert repeats.filter(record("dramatiq.broker", "Failed to process %s", "a"))  # another logger
+    assert not repeats.filter(record("dramatiq.worker", "Failed to process %s", "b"))
     assert all(repeats.filter(record("dramatiq", "Restarting consumer", level=logging.INFO)) for _ in range(5))
