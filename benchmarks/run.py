@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["events.py", "orders.py", "sftp.py", "visits.py"]
+SCRIPTS = ["events.py", "orders.py", "sftp.py", "visits.py", "recovery.py"]
 
 
 def main() -> int:
