@@ -217,6 +217,7 @@ def test_every_provider_down_for_a_minute_holds_up_nothing_else(tmp_path, scale)
             assert hub.alive() and set(hub.starts.values()) == {1}
             assert_said(hub.logs(), *[f"partner {TENANT}/{partner} {said}" for partner in PROVIDERS
                                       for said in ("is down", "answers again")])
+            assert_no_personnummer(hub.logs())
         for channel in ("soap", "rest"):  # an SFTP file of the same name replaces: a repeat is not seen there
             assert sorted(taken()[channel]) == sorted(set(taken()[channel])), f"an order reached {channel} twice"
 
