@@ -35,6 +35,11 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def _retries_logged(caplog):
+    caplog.set_level(logging.INFO, logger="adapters.retry")  # each retry is an INFO line
+
+
 def retries(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "adapters.retry" and "Retrying" in r.getMessage()]
 
@@ -192,7 +197,7 @@ def test_a_server_with_another_host_key_is_refused_and_nothing_is_written(endpoi
                                                                           caplog):
     pinned = replace(endpoint, host_key=keygen(tmp_path / "someone_else"))
 
-    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    caplog.set_level(logging.INFO, logger="adapters.sftp")
     with pytest.raises(Misconfigured) as misconfigured:
         with SftpConnection(pinned) as connection:
             connection.upload(str(partner_folder), "order_1_1.xml", b"<order/>")
@@ -206,7 +211,7 @@ def test_a_client_key_the_server_refuses_is_misconfigured_without_retrying(endpo
     keygen(tmp_path / "unknown_client")
     stranger = replace(endpoint, private_key=str(tmp_path / "unknown_client"))
 
-    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    caplog.set_level(logging.INFO, logger="adapters.sftp")
     with pytest.raises(Misconfigured) as misconfigured:
         with SftpConnection(stranger):
             pass
@@ -266,7 +271,7 @@ def test_a_connection_cut_during_the_login_is_transient_and_retried(endpoint, cu
     port, host_key, state = cutting_server
     cut = replace(endpoint, port=port, host_key=host_key, timeout=2.0)
 
-    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    caplog.set_level(logging.INFO, logger="adapters.sftp")
     with pytest.raises(Transient) as transient:
         with SftpConnection(cut, attempts=3, backoff=0.01, max_backoff=0.02):
             pass
@@ -289,7 +294,7 @@ def test_nothing_listening_is_transient_after_the_retries(endpoint, caplog):
         port = sock.getsockname()[1]
     closed = replace(endpoint, port=port)
 
-    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    caplog.set_level(logging.INFO, logger="adapters.sftp")
     with pytest.raises(Transient) as transient:
         with SftpConnection(closed, attempts=3, backoff=0.01, max_backoff=0.02):
             pass
@@ -300,7 +305,7 @@ def test_nothing_listening_is_transient_after_the_retries(endpoint, caplog):
 
 
 def test_a_dropped_connection_is_opened_again(endpoint, partner_folder, caplog):
-    caplog.set_level(logging.WARNING, logger="adapters.sftp")
+    caplog.set_level(logging.INFO, logger="adapters.sftp")
     with SftpConnection(endpoint, backoff=0.01) as connection:
         connection.upload(str(partner_folder), "one.xml", b"1")
         connection._client.get_transport().close()  # the partner hangs up between two files
