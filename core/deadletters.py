@@ -1,7 +1,7 @@
 """Dead letters: what failed for good, with its reason, kept until a person replays it."""
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from core import audit, messages
 from core.errors import Rejected
@@ -9,7 +9,7 @@ from core.paging import Page, page
 from core.redaction import redact
 from core.steps import steps
 from core.store import utcnow
-from core.store.tables import dead_letters, processed
+from core.store.tables import dead_letters
 from schemas.bounded import UNPRINTABLE
 
 MAX_REASON = 200_000
@@ -75,10 +75,7 @@ def replay(conn: Connection, letter_id: int, *, by: str, accept_raw) -> str:
         raise Rejected(f"{letter['step']} is not a step that can run it again; the partner must send it again",
                        where=f"dead letter {letter_id}")
     if letter["message_id"] and letter["step"] != INBOUND:
-        conn.execute(
-            delete(processed).where(processed.c.step == letter["step"], processed.c.key == letter["message_id"])
-        )
-        messages.redispatch(conn, letter["message_id"], letter["step"], letter["tenant"])
+        messages.rerun(conn, letter["message_id"], letter["step"], letter["tenant"])
         envelope_id = letter["message_id"]
     else:
         envelope_id = accept_raw(conn, letter["raw"], letter["tenant"])

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from core.paging import Page, page
 from core.steps import subscribers
 from core.store import insert_ignore, utcnow
-from core.store.tables import messages, outbox
+from core.store.tables import messages, outbox, processed
 from schemas.envelope import Envelope
 
 
@@ -71,8 +71,11 @@ def send_many(conn: Connection, outgoing: list[tuple[Envelope, str]]) -> None:
     conn.execute(insert(outbox), [_outbox_row(envelope, destination, now) for envelope, destination in outgoing])
 
 
-def redispatch(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
-    """Put a stored envelope in the outbox for one step again (used by replay)."""
+def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
+    """Run `step` on a stored envelope again, though it ran on it before: its idempotency key is
+    forgotten and the envelope goes back to the step through the outbox (a dead letter's replay,
+    an order's resend or reminder)."""
+    conn.execute(delete(processed).where(processed.c.step == step, processed.c.key == envelope_id))
     conn.execute(
         insert(outbox).values(
             tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow()

@@ -28,7 +28,6 @@ from core.errors import Misconfigured, Rejected, Transient
 from core.scheduler import every
 from core.steps import step
 from core.store import Store, insert_ignore, utcnow
-from core.store.tables import processed
 from flows.orders.tables import orders
 from schemas.envelope import Envelope
 from schemas.orders import Order, OrderAcknowledgement, OrderReceipt, OrderStatusChanged
@@ -187,14 +186,14 @@ def flag_overdue(hub) -> int:
             issued = messages.load(conn, row.message_id)
             messages.send_many(conn, [(issued.caused("order.status_changed", "casehub/orders",
                                                      status.model_dump(mode="json")), CASE_SYSTEM)])
-            _dispatch_again(conn, row, "orders.remind")
+            messages.rerun(conn, row.message_id, "orders.remind", row.tenant)
         still = conn.execute(select(orders).where(orders.c.state == "overdue")
                              .with_for_update(skip_locked=True)).all()
         again = [row for row in still if (partner := hub.config.partner(row.tenant, row.provider)) is not None
                  and row.reminded_at + partner.reminder_interval <= now]
         for row in again:
             _set(conn, row.tenant, row.order_id, reminded_at=now)
-            _dispatch_again(conn, row, "orders.remind")
+            messages.rerun(conn, row.message_id, "orders.remind", row.tenant)
     if due or again:
         hub.relay.nudge()
         log.info("%d orders overdue, %d reminded again", len(due), len(again))
@@ -232,16 +231,10 @@ def resend(store: Store, tenant: str, order_id: str, *, by: str) -> str:
         if row is None:
             raise LookupError(f"no order {order_id} in tenant {tenant}")
         step_name = "orders.remind" if row.delivered_version == row.version else "orders.deliver"
-        _dispatch_again(conn, row, step_name)
+        messages.rerun(conn, row.message_id, step_name, tenant)
         audit.record(conn, actor=by, action="order.resend", tenant=tenant, subject=f"order:{order_id}",
                      detail=f"version {row.version} by {step_name}")
     return step_name
-
-
-def _dispatch_again(conn: Connection, row, step_name: str) -> None:
-    """Run a step on the order's latest version again, though it ran on it before."""
-    conn.execute(processed.delete().where(processed.c.step == step_name, processed.c.key == row.message_id))
-    messages.redispatch(conn, row.message_id, step_name, row.tenant)
 
 
 def _claim(conn: Connection, row, version: int) -> bool:
