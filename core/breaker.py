@@ -2,8 +2,8 @@
 own deliveries.
 
 A partner may have at most `max_in_flight` calls under way in a process (the bulkhead: a partner
-that hangs holds that many worker threads, never all of them); a call beyond it fails at once as
-`Transient`. After a call to a partner fails for a reason a retry may mend, the partner's breaker opens: calls
+that hangs holds that many worker threads, never all of them); a call beyond it waits up to
+SLOT_WAIT seconds for one of them to end, then fails as `Transient`. After a call to a partner fails for a reason a retry may mend, the partner's breaker opens: calls
 in the next pause fail at once as `Transient` (the bus retries them later) instead of holding a
 worker thread through the channel's own retries, which the other partners' deliveries need. When
 the pause is over, one call tries the partner again (the others still fail fast until it answers);
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 FIRST_PAUSE = 1.0
 MAX_PAUSE = 15.0
+SLOT_WAIT = 2.0
 
 T = TypeVar("T")
 
@@ -40,27 +41,23 @@ class _Down:  # an open breaker
 class Breakers:
     """The breakers of one process, by partner (a name such as `0114/omsorg-ab`)."""
 
-    def __init__(self, *, max_in_flight: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, max_in_flight: int, slot_wait: float = SLOT_WAIT,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_in_flight = max_in_flight
+        self.slot_wait = slot_wait
         self.clock = clock
         self._down: dict[str, _Down] = {}
-        self._in_flight: dict[str, int] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
     def call(self, partner: str, send: Callable[[], T]) -> T:
-        """`send()`, unless the partner's breaker is open or its calls in flight are at the limit:
-        then Transient at once."""
-        with self._lock:
-            down = self._down.get(partner)
-            now = self.clock()
-            if down is not None:
-                if now < down.retry_at:
-                    raise Transient(f"partner {partner} is down ({down.failures} failed calls in "
-                                    f"{now - down.since:.0f} s); the next try is in {down.retry_at - now:.1f} s")
-                down.retry_at = now + _pause(down.failures)  # this call tries; the others wait for its answer
-            if self._in_flight.get(partner, 0) >= self.max_in_flight:
-                raise Transient(f"partner {partner} has {self.max_in_flight} calls under way; this one waits")
-            self._in_flight[partner] = self._in_flight.get(partner, 0) + 1
+        """`send()`, unless the partner's breaker is open, or its calls in flight stay at the limit
+        for `slot_wait` seconds: then Transient."""
+        self._check(partner)
+        slots = self._slots_of(partner)
+        if not slots.acquire(timeout=self.slot_wait):
+            raise Transient(f"partner {partner} has had {self.max_in_flight} calls under way for "
+                            f"{self.slot_wait:.0f} s; this one waits its turn")
         try:
             result = send()
         except (Rejected, Misconfigured):
@@ -70,10 +67,28 @@ class Breakers:
             self._failed(partner, error)
             raise
         finally:
-            with self._lock:
-                self._in_flight[partner] -= 1
+            slots.release()
         self._up(partner)
         return result
+
+    def _check(self, partner: str) -> None:
+        """Transient while the breaker is open; once the pause is over, this call tries the partner
+        and the others wait for its answer."""
+        with self._lock:
+            down = self._down.get(partner)
+            if down is None:
+                return
+            now = self.clock()
+            if now < down.retry_at:
+                raise Transient(f"partner {partner} is down ({down.failures} failed calls in "
+                                f"{now - down.since:.0f} s); the next try is in {down.retry_at - now:.1f} s")
+            down.retry_at = now + _pause(down.failures)
+
+    def _slots_of(self, partner: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if partner not in self._slots:
+                self._slots[partner] = threading.BoundedSemaphore(self.max_in_flight)
+            return self._slots[partner]
 
     def is_open(self, partner: str) -> bool:
         with self._lock:

@@ -51,7 +51,7 @@ class Bus:
         # before Retries in the list, so that it runs after Retries has marked the message failed
         self.broker.add_middleware(DeadLetterOnExhaustion(store), before=Retries)
         dramatiq.set_broker(self.broker)
-        self.breakers = Breakers(max_in_flight=max(1, settings.worker_threads // 2))
+        self.breakers = Breakers(max_in_flight=max(1, settings.worker_threads // 2))  # set again by worker()
         self.steps = steps()
         self.actors: dict[str, dramatiq.Actor] = {name: self._actor(s) for name, s in self.steps.items()}
         self._declared: set[str] = set()
@@ -114,7 +114,10 @@ class Bus:
             return False
 
     def worker(self, threads: int | None = None) -> dramatiq.Worker:
-        return dramatiq.Worker(self.broker, worker_threads=threads or self.settings.worker_threads, worker_timeout=100)
+        """The worker of this process; a partner may hold half of its threads (core.breaker)."""
+        threads = threads or self.settings.worker_threads
+        self.breakers.max_in_flight = max(1, threads // 2)
+        return dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
 
     def close(self) -> None:
         if self.publisher is not None:

@@ -28,7 +28,7 @@ def clock():
 
 @pytest.fixture
 def breakers(clock):
-    return Breakers(max_in_flight=2, clock=clock)
+    return Breakers(max_in_flight=2, slot_wait=0.2, clock=clock)
 
 
 def test_a_failed_call_opens_the_breaker_and_later_calls_fail_fast_without_calling(breakers, clock):
@@ -106,7 +106,7 @@ def test_an_answer_that_is_not_a_success_still_shows_the_partner_is_up(breakers,
     assert not breakers.is_open("p")
 
 
-def test_a_partner_may_hold_only_so_many_calls_at_once(breakers):
+def test_a_partner_may_hold_only_so_many_calls_at_once_and_a_third_waits_its_turn(breakers):
     started, release = threading.Barrier(3), threading.Event()
 
     def hangs():
@@ -119,9 +119,9 @@ def test_a_partner_may_hold_only_so_many_calls_at_once(breakers):
         thread.start()
     started.wait(5)
     with pytest.raises(Transient, match="2 calls under way"):
-        breakers.call("p", lambda: "a third")
+        breakers.call("p", lambda: "a third, after waiting 0.2 s for a turn")
     assert breakers.call("q", lambda: "another partner") == "another partner"
-    release.set()
+    threading.Timer(0.05, release.set).start()
+    assert breakers.call("p", lambda: "a turn came") == "a turn came"
     for thread in threads:
         thread.join(5)
-    assert breakers.call("p", lambda: "room again") == "room again"
