@@ -75,12 +75,13 @@ def fail(message: str, code: int = FAILED) -> typer.Exit:
 
 def build_hub():
     """The hub of this process, with every flow registered; exits 3 on a bad configuration."""
-    import flows  # noqa: F401  (registers the steps)
+    import flows
     from core import logs
     from core.config import ConfigError
     from core.runtime import Hub
 
     logs.install()
+    flows.load()
     try:
         return Hub()
     except ConfigError as error:
@@ -336,7 +337,7 @@ def orders_show(order_id: str, tenant: str = typer.Option(..., help="the kommunk
 @orders_app.command("resend")
 def orders_resend(order_id: str, tenant: str = typer.Option(..., help="the kommunkod")) -> None:
     """Deliver an order's latest version again (the running hub's relay sends it)."""
-    from flows.orders import resend
+    from flows.orders.delivery import resend
 
     hub = build_hub()
     try:
@@ -386,7 +387,7 @@ def visits_poll(tenant: str = typer.Option(...), vendor: str = typer.Option(...)
     """Poll a vendor's API now, from the stored cursor on, instead of waiting for the minute."""
     from core.config import RestChannel
     from core.errors import Misconfigured, Rejected, Transient
-    from flows.visits import poll
+    from flows.visits.poll import poll
 
     hub = build_hub()
     partner = _vendor(hub, tenant, vendor, RestChannel, "rest channel to poll")
@@ -404,7 +405,7 @@ def visits_pickup(tenant: str = typer.Option(...), vendor: str = typer.Option(..
     """Pick up a vendor's ready files now, instead of waiting for the minute."""
     from core.config import SftpChannel
     from core.errors import Misconfigured, Rejected, Transient
-    from flows.visits import pick_up_files
+    from flows.visits.files import pick_up_files
 
     hub = build_hub()
     partner = _vendor(hub, tenant, vendor, SftpChannel, "sftp channel to pick up files from")

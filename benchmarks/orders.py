@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import flows  # noqa: E402,F401
+import flows  # noqa: E402
 from benchmarks.common import drop_postgres, drop_vhost, fresh_postgres, fresh_vhost  # noqa: E402
 from core.intake import envelope_from  # noqa: E402
 from core.runtime import Hub  # noqa: E402
@@ -26,6 +26,8 @@ from sandbox.providers import SimulatedProviders  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from flows.orders.tables import orders  # noqa: E402
+
+flows.load()  # every flow's steps, jobs and tables
 
 
 def delivered(hub: Hub, provider: str) -> int:

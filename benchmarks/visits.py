@@ -34,7 +34,7 @@ from schemas.money import Period  # noqa: E402
 
 MARCH = Period(2026, 3)
 VENDOR_TOKEN = "bench-vendor"
-VENDOR = f"""
+VENDOR = """
 [[tenants.partners]]
 id = "vendor"
 kind = "visit_vendor"

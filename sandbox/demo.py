@@ -44,6 +44,7 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     from sandbox.visit_vendor import SimulatedVendors
 
     logs.install()
+    flows.load()
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("casehub.db*"):
         old.unlink()
@@ -113,7 +114,7 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
     """Orders to three providers on three channels, amended, one refused, one protected; acks back."""
     from sqlalchemy import select
 
-    from flows.orders import pick_up_sftp_acknowledgements
+    from flows.orders.acknowledgements import pick_up_sftp_acknowledgements
     from flows.orders.tables import orders
 
     issued = []
@@ -172,7 +173,8 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
     from core.transfers import transfers
     from flows.reimbursement import run as reimbursement
     from flows.reimbursement.tables import findings
-    from flows.visits import pick_up_all_files, poll_all
+    from flows.visits.files import pick_up_all_files
+    from flows.visits.poll import poll_all
     from flows.visits.tables import visits
     from sandbox.visit_vendor import month_of_visits
     from schemas.money import Period

@@ -17,13 +17,15 @@ import sqlalchemy as sa
 
 from tests.sshd import Sshd, SshdMissing, running_sshd, sshd_binary
 
-import flows  # noqa: F401  (registers the flows' steps before any hub is built)
+import flows
 from core.config import HubConfig
 from core.redaction import PERSONNUMMER
 from core.runtime import Hub
 from core.settings import Settings
 from core.store import Store
 from core.store.tables import metadata
+
+flows.load()  # every flow's steps, jobs and tables
 
 REQUIRE_SERVICES = os.environ.get("CASEHUB_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("CASEHUB_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

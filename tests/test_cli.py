@@ -201,7 +201,7 @@ def test_reimbursement_run_review_adjust_approve_and_show(cli, monkeypatch):
     from core import messages as stored
     from core.store import utcnow
     from flows.orders.tables import orders
-    from flows.visits import store as store_visits
+    from flows.visits.versions import store as store_visits
     from schemas.envelope import Envelope
     from schemas.identity import generate_organisation_number, generate_personnummer
     from schemas.visits import Visit

@@ -10,7 +10,7 @@ from adapters.http_app import Refused, authenticate, read_body
 from adapters.soap.server import soap_router
 from core.errors import Rejected
 from core.runtime import Hub
-from flows.orders import acknowledge
+from flows.orders.acknowledgements import acknowledge
 from schemas.bounded import error_message
 from schemas.orders import OrderAcknowledgement
 

@@ -8,7 +8,7 @@ from adapters.http_app import Refused, authenticate, read_body
 from adapters.visit_codecs import decode_visit_batch
 from core.errors import Rejected
 from core.runtime import Hub
-from flows.visits import in_transaction, store
+from flows.visits.versions import in_transaction, store
 
 
 def routes(hub: Hub) -> list[APIRouter]:

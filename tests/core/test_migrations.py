@@ -12,11 +12,13 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-import flows  # noqa: F401  (defines the flows' tables on core's metadata)
+import flows
 from core.store import MIGRATIONS, Store
 from core.store.tables import metadata
 from flows.reimbursement.tables import lines
 from tests.conftest import PG_ADMIN_URL, need
+
+flows.load()  # every flow's steps, jobs and tables
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -14,7 +14,7 @@ from adapters.http_app import create_app
 from adapters.order_xml import decode_order, encode_acknowledgement
 from core.config import HubConfig
 from flows import routes
-from flows.orders import pick_up_sftp_acknowledgements
+from flows.orders.acknowledgements import pick_up_sftp_acknowledgements
 from sandbox.case_system import CaseSystem
 from sandbox.server import LiveServer
 from sandbox.soap_provider import create_provider_app

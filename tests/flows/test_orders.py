@@ -15,7 +15,7 @@ from sqlalchemy import select
 from core.config import HubConfig
 from core.runtime import Hub
 from core.store.tables import audit
-from flows.orders import flag_overdue
+from flows.orders.overdue import flag_overdue
 from flows.orders.tables import orders
 from sandbox.case_system import CaseSystem
 from sandbox.rest_provider import create_rest_provider_app

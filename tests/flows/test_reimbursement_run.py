@@ -23,7 +23,7 @@ from adapters.basis_files import basis_json
 from flows.reimbursement import run as reimbursement
 from flows.reimbursement.queries import basis
 from flows.reimbursement.tables import findings, lines, runs
-from flows.visits import store as store_visits
+from flows.visits.versions import store as store_visits
 from sandbox.case_system import CaseSystem
 from sandbox.rest_provider import create_rest_provider_app
 from sandbox.server import LiveServer

@@ -16,8 +16,11 @@ from core.config import HubConfig, RestChannel, SftpChannel
 from core.errors import Transient
 from core.store.tables import dead_letters
 from flows import routes
-import flows.visits as visit_flow
-from flows.visits import pick_up_files, poll, vendors
+import flows.visits.files as visit_files
+import flows.visits.versions as visit_versions
+from flows.visits.channels import vendors
+from flows.visits.files import pick_up_files
+from flows.visits.poll import poll
 from flows.visits.queries import status
 from flows.visits.tables import visits
 from sandbox.server import LiveServer
@@ -221,13 +224,13 @@ def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(ma
     (out / f"{misnamed.name}.done").write_bytes(b"")
 
     poison = days[0][3].visit_id  # line 5: the header is line 1
-    real_row = visit_flow._row
+    real_row = visit_versions._row
 
     def row_the_store_cannot_hold(tenant, vendor, visit, message_id, now):
         row = real_row(tenant, vendor, visit, message_id, now)
         return row | {"version": 2**70} if visit.visit_id == poison else row
 
-    real_read = visit_flow.read_visit_csv
+    real_read = visit_files.read_visit_csv
     broken_bytes = broken.read_bytes()
 
     def reader_that_breaks_on_the_second_file(stream):
@@ -236,8 +239,8 @@ def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(ma
         stream.seek(0)
         return real_read(stream)
 
-    monkeypatch.setattr(visit_flow, "_row", row_the_store_cannot_hold)
-    monkeypatch.setattr(visit_flow, "read_visit_csv", reader_that_breaks_on_the_second_file)
+    monkeypatch.setattr(visit_versions, "_row", row_the_store_cannot_hold)
+    monkeypatch.setattr(visit_files, "read_visit_csv", reader_that_breaks_on_the_second_file)
     assert pick_up_files(hub, tenant, vendor) == (3, 2)
     assert stored(hub, "filer") == len(days[0]) - 1 + len(days[2]) + len(days[3])
     (poison_letter,) = [letter for letter in letters(hub) if poison in letter]
