@@ -392,7 +392,7 @@ def visits_poll(tenant: str = typer.Option(...), vendor: str = typer.Option(...)
     hub = build_hub()
     partner = _vendor(hub, tenant, vendor, RestChannel, "rest channel to poll")
     try:
-        stored = poll(hub, tenant, partner)
+        stored = poll(hub.jobs, tenant, partner)
     except Misconfigured as error:
         raise fail(f"{vendor}: {error}", CONFIG) from None
     except (Transient, Rejected) as error:
@@ -410,7 +410,7 @@ def visits_pickup(tenant: str = typer.Option(...), vendor: str = typer.Option(..
     hub = build_hub()
     partner = _vendor(hub, tenant, vendor, SftpChannel, "sftp channel to pick up files from")
     try:
-        archived, failed = pick_up_files(hub, tenant, partner)
+        archived, failed = pick_up_files(hub.jobs, tenant, partner)
     except Misconfigured as error:
         raise fail(f"{vendor}: {error}", CONFIG) from None
     except (Transient, Rejected) as error:

@@ -12,7 +12,7 @@ from core.errors import Rejected
 from core.intake import envelopes_from_json
 from core.messages import Accepted
 from core.outbox import Relay
-from core.scheduler import Scheduler
+from core.scheduler import JobContext, Scheduler
 from core.settings import Settings
 from core.store import Store
 from schemas.envelope import Envelope
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Hub:
-    """Everything a process of the hub needs. Flows must be imported before it is built."""
+    """Everything a process of the hub needs. Flows must be loaded (`flows.load()`) before it is built."""
 
     def __init__(self, settings: Settings | None = None, config: HubConfig | None = None) -> None:
         self.settings = settings or Settings()
@@ -30,7 +30,9 @@ class Hub:
         self.store = Store(self.settings.database_url)
         self.bus = Bus(self.settings, self.store, self.config)
         self.relay = Relay(self.store, self.bus)
-        self.scheduler = Scheduler(self.store, self)
+        self.jobs = JobContext(self.store, self.config, self.relay.nudge)
+        """What the scheduler gives each job; the CLI runs a job at once with it."""
+        self.scheduler = Scheduler(self.store, self.jobs)
         self.worker: dramatiq.Worker | None = None
 
     def accept(self, items: list[tuple[Envelope, bytes | None]], *, channel: str) -> Accepted:

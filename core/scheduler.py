@@ -6,10 +6,11 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from sqlalchemy import update
 
+from core.config import HubConfig
 from core.outage import Outage
 from core.store import Store, insert_ignore, utcnow
 from core.store.tables import checkpoints
@@ -18,20 +19,30 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class JobContext:
+    """What a job sees, as a step sees its StepContext: the store, the configuration, and a way to
+    have what it put in the outbox relayed now rather than at the relay's next round."""
+
+    store: Store
+    config: HubConfig
+    nudge: Callable[[], None]
+
+
+@dataclass(frozen=True)
 class Job:
     name: str
     every: int
     """seconds between slots; slots are counted from the epoch, so all processes agree on them"""
-    run: Callable[[Any], None]
+    run: Callable[[JobContext], object]
 
 
 _jobs: dict[str, Job] = {}
 
 
 def every(seconds: int, *, name: str):
-    """Register a job that runs once every `seconds` with the hub as its argument."""
+    """Register a job that runs once every `seconds` with a JobContext as its argument."""
 
-    def register(run: Callable[[Any], None]):
+    def register(run: Callable[[JobContext], object]):
         _jobs[name] = Job(name, seconds, run)
         return run
 
@@ -59,7 +70,7 @@ def claim(store: Store, job: Job, now: dt.datetime) -> bool:
 class Scheduler:
     """A thread that fires due jobs; a failing job is logged and tried again in its next slot."""
 
-    def __init__(self, store: Store, context: Any, *, tick: float = 1.0) -> None:
+    def __init__(self, store: Store, context: JobContext, *, tick: float = 1.0) -> None:
         self.store = store
         self.context = context
         self.tick = tick

@@ -143,7 +143,7 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
         for r in found))
     taken = providers.taken()
     acknowledged = providers.acknowledge(hub_url)
-    pick_up_sftp_acknowledgements(hub)
+    pick_up_sftp_acknowledgements(hub.jobs)
     final = {r.order_id: r.state for r in _until(rows, lambda found: sum(r.state == "accepted" for r in found) == 12)}
     protected = [o["payload"]["person"] for o in issued if o["payload"]["person"]["protected_identity"]]
     received = providers.raw_bytes()
@@ -184,8 +184,8 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
     made = month_of_visits(random.Random(7), period, [(org, pnr, ["HT-OMS", "HT-SERV"])
                                                       for org, pnr in sorted(customers)], prefix="D", per_customer=25)
     vendors.report(hub_url, made, period.first_day)
-    poll_all(hub)
-    pick_up_all_files(hub)
+    poll_all(hub.jobs)
+    pick_up_all_files(hub.jobs)
     with hub.store.begin() as conn:
         stored = dict(conn.execute(select(visits.c.vendor, func.count()).group_by(visits.c.vendor)).all())
     console.print(f"vendors reported {len(made)} visits for {period}: " + ", ".join(f"{v} {n}" for v, n in stored.items()))

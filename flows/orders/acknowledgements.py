@@ -14,7 +14,7 @@ from core import audit, messages
 from core.config import Caller, HubConfig, Partner, SftpChannel
 from core.consumer import CASE_SYSTEM
 from core.errors import Misconfigured, Rejected, Transient
-from core.scheduler import every
+from core.scheduler import JobContext, every
 from core.store import Store, utcnow
 from flows.orders import rows
 from flows.orders.tables import orders
@@ -68,17 +68,17 @@ def _refusal(row, ack: OrderAcknowledgement, partner: Partner | None) -> Rejecte
 
 
 @every(30, name="orders.sftp_acknowledgements")
-def pick_up_sftp_acknowledgements(hub) -> int:
+def pick_up_sftp_acknowledgements(ctx: JobContext) -> int:
     """Take the ack files SFTP providers dropped: archived when taken, failed with the reason when refused."""
     taken = 0
-    for tenant in hub.config.tenants:
+    for tenant in ctx.config.tenants:
         for partner in tenant.partners:
             if partner.kind != "provider" or not isinstance(partner.channel, SftpChannel):
                 continue
             caller = Caller(tenant.code, partner.id, partner.kind)
 
             def handle(data: bytes, _name: str) -> None:
-                acknowledge(hub.store, hub.config, decode_acknowledgement(data), caller, data)
+                acknowledge(ctx.store, ctx.config, decode_acknowledgement(data), caller, data)
 
             try:
                 archived, _failed = sftp_order_channel(partner).pick_up_acknowledgements(handle)
@@ -87,5 +87,5 @@ def pick_up_sftp_acknowledgements(hub) -> int:
                 continue
             taken += archived
     if taken:
-        hub.relay.nudge()
+        ctx.nudge()
     return taken

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from core import messages
 from core.consumer import CASE_SYSTEM
-from core.scheduler import every
+from core.scheduler import JobContext, every
 from core.store import utcnow
 from flows.orders import rows
 from flows.orders.tables import orders
@@ -18,11 +18,11 @@ log = logging.getLogger(__name__)
 
 
 @every(60, name="orders.overdue")
-def flag_overdue(hub) -> int:
+def flag_overdue(ctx: JobContext) -> int:
     """Orders delivered and not acknowledged in time: overdue, the case system told, the provider
     reminded; then reminded again once per the provider's reminder interval until it answers."""
     now = utcnow()
-    with hub.store.begin() as conn:
+    with ctx.store.begin() as conn:
         due = conn.execute(select(orders).where(orders.c.state == "delivered", orders.c.ack_due_at < now)
                            .with_for_update(skip_locked=True)).all()
         for row in due:
@@ -35,12 +35,12 @@ def flag_overdue(hub) -> int:
             messages.rerun(conn, row.message_id, "orders.remind", row.tenant)
         still = conn.execute(select(orders).where(orders.c.state == "overdue")
                              .with_for_update(skip_locked=True)).all()
-        again = [row for row in still if (partner := hub.config.partner(row.tenant, row.provider)) is not None
+        again = [row for row in still if (partner := ctx.config.partner(row.tenant, row.provider)) is not None
                  and row.reminded_at + partner.reminder_interval <= now]
         for row in again:
             rows.set_values(conn, row.tenant, row.order_id, reminded_at=now)
             messages.rerun(conn, row.message_id, "orders.remind", row.tenant)
     if due or again:
-        hub.relay.nudge()
+        ctx.nudge()
         log.info("%d orders overdue, %d reminded again", len(due), len(again))
     return len(due) + len(again)

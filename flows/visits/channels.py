@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from core import deadletters
 from core.config import Partner
+from core.scheduler import JobContext
 from core.store.tables import dead_letters
 
 log = logging.getLogger(__name__)
@@ -18,9 +19,9 @@ def vendors(config, kind) -> list[tuple[str, Partner]]:
             if partner.kind == "visit_vendor" and isinstance(partner.channel, kind)]
 
 
-def configuration_error(hub, tenant: str, step: str, reason: str) -> None:
+def configuration_error(ctx: JobContext, tenant: str, step: str, reason: str) -> None:
     """Keep an error IT operations must act on as one open dead letter, not one per round."""
-    with hub.store.begin() as conn:
+    with ctx.store.begin() as conn:
         already = conn.scalar(select(dead_letters.c.id).where(
             dead_letters.c.step == step, dead_letters.c.tenant == tenant, dead_letters.c.reason == reason,
             dead_letters.c.status == "open"))

@@ -13,7 +13,7 @@ from adapters.visit_codecs import parse_visit_file_name, read_visit_csv, visit_f
 from core.config import Partner, SftpChannel
 from core.errors import Misconfigured, Rejected, Transient
 from core.redaction import redact
-from core.scheduler import every
+from core.scheduler import JobContext, every
 from core.store import is_outage
 from flows.visits.channels import configuration_error, vendors
 from flows.visits.versions import in_transaction, store
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 CHUNK = 5000
 
 
-def pick_up_files(hub, tenant: str, vendor: Partner) -> tuple[int, int]:
+def pick_up_files(ctx: JobContext, tenant: str, vendor: Partner) -> tuple[int, int]:
     """Store every ready CSV file of the vendor; returns (files archived, files failed).
 
     A file whose name is outside the contract, that cannot be read, or that fails in any way
@@ -40,7 +40,7 @@ def pick_up_files(hub, tenant: str, vendor: Partner) -> tuple[int, int]:
                 with tempfile.TemporaryFile() as local:
                     sftp.download(f"{folder}/{name}", local)
                     local.seek(0)
-                    _store_file(hub, tenant, vendor.id, name, local)
+                    _store_file(ctx, tenant, vendor.id, name, local)
             except (Transient, Misconfigured):
                 raise
             except Exception as error:
@@ -52,7 +52,7 @@ def pick_up_files(hub, tenant: str, vendor: Partner) -> tuple[int, int]:
                     reason = f"could not be processed ({type(error).__name__})"
                     log.error("visit file %s of %s failed\n%s", name, vendor.id, redact(traceback.format_exc()))
                 sftp.fail(folder, name, reason)
-                configuration_error(hub, tenant, "visits.file", f"{vendor.id} {name}: {reason}")
+                configuration_error(ctx, tenant, "visits.file", f"{vendor.id} {name}: {reason}")
                 failed += 1
                 continue
             sftp.archive(folder, name)
@@ -70,7 +70,7 @@ def _check_name(name: str, vendor: str) -> None:
         raise Rejected(f"the file is named for vendor {named}, not {vendor}")
 
 
-def _store_file(hub, tenant: str, vendor: str, name: str, local) -> None:
+def _store_file(ctx: JobContext, tenant: str, vendor: str, name: str, local) -> None:
     """Stream the file's rows into the store in chunks; Rejected when the file as a whole is unreadable.
     A row that is wrong, or that the store cannot hold, is rejected with its line."""
     accepted: list[Visit] = []
@@ -83,25 +83,25 @@ def _store_file(hub, tenant: str, vendor: str, name: str, local) -> None:
         else:
             rejected.append(VisitRejection(visit_id=item.visit_id, reason=f"{name} {item.reason}"))
         if len(accepted) + len(rejected) >= CHUNK:
-            _store_chunk(hub, tenant, vendor, accepted, rejected, lines)
+            _store_chunk(ctx, tenant, vendor, accepted, rejected, lines)
             accepted, rejected, lines = [], [], []
-    _store_chunk(hub, tenant, vendor, accepted, rejected, lines)
+    _store_chunk(ctx, tenant, vendor, accepted, rejected, lines)
 
 
-def _store_chunk(hub, tenant, vendor, accepted, rejected, lines) -> None:
-    in_transaction(hub.store, lambda conn, one_by_one: store(
+def _store_chunk(ctx: JobContext, tenant, vendor, accepted, rejected, lines) -> None:
+    in_transaction(ctx.store, lambda conn, one_by_one: store(
         conn, tenant=tenant, vendor=vendor, accepted=accepted, rejected=rejected, raw=None, channel="file",
         where=lines, one_by_one=one_by_one))
 
 
 @every(60, name="visits.files")
-def pick_up_all_files(hub) -> int:
+def pick_up_all_files(ctx: JobContext) -> int:
     archived = 0
-    for tenant, vendor in vendors(hub.config, SftpChannel):
+    for tenant, vendor in vendors(ctx.config, SftpChannel):
         try:
-            archived += pick_up_files(hub, tenant, vendor)[0]
+            archived += pick_up_files(ctx, tenant, vendor)[0]
         except Transient as error:
             log.warning("visit files of %s not picked up: %s; the next round tries again", vendor.id, error)
         except (Misconfigured, Rejected) as error:
-            configuration_error(hub, tenant, "visits.file", f"{vendor.id}: {error}")
+            configuration_error(ctx, tenant, "visits.file", f"{vendor.id}: {error}")
     return archived

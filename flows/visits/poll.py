@@ -11,7 +11,7 @@ from adapters.rest import VisitVendorApi
 from adapters.visit_codecs import decode_poll_page
 from core.config import Partner, RestChannel
 from core.errors import Misconfigured, Rejected, Transient
-from core.scheduler import every
+from core.scheduler import JobContext, every
 from core.store import insert_ignore, utcnow
 from core.store.tables import checkpoints
 from flows.visits.channels import configuration_error, vendors
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 PAGE = 1000
 
 
-def poll(hub, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages: int = 100) -> int:
+def poll(ctx: JobContext, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages: int = 100) -> int:
     """Read the vendor's pages from the stored cursor on; returns the visits stored."""
     name = f"visits.cursor:{tenant}:{vendor.id}"
     api = VisitVendorApi(str(vendor.channel.url), secret(vendor.channel.token_env, vendor),
@@ -30,7 +30,7 @@ def poll(hub, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages:
     stored = 0
     try:
         for _ in range(max_pages):
-            with hub.store.begin() as conn:
+            with ctx.store.begin() as conn:
                 cursor = conn.scalar(select(checkpoints.c.value).where(checkpoints.c.name == name)) or ""
             raw = api.page(cursor, page_size)
             try:
@@ -44,7 +44,7 @@ def poll(hub, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages:
                 conn.execute(checkpoints.update().where(checkpoints.c.name == name)
                              .values(value=next_cursor or cursor, updated_at=utcnow()))
 
-            in_transaction(hub.store, page_and_cursor)
+            in_transaction(ctx.store, page_and_cursor)
             stored += len(accepted)
             if not has_more:
                 break
@@ -54,13 +54,13 @@ def poll(hub, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages:
 
 
 @every(60, name="visits.poll")
-def poll_all(hub) -> int:
+def poll_all(ctx: JobContext) -> int:
     stored = 0
-    for tenant, vendor in vendors(hub.config, RestChannel):
+    for tenant, vendor in vendors(ctx.config, RestChannel):
         try:
-            stored += poll(hub, tenant, vendor)
+            stored += poll(ctx, tenant, vendor)
         except Transient as error:
             log.warning("polling %s: %s; the next round tries again", vendor.id, error)
         except (Misconfigured, Rejected) as error:  # a refused token, a page that cannot be read
-            configuration_error(hub, tenant, "visits.poll", f"{vendor.id}: {error}")
+            configuration_error(ctx, tenant, "visits.poll", f"{vendor.id}: {error}")
     return stored

@@ -10,15 +10,15 @@ fired: list[str] = []
 
 
 @every(60, name="test.tick")
-def tick(hub) -> None:
-    fired.append(hub)
+def tick(ctx) -> None:
+    fired.append(ctx)
 
 
 def test_one_firing_per_slot_among_many_schedulers(make_hub):
     hub = make_hub(worker=False)
     slot_start = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
     fired.clear()
-    schedulers = [Scheduler(hub.store, hub) for _ in range(4)]
+    schedulers = [Scheduler(hub.store, hub.jobs) for _ in range(4)]
     barrier = threading.Barrier(len(schedulers))
 
     def race(scheduler: Scheduler, at: dt.datetime) -> None:
@@ -39,15 +39,15 @@ def test_a_failing_job_does_not_stop_the_others_and_runs_in_its_next_slot(make_h
     attempts = []
 
     @every(3600, name="test.failing")
-    def failing(_hub) -> None:
+    def failing(_ctx) -> None:
         attempts.append(1)
         raise RuntimeError("partner down")
 
     try:
         at = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
         fired.clear()
-        assert {"test.failing", "test.tick"} <= set(Scheduler(hub.store, hub).run_due(at))
-        assert fired == [hub] and attempts == [1]
+        assert {"test.failing", "test.tick"} <= set(Scheduler(hub.store, hub.jobs).run_due(at))
+        assert fired == [hub.jobs] and attempts == [1]
         assert not claim(hub.store, jobs()["test.failing"], at)
         assert claim(hub.store, jobs()["test.failing"], at + dt.timedelta(hours=1))
     finally:

@@ -173,11 +173,11 @@ def test_an_order_not_acknowledged_in_time_is_overdue_and_reminded(hub, provider
     issue(hub, order)
     order_id = order["payload"]["order_id"]
     wait_for(lambda: (r := row(hub, order_id)) and r.state == "delivered")
-    assert flag_overdue(hub) == 0
+    assert flag_overdue(hub.jobs) == 0
     delivered_at = row(hub, order_id).delivered_at
     with hub.store.begin() as conn:  # as if the deadline had passed
         conn.execute(orders.update().where(orders.c.order_id == order_id).values(ack_due_at=delivered_at))
-    assert flag_overdue(hub) == 1 and flag_overdue(hub) == 0
+    assert flag_overdue(hub.jobs) == 1 and flag_overdue(hub.jobs) == 0
     assert row(hub, order_id).state == "overdue"
     wait_for(lambda: len(app.state.received) == 2, what="the reminder")
     assert json.loads(app.state.received[1][2])["version"] == 1
@@ -254,11 +254,11 @@ def test_an_overdue_order_is_reminded_once_per_interval_until_it_is_answered(hub
                          .values({column: getattr(found, column) - dt.timedelta(hours=24, seconds=1)}))
 
     an_interval_passes("ack_due_at")
-    assert flag_overdue(hub) == 1
+    assert flag_overdue(hub.jobs) == 1
     wait_for(lambda: len(app.state.received) == 2, what="the first reminder")
-    assert flag_overdue(hub) == 0  # not again within the interval
+    assert flag_overdue(hub.jobs) == 0  # not again within the interval
     an_interval_passes("reminded_at")
-    assert flag_overdue(hub) == 1
+    assert flag_overdue(hub.jobs) == 1
     wait_for(lambda: len(app.state.received) == 3, what="the second reminder")
     assert [json.loads(raw)["version"] for _, _, raw in app.state.received] == [1, 1, 1]
 
@@ -270,7 +270,7 @@ def test_an_overdue_order_is_reminded_once_per_interval_until_it_is_answered(hub
         assert httpx.post(f"{server.url}/api/v1/orders/{order_id}/acknowledgement", json=ack,
                           headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"}).status_code == 202
     an_interval_passes("reminded_at")
-    assert flag_overdue(hub) == 0
+    assert flag_overdue(hub.jobs) == 0
     assert statuses(hub, order_id).count("overdue") == 1
 
 

@@ -170,18 +170,18 @@ def test_the_poll_cursor_neither_skips_nor_repeats_across_a_crash(make_hub, vend
 
     monkeypatch.setattr(VisitVendorApi, "page", crashing_page)
     with pytest.raises(Crash):
-        poll(hub, tenant, vendor, page_size=50)
+        poll(hub.jobs, tenant, vendor, page_size=50)
     monkeypatch.undo()
     first_page = stored(hub, "poller")
     assert 0 < first_page < len(original)
     app.state.fail_next = 1
     with pytest.raises(Transient):
-        poll(hub, tenant, vendor, page_size=50)
-    assert poll(hub, tenant, vendor, page_size=50) == len(original) - first_page
+        poll(hub.jobs, tenant, vendor, page_size=50)
+    assert poll(hub.jobs, tenant, vendor, page_size=50) == len(original) - first_page
     assert stored(hub, "poller") == len(original)
     asked = [c for c in app.state.requests if c]
     assert len(asked) == len(set(asked)) + 1  # the page that failed was asked again, no other page twice
-    assert poll(hub, tenant, vendor, page_size=50) == 0
+    assert poll(hub.jobs, tenant, vendor, page_size=50) == 0
 
 
 def test_daily_files_with_a_broken_row_and_an_unreadable_file(make_hub, partner_folder):
@@ -198,7 +198,7 @@ def test_daily_files_with_a_broken_row_and_an_unreadable_file(make_hub, partner_
     (out / "visits_filer_20260302_1.csv.done").write_bytes(b"")
     (out / "visits_filer_20260303_1.csv").write_bytes(good.read_bytes())  # no done-file yet: not taken
 
-    assert pick_up_files(hub, tenant, vendor) == (1, 1)
+    assert pick_up_files(hub.jobs, tenant, vendor) == (1, 1)
     assert stored(hub, "filer") == len(day) - 1
     assert any("line 4" in reason for reason in letters(hub))
     assert (out / "archive" / good.name).exists()
@@ -241,7 +241,7 @@ def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(ma
 
     monkeypatch.setattr(visit_versions, "_row", row_the_store_cannot_hold)
     monkeypatch.setattr(visit_files, "read_visit_csv", reader_that_breaks_on_the_second_file)
-    assert pick_up_files(hub, tenant, vendor) == (3, 2)
+    assert pick_up_files(hub.jobs, tenant, vendor) == (3, 2)
     assert stored(hub, "filer") == len(days[0]) - 1 + len(days[2]) + len(days[3])
     (poison_letter,) = [letter for letter in letters(hub) if poison in letter]
     assert f"{first.name} line 5: the store cannot hold this visit" in poison_letter
@@ -261,10 +261,10 @@ def test_status_shows_per_vendor_what_is_stored_and_how_intake_goes(make_hub, ve
                             headers={"Authorization": f"Bearer {PUSH_TOKEN}"})
         assert answer.json()["accepted"] == 4
     (tenant, poller), = vendors(hub.config, RestChannel)
-    polled = poll(hub, tenant, poller)
+    polled = poll(hub.jobs, tenant, poller)
     (_, filer), = vendors(hub.config, SftpChannel)
     drop_daily_file(partner_folder / "out", "filer", MARCH.first_day, pushed[:2])
-    assert pick_up_files(hub, tenant, filer) == (1, 0)
+    assert pick_up_files(hub.jobs, tenant, filer) == (1, 0)
 
     found = {vendor.vendor: vendor for vendor in status(hub.store, hub.config, TENANT, MARCH)}
     assert set(found) == {"pusher", "poller", "filer"}
