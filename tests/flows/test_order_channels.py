@@ -12,7 +12,9 @@ from lxml import etree
 
 from adapters.http_app import create_app
 from adapters.order_xml import decode_order, encode_acknowledgement
+from core import deadletters
 from core.config import HubConfig
+from core.runtime import Hub
 from flows import routes
 from flows.orders.acknowledgements import pick_up_sftp_acknowledgements
 from sandbox.case_system import CaseSystem
@@ -21,7 +23,8 @@ from sandbox.soap_provider import create_provider_app
 from schemas.identity import generate_organisation_number
 from schemas.orders import OrderAcknowledgement
 from tests.conftest import TENANT, TOKEN, TOKEN_ENV, wait_for
-from tests.flows.orders import issue, row, statuses
+from tests.flows.orders import first_dead_letter, issue, row, statuses
+from tests.sshd import keygen
 
 SOAP_ORG = generate_organisation_number(random.Random(11)).digits
 SFTP_ORG = generate_organisation_number(random.Random(12)).digits
@@ -102,3 +105,40 @@ def test_sftp_delivery_and_acknowledgement_files(make_hub, partner_folder):
     assert (partner_folder / "out" / "archive" / f"ack_{order_id}_1.xml").exists()
     reason = (partner_folder / "out" / "failed" / "ack_ORD-UNKNOWN_1.xml.reason.txt").read_text()
     assert "unknown order ORD-UNKNOWN" in reason
+
+
+def test_a_wrong_pinned_host_key_holds_the_order_until_the_configuration_is_fixed(runtime, hub_config, partner_folder):
+    """The hub's own misconfiguration (the SFTP host key it pins is not the server's) is not the
+    provider's rejection: the order stays pending, IT operations sees a `misconfigured` dead letter,
+    the case system hears nothing of a rejection, and after the fix a replay delivers it."""
+    data = hub_config.model_dump(mode="json")
+    channel = next(p for p in data["tenants"][0]["partners"] if p["id"] == "sftp-ab")["channel"]
+    right_key, channel["host_key"] = channel["host_key"], keygen(partner_folder / "another_host_key")
+    wrong = Hub(runtime, HubConfig.model_validate(data))
+    wrong.store.migrate()
+    wrong.start(worker=True)
+    order = CaseSystem("http://unused", TOKEN, TENANT).order(SFTP_ORG)
+    order_id = order["payload"]["order_id"]
+    try:
+        issue(wrong, order)
+        letter = wait_for(lambda: first_dead_letter(wrong), what="the held delivery")
+        assert (letter.kind, letter.step) == ("misconfigured", "orders.deliver")
+        assert "is not the pinned one" in letter.reason
+        with wrong.store.begin() as conn:  # what `casehub dead-letters list` shows
+            listed = deadletters.listing(conn).rows
+        assert [(r["id"], r["kind"]) for r in listed] == [(letter.id, "misconfigured")]
+        assert row(wrong, order_id).state == "pending"
+        assert statuses(wrong, order_id) == []
+    finally:
+        wrong.stop()
+    channel["host_key"] = right_key  # IT operations fixes the configuration and restarts
+    fixed = Hub(runtime, HubConfig.model_validate(data))
+    fixed.start(worker=True)
+    try:
+        fixed.replay(letter.id, by="user:drift")
+        wait_for(lambda: row(fixed, order_id).state == "delivered", what="the delivery after the fix")
+        assert statuses(fixed, order_id) == ["delivered"]
+        assert (partner_folder / "in" / f"order_{order_id}_1.xml").exists()
+    finally:
+        fixed.stop()
+
