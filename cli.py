@@ -73,6 +73,14 @@ def fail(message: str, code: int = FAILED) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="the libraries' INFO lines too")) -> None:
+    """casehub, the social-services integration hub."""
+    from core import logs
+
+    logs.install(verbose=verbose)
+
+
 def build_hub():
     """The hub of this process, with every flow registered; exits 3 on a bad configuration."""
     import flows
@@ -114,13 +122,21 @@ def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True,
     """Run the inbound HTTP app with an outbox relay and the scheduler; with amqp://, the AMQP inbound
     consumer too; on the in-process broker (memory://), the workers as well."""
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     hub = build_hub()
     if migrate:
         hub.store.migrate()
     if processes > 1 and hub.bus.in_process:
         raise fail("--processes > 1 needs a shared broker (CASEHUB_BROKER_URL=amqp://...)", 2)
+    def shown(url: str) -> str:
+        return make_url(url).render_as_string(hide_password=True)
+
+    broker = "in process" if hub.bus.in_process else shown(hub.settings.broker_url)
+    where = f"store {shown(hub.settings.database_url)}, broker {broker}"
     hub.stop()
+    err.print(f"casehub serve: listening on http://{host}:{port} ({processes} process{'es' if processes > 1 else ''}; "
+              f"{where}; configuration {hub.settings.config})")
     # log_config=None: uvicorn's loggers write through the root logger's redacting handlers
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "log_config": None}
     if processes == 1:
@@ -287,22 +303,15 @@ def schemas_export(directory: Path) -> None:
 
 
 @orders_app.command("list")
-def orders_list(state: str = typer.Option(None, help="pending, delivered, accepted, rejected, refused, overdue"),
+def orders_list(state: str = typer.Option(None, help="pending, delivered, accepted, rejected, refused, overdue, "
+                                                     "withdrawn"),
                 tenant: str = None, limit: int = LIMIT, offset: int = OFFSET) -> None:
     """Orders with their latest version and state, newest change first."""
-    from sqlalchemy import select
-
-    from core.paging import page as paged
-    from flows.orders.tables import orders
+    from flows.orders import queries
 
     hub = build_hub()
-    query = select(orders).order_by(orders.c.updated_at.desc(), orders.c.tenant, orders.c.order_id)
-    if state:
-        query = query.where(orders.c.state == state)
-    if tenant:
-        query = query.where(orders.c.tenant == tenant)
     with hub.store.begin() as conn:
-        page = paged(conn, query, limit=limit, offset=offset)
+        page = queries.listing(conn, tenant=tenant, state=state, limit=limit, offset=offset)
     table = new_table("tenant", "order", "provider", "version", "delivered", "state", "acknowledge by", "reason")
     for row in (SimpleNamespace(**found) for found in page.rows):
         due = f"{row.ack_due_at:%Y-%m-%d %H:%M}" if row.ack_due_at and row.state in ("delivered", "overdue") else ""
@@ -313,24 +322,18 @@ def orders_list(state: str = typer.Option(None, help="pending, delivered, accept
 
 @orders_app.command("show")
 def orders_show(order_id: str, tenant: str = typer.Option(..., help="the kommunkod")) -> None:
-    """One order's state and the status changes the case system was told."""
-    from sqlalchemy import select
-
-    from core.store.tables import messages
-    from flows.orders.tables import orders
+    """One order's state, and each state the case system was told of it."""
+    from flows.orders import queries
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        row = conn.execute(select(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id)).first()
-        if row is None:
-            raise fail(f"no order {order_id} in tenant {tenant}")
-        changes = [json.loads(e) for e in conn.scalars(
-            select(messages.c.envelope).where(messages.c.tenant == tenant, messages.c.type == "order.status_changed")
-            .order_by(messages.c.stored_at))]
-    out.print_json(json.dumps({k: str(v) if v is not None else None for k, v in row._mapping.items()}))
-    table = new_table("at", "version", "status", "reason")
-    for change in (c["payload"] for c in changes if c["payload"]["order_id"] == order_id):
-        table.add_row(change["at"], str(change["version"]), change["status"], change.get("reason") or "")
+        found = queries.show(conn, tenant, order_id)
+    if found is None:
+        raise fail(f"no order {order_id} in tenant {tenant}")
+    out.print_json(json.dumps(found["order"], default=lambda value: value.isoformat()))
+    table = new_table("at", "version", "state", "reason", title="states the case system was told")
+    for told in found["told"]:
+        table.add_row(told["at"], str(told["version"]), told["status"], told.get("reason") or "")
     out.print(table)
 
 
@@ -597,8 +600,10 @@ def print_csv(columns: list[str], rows: list[list]) -> None:
 
 
 @transfers_app.command("list")
-def transfers_list(tenant: str = None, limit: int = LIMIT, offset: int = OFFSET) -> None:
-    """Delivered files, newest first: when, to whom, name, size and SHA-256."""
+def transfers_list(tenant: str = None, wide: bool = typer.Option(False, "--wide", help="the whole SHA-256"),
+                   limit: int = LIMIT, offset: int = OFFSET) -> None:
+    """Delivered files, newest first: when, to whom, name, size and SHA-256 (its first 16 digits
+    unless --wide)."""
     from core import transfers
 
     hub = build_hub()
@@ -607,7 +612,7 @@ def transfers_list(tenant: str = None, limit: int = LIMIT, offset: int = OFFSET)
     table = new_table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
     for row in page.rows:
         table.add_row(f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}", row["tenant"], row["receiver"], row["channel"],
-                      row["name"], str(row["size"]), row["sha256"][:16])
+                      row["name"], str(row["size"]), row["sha256"] if wide else row["sha256"][:16])
     print_page(table, page, "transfers")
 
 
@@ -635,7 +640,9 @@ def demo(events: int = 200, workdir: Path = Path("var/demo")) -> None:
 
     started = time.monotonic()
     ok = run(workdir=workdir, events=events, console=out)
-    out.print(f"demo finished in {time.monotonic() - started:.1f} s")
+    out.print(f"demo finished in {time.monotonic() - started:.1f} s; to look around with the CLI:\n"
+              f"  export CASEHUB_CONFIG={workdir}/casehub.toml CASEHUB_DATABASE_URL=sqlite:///{workdir}/casehub.db\n"
+              f"  casehub orders list; casehub dead-letters list; casehub transfers list")
     if not ok:
         raise typer.Exit(FAILED)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import partial
 
 import dramatiq
 import pika
@@ -57,7 +56,12 @@ class Bus:
         self._declared: set[str] = set()
 
     def _actor(self, step: Step) -> dramatiq.Actor:
-        run = partial(run_step, self.store, self.config, step, breakers=self.breakers)
+        def run(envelope_ids: list[str]) -> None:
+            try:
+                run_step(self.store, self.config, step, envelope_ids, breakers=self.breakers)
+            except Transient as error:  # expected: retried with backoff, not logged as a crash
+                raise dramatiq.Retry(f"{type(error).__name__}: {error}") from error
+
         run.__name__ = step.name  # dramatiq names and logs actors by their function
         return dramatiq.actor(
             run,
@@ -212,7 +216,8 @@ class DeadLetterOnExhaustion(Middleware):
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if exception is None or not message.failed:
             return
-        reason = f"retries exhausted after {message.options.get('retries', 0)} attempts: {exception!r}"
+        cause = exception.__cause__ if isinstance(exception, dramatiq.Retry) and exception.__cause__ else exception
+        reason = f"retries exhausted after {message.options.get('retries', 0)} attempts: {cause!r}"
         envelope_ids = message.args[0] if message.args else []
         with self.store.begin() as conn:
             done = set(conn.scalars(select(tables.processed.c.key).where(

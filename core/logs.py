@@ -19,6 +19,10 @@ from core.redaction import RedactingFilter
 QUIET = {"pika": logging.CRITICAL, "paramiko": logging.CRITICAL}
 """Libraries whose lines only repeat what the hub reports itself, and the level they need to be heard."""
 
+CHATTY = ("alembic", "dramatiq", "httpcore", "httpx", "urllib3", "uvicorn", "zeep")
+"""Libraries that say at INFO what they do (a migration step, an HTTP request): heard at WARNING
+unless a process is run verbose (`casehub -v`)."""
+
 WINDOW = 60.0
 
 OWN = {"core", "adapters", "flows", "sandbox", "cli", "__main__"}
@@ -53,16 +57,27 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def install(level: int = logging.INFO) -> None:
+_levels_set = False
+
+
+def install(level: int = logging.INFO, *, verbose: bool = False) -> None:
     """Configure the root logger, and put redaction and the repeat filter on every handler there is.
+
+    The first call sets the levels (`verbose`: the chatty libraries' INFO lines too); a later one
+    only puts the filters on handlers made since.
 
     Libraries log through the root logger's handlers as long as nothing gives them handlers of
     their own: uvicorn is started with `log_config=None` for that (its default configuration
     writes "Exception in ASGI application" tracebacks with handlers of its own).
     """
+    global _levels_set
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name, quiet in QUIET.items():
-        logging.getLogger(name).setLevel(quiet)
+    if not _levels_set:
+        _levels_set = True
+        for name, quiet in QUIET.items():
+            logging.getLogger(name).setLevel(quiet)
+        for name in () if verbose else CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
     for handler in handlers():
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(RepeatFilter())

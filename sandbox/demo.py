@@ -35,7 +35,7 @@ Check = tuple[str, bool, str]
 def run(*, workdir: Path, events: int, console: Console) -> bool:
     import flows
     from adapters.http_app import create_app
-    from core import deadletters, logs
+    from core import deadletters
     from core.runtime import Hub
     from core.settings import Settings
     from sandbox.case_system import CaseSystem
@@ -43,7 +43,6 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     from sandbox.server import LiveServer
     from sandbox.visit_vendor import SimulatedVendors
 
-    logs.install()
     flows.load()
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("casehub.db*"):
@@ -126,7 +125,8 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
         issued += mine
     refused = case_system.order(providers.orgs["rest"], instructions="REJECT: no staff in that area")
     issued.append(refused)
-    console.print(f"case system issues {len(issued)} orders and amendments to 3 providers (SOAP, REST, SFTP)")
+    console.print(f"case system issues {len(issued)} orders and amendments to 3 providers (SOAP, REST, SFTP); "
+                  "one says REJECT, and the REST provider refusing it (a warning below) is part of the plan")
     for order in issued:
         case_system.post(order).raise_for_status()
 

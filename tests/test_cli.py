@@ -186,6 +186,7 @@ def test_orders_list_show_and_resend(cli):
     assert "ORD-7" not in cli("orders", "list", "--state", "accepted").output
     shown = cli("orders", "show", "ORD-7", "--tenant", TENANT)
     assert shown.exit_code == 0 and '"provider": "omsorg-ab"' in shown.output
+    assert '"version": 1,' in shown.output  # a number is printed as a number
     resent = cli("orders", "resend", "ORD-7", "--tenant", TENANT)
     assert resent.exit_code == 0 and "orders.remind" in resent.output
     with cli.store.begin() as conn:
@@ -321,3 +322,18 @@ token_env = "CASEHUB_TEST_TOKEN_0125"
     no_channel = cli("visits", "poll", "--tenant", TENANT, "--vendor", "pusher")
     assert no_channel.exit_code == 3 and "pusher has no rest channel to poll" in no_channel.output
     assert cli("visits", "pickup", "--tenant", TENANT, "--vendor", "nobody").exit_code == 3
+
+
+def test_transfers_list_shows_the_whole_sha256_when_wide(cli):
+    import hashlib
+
+    from core import transfers
+
+    data = b"ersattning;2026-03\n"
+    with cli.store.begin() as conn:
+        transfers.record(conn, tenant=TENANT, receiver="omsorg-ab", channel="sftp", name="basis.csv", data=data,
+                         cause=None)
+    whole = hashlib.sha256(data).hexdigest()
+    narrow, wide = cli("transfers", "list"), cli("transfers", "list", "--wide")
+    assert whole[:16] in narrow.output and whole not in narrow.output
+    assert whole in wide.output

@@ -97,6 +97,8 @@ def test_kill_9_of_a_worker_and_of_serve(hub_at_scale):
     hub.start("serve")
     settle(outcome, stream)
     assert len(stream.answered) == 600
+    said = hub.logs()
+    assert f"listening on http://127.0.0.1:{hub.port}" in said and "guest:guest" not in said
     assert any(a.status == 0 for a in stream.answers), "serve was killed: some request must have gone unanswered"
 
 
