@@ -214,15 +214,13 @@ def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replay
 @dead_letters_app.command("show")
 def dead_letters_show(letter_id: int) -> None:
     """Show one dead letter whole, with the input it kept."""
-    from core import audit, deadletters
+    from core import deadletters
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        letter = deadletters.show(conn, letter_id)
-        if letter is None:
-            raise fail(f"dead letter {letter_id} does not exist")
-        audit.record(conn, actor=whoami(), action="dead_letter.show", tenant=letter["tenant"],
-                     subject=f"message:{letter['message_id']}" if letter["message_id"] else f"dead_letter:{letter_id}")
+        letter = deadletters.read(conn, letter_id, by=whoami())
+    if letter is None:
+        raise fail(f"dead letter {letter_id} does not exist")
     raw = letter.pop("raw")
     out.print_json(json.dumps({k: str(v) if v is not None else None for k, v in letter.items()}))
     if raw:
@@ -251,15 +249,13 @@ def dead_letters_replay(letter_ids: list[int]) -> None:
 @messages_app.command("show")
 def messages_show(envelope_id: str) -> None:
     """Show a stored envelope (personal data: the read is audited)."""
-    from core import audit, messages
+    from core import messages
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        envelope = messages.load(conn, envelope_id)
-        if envelope is None:
-            raise fail(f"no message {envelope_id}")
-        audit.record(conn, actor=whoami(), action="message.read", tenant=envelope.tenant,
-                     subject=f"message:{envelope_id}")
+        envelope = messages.read(conn, envelope_id, by=whoami())
+    if envelope is None:
+        raise fail(f"no message {envelope_id}")
     out.print_json(envelope.model_dump_json())
 
 
@@ -624,8 +620,7 @@ def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID
 
     hub = build_hub()
     with hub.store.begin() as conn:
-        page = audit.entries(conn, limit=limit, offset=offset, subject=subject)
-        audit.record(conn, actor=whoami(), action="audit.read", subject=subject)
+        page = audit.entries(conn, by=whoami(), limit=limit, offset=offset, subject=subject)
     table = new_table("at", "tenant", "who", "what", "whose", "detail")
     for row in page.rows:
         table.add_row(f"{row['at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["actor"], row["action"],

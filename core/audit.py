@@ -23,9 +23,12 @@ def record(
     )
 
 
-def entries(conn: Connection, *, limit: int = 100, offset: int = 0, subject: str | None = None) -> Page:
-    """The newest audit entries first, optionally for one subject."""
+def entries(conn: Connection, *, by: str, limit: int = 100, offset: int = 0, subject: str | None = None) -> Page:
+    """The newest audit entries first, optionally for one subject. The log is personal data itself
+    (who read whose): the read is audited, as `by`."""
     query = select(audit).order_by(audit.c.id.desc())
     if subject is not None:
         query = query.where(audit.c.subject == subject)
-    return page(conn, query, limit=limit, offset=offset)
+    found = page(conn, query, limit=limit, offset=offset)
+    record(conn, actor=by, action="audit.read", subject=subject)
+    return found

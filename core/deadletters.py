@@ -55,6 +55,15 @@ def listing(conn: Connection, *, status: str | None = "open", limit: int = 100, 
     return page(conn, query, limit=limit, offset=offset)
 
 
+def read(conn: Connection, letter_id: int, *, by: str) -> dict | None:
+    """A dead letter whole, with the input it kept, for a person to see: the read is audited, as `by`."""
+    letter = show(conn, letter_id)
+    if letter is not None:
+        subject = f"message:{letter['message_id']}" if letter["message_id"] else f"dead_letter:{letter_id}"
+        audit.record(conn, actor=by, action="dead_letter.show", tenant=letter["tenant"], subject=subject)
+    return letter
+
+
 def show(conn: Connection, letter_id: int) -> dict | None:
     row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).first()
     return dict(row._mapping) if row else None

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, insert, select
 
+from core import audit
 from core.paging import Page, page
 from core.steps import subscribers
 from core.store import insert_ignore, utcnow
@@ -81,6 +82,14 @@ def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
             tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow()
         )
     )
+
+
+def read(conn: Connection, envelope_id: str, *, by: str) -> Envelope | None:
+    """A stored envelope, for a person to see: personal data, so the read is audited, as `by`."""
+    envelope = load(conn, envelope_id)
+    if envelope is not None:
+        audit.record(conn, actor=by, action="message.read", tenant=envelope.tenant, subject=f"message:{envelope_id}")
+    return envelope
 
 
 def load(conn: Connection, envelope_id: str) -> Envelope | None:
