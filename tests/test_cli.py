@@ -273,7 +273,7 @@ channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TES
     assert as_csv[1] == f"2026-03;{org};{person[:8]}-****;omsorg;day;420.00;60;13;511.00"
     refused = cli("reimbursement", "show", "1", "--format", "json", "--personnummer", "full")
     assert refused.exit_code == 1 and "may not see personnummer in full" in refused.output
-    from cli import whoami
+    from cli.common import whoami
     readers = f'personal_data_readers = ["{whoami()}"]\n'
     cli.config.write_text(cli.config.read_text().replace('name = "Ekerö kommun"\n', f'name = "Ekerö kommun"\n{readers}'))
     full = json.loads(cli("reimbursement", "show", "1", "--format", "json", "--personnummer", "full").output)
@@ -337,3 +337,14 @@ def test_transfers_list_shows_the_whole_sha256_when_wide(cli):
     narrow, wide = cli("transfers", "list"), cli("transfers", "list", "--wide")
     assert whole[:16] in narrow.output and whole not in narrow.output
     assert whole in wide.output
+
+
+def test_commands_that_only_read_open_the_store_and_never_the_bus(cli, monkeypatch):
+    def no_bus(*_args, **_kwargs):
+        raise AssertionError("a command that only reads built the bus")
+
+    monkeypatch.setattr("core.runtime.Bus", no_bus)
+    monkeypatch.setenv("CASEHUB_BROKER_URL", "amqp://guest:guest@127.0.0.1:1/%2F")  # nothing listens there
+    for command in (["dead-letters", "list"], ["messages", "search"], ["orders", "list"], ["transfers", "list"],
+                    ["audit", "list"], ["visits", "status", "--tenant", TENANT, "--period", "2026-03"]):
+        assert cli(*command).exit_code == 0, command

@@ -1,0 +1,128 @@
+"""What IT operations looks at and mends: dead letters, stored messages, transfers, the audit log."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from cli.common import (FAILED, LIMIT, OFFSET, build_hub, err, fail, new_table, open_store, out, print_page,
+                        whoami)
+
+dead_letters = typer.Typer(no_args_is_help=True, help="Failures kept for a person to see and replay")
+messages = typer.Typer(no_args_is_help=True, help="Stored envelopes")
+transfers = typer.Typer(no_args_is_help=True, help="Files the hub delivered")
+audit = typer.Typer(no_args_is_help=True, help="Who read or sent whose data, and when")
+
+
+@dead_letters.command("list")
+def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replayed ones"), limit: int = LIMIT,
+                      offset: int = OFFSET) -> None:
+    """List dead letters, newest first: id, step, kind, the first line of the reason."""
+    from core import deadletters
+
+    store, config = open_store()
+    with store.begin() as conn:
+        page = deadletters.listing(conn, status=None if all else "open", limit=limit, offset=offset)
+    table = new_table("id", "failed at", "tenant", "step", "kind", "status", "message", "reason")
+    for row in page.rows:
+        reason = row["reason"].splitlines()
+        more = f" (and {len(reason) - 1} lines more: dead-letters show {row['id']})" if len(reason) > 1 else ""
+        table.add_row(str(row["id"]), f"{row['failed_at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["step"],
+                      row["kind"], row["status"], row["message_id"] or "", reason[0][:200] + more)
+    print_page(table, page, "dead letters")
+
+
+@dead_letters.command("show")
+def dead_letters_show(letter_id: int) -> None:
+    """Show one dead letter whole, with the input it kept."""
+    from core import deadletters
+
+    store, config = open_store()
+    with store.begin() as conn:
+        letter = deadletters.read(conn, letter_id, by=whoami())
+    if letter is None:
+        raise fail(f"dead letter {letter_id} does not exist")
+    raw = letter.pop("raw")
+    out.print_json(json.dumps({k: str(v) if v is not None else None for k, v in letter.items()}))
+    if raw:
+        out.print(raw.decode("utf-8", errors="replace"), markup=False, highlight=False)
+
+
+@dead_letters.command("replay")
+def dead_letters_replay(letter_ids: list[int]) -> None:
+    """Send dead letters through their step again, after the cause is fixed."""
+    from core.errors import Rejected
+
+    hub = build_hub()
+    failed = False
+    for letter_id in letter_ids:
+        try:
+            envelope_id = hub.replay(letter_id, by=whoami())
+            out.print(f"dead letter {letter_id}: envelope {envelope_id} sent again")
+        except (LookupError, Rejected) as error:
+            err.print(f"casehub: dead letter {letter_id}: {error}", markup=False)
+            failed = True
+    # the running hub's relay sends it on: on the in-process broker only that process has a worker
+    if failed:
+        raise typer.Exit(FAILED)
+
+
+@messages.command("show")
+def messages_show(envelope_id: str) -> None:
+    """Show a stored envelope (personal data: the read is audited)."""
+    from core import messages
+
+    store, config = open_store()
+    with store.begin() as conn:
+        envelope = messages.read(conn, envelope_id, by=whoami())
+    if envelope is None:
+        raise fail(f"no message {envelope_id}")
+    out.print_json(envelope.model_dump_json())
+
+
+@messages.command("search")
+def messages_search(tenant: str = None, type: str = None, limit: int = LIMIT, offset: int = OFFSET) -> None:
+    """List stored envelopes, newest first (no payloads)."""
+    from core import messages
+
+    store, config = open_store()
+    with store.begin() as conn:
+        page = messages.search(conn, tenant=tenant, type=type, limit=limit, offset=offset)
+    table = new_table("stored at", "id", "tenant", "type", "source", "direction")
+    for row in page.rows:
+        table.add_row(f"{row['stored_at']:%Y-%m-%d %H:%M:%S}", row["id"], row["tenant"], row["type"],
+                      row["source"], row["direction"])
+    print_page(table, page, "messages")
+
+
+@transfers.command("list")
+def transfers_list(tenant: str = None, wide: bool = typer.Option(False, "--wide", help="the whole SHA-256"),
+                   limit: int = LIMIT, offset: int = OFFSET) -> None:
+    """Delivered files, newest first: when, to whom, name, size and SHA-256 (its first 16 digits
+    unless --wide)."""
+    from core import transfers
+
+    store, config = open_store()
+    with store.begin() as conn:
+        page = transfers.listing(conn, tenant=tenant, limit=limit, offset=offset)
+    table = new_table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
+    for row in page.rows:
+        table.add_row(f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}", row["tenant"], row["receiver"], row["channel"],
+                      row["name"], str(row["size"]), row["sha256"] if wide else row["sha256"][:16])
+    print_page(table, page, "transfers")
+
+
+@audit.command("list")
+def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID, run:ID"), limit: int = LIMIT,
+               offset: int = OFFSET) -> None:
+    """The audit log, newest first (reading it is itself audited: the log is personal data)."""
+    from core import audit
+
+    store, config = open_store()
+    with store.begin() as conn:
+        page = audit.entries(conn, by=whoami(), limit=limit, offset=offset, subject=subject)
+    table = new_table("at", "tenant", "who", "what", "whose", "detail")
+    for row in page.rows:
+        table.add_row(f"{row['at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["actor"], row["action"],
+                      row["subject"] or "", row["detail"] or "")
+    print_page(table, page, "audit entries")
