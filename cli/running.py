@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -92,6 +93,32 @@ def db_upgrade() -> None:
     hub = build_hub()
     hub.store.migrate()
     out.print("store is up to date")
+
+
+@db.command("revision")
+def db_revision(message: str = typer.Option(..., "--message", "-m", help="what the migration does"),
+                owner: str = typer.Option("core", "--flow", help="the flow whose tables change (orders, visits, "
+                                                                  "reimbursement), or core")) -> None:
+    """Write a new migration into the owner's folder from what differs between the table definitions
+    (core's and every flow's) and the store, which must be at the newest migration."""
+    from alembic import command
+
+    import flows
+    from core.store import MIGRATIONS, alembic_config
+
+    flows.load()
+    folder = MIGRATIONS / "versions" if owner == "core" else Path(flows.__file__).parent / owner / "migrations"
+    if not folder.is_dir():
+        raise fail(f"--flow: no flow {owner} with migrations", 2)
+    hub = build_hub()
+    config = alembic_config()
+    numbers = [int(p.name[:4]) for location in config.get_main_option("version_locations").split(os.pathsep)
+               for p in Path(location).glob("[0-9][0-9][0-9][0-9]_*.py")]
+    with hub.store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        written = command.revision(config, message=message, autogenerate=True, version_path=str(folder),
+                                   rev_id=f"{max(numbers) + 1:04d}")
+    out.print(f"wrote {written.path}")
 
 
 @config.command("check")

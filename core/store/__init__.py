@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,25 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, ins
 from sqlalchemy.dialects import postgresql, sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+"""Alembic's environment, and core's own revisions in its `versions` folder."""
+_migration_folders: list[Path] = [MIGRATIONS / "versions"]
+
+
+def migrations_in(folder: Path) -> None:
+    """Add a flow's folder of revisions: a flow owns its tables and their migrations. The revisions
+    of core and of every flow form one history, each revising the newest before it."""
+    if folder not in _migration_folders:
+        _migration_folders.append(folder)
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration: the environment in core, the revisions of core and of every flow
+    whose tables are imported (`flows.load()` imports them all)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(folder) for folder in _migration_folders))
+    return config
 CONNECT_TIMEOUT = 5
 """Seconds to wait for PostgreSQL to accept a connection: a store that is down is noticed soon."""
 
@@ -72,8 +92,7 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config = alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

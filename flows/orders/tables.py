@@ -1,7 +1,12 @@
 """The order flow's state: one row per order, its latest version and where it stands."""
+from pathlib import Path
+
 from sqlalchemy import Column, Index, Integer, String, Table, Text
 
+from core.store import migrations_in
 from core.store.tables import UtcDateTime, metadata
+
+migrations_in(Path(__file__).parent / "migrations")
 
 orders = Table(
     "orders",

@@ -1,7 +1,12 @@
 """The reimbursement runs: each run's lines, its findings for review, and adjustments."""
+from pathlib import Path
+
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text
 
+from core.store import migrations_in
 from core.store.tables import Ore, Serial, UtcDateTime, metadata
+
+migrations_in(Path(__file__).parent / "migrations")
 
 runs = Table(
     "reimbursement_runs",

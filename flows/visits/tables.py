@@ -1,7 +1,12 @@
 """Visits as received: every version of every visit, with the time the hub stored it."""
+from pathlib import Path
+
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, func
 
+from core.store import migrations_in
 from core.store.tables import UtcDateTime, metadata
+
+migrations_in(Path(__file__).parent / "migrations")
 
 visits = Table(
     "visits",

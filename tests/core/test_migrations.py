@@ -1,19 +1,20 @@
 """The hand-written migrations build exactly the tables the code defines, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import shutil
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 import flows
-from core.store import MIGRATIONS, Store
+from core.store import Store, alembic_config
 from core.store.tables import metadata
 from flows.reimbursement.tables import lines
 from tests.conftest import PG_ADMIN_URL, need
@@ -51,8 +52,7 @@ def store_at_0007(request, tmp_path):
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     store = Store(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = alembic_config()
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0007")
@@ -82,3 +82,31 @@ def test_money_written_before_0008_becomes_exact_whole_ore(store_at_0007):
         assert conn.exec_driver_sql("SELECT rate, amount FROM reimbursement_lines").one() == (42000, 39267)
         assert conn.exec_driver_sql("SELECT rate FROM reimbursement_adjustments").scalar() == 42000
         assert conn.scalar(select(lines.c.amount)) == Decimal("392.67")
+
+
+def test_a_new_revision_sees_every_flows_tables_and_goes_to_its_owners_folder(tmp_path, monkeypatch):
+    """`casehub db revision` on a store at the newest migration finds nothing to change: the
+    environment sees core's tables and every flow's (one it did not see would be dropped)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    config = tmp_path / "casehub.toml"
+    config.write_text('[[tenants]]\ncode = "0125"\nname = "Ekerö kommun"\n')
+    monkeypatch.setenv("CASEHUB_DATABASE_URL", url)
+    monkeypatch.setenv("CASEHUB_CONFIG", str(config))
+    Store(url).migrate()
+    folder = Path(flows.__file__).parent / "visits" / "migrations"
+    before = set(folder.iterdir())
+    try:
+        done = CliRunner().invoke(app, ["db", "revision", "-m", "nothing", "--flow", "visits"], catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        [written] = set(folder.iterdir()) - before
+        assert written.name == "0011_nothing.py"
+        text = written.read_text()
+        assert "Revises: 0010" in text
+        assert "op." not in text  # no table created, dropped or altered
+    finally:
+        for extra in set(folder.iterdir()) - before:
+            extra.unlink() if extra.is_file() else shutil.rmtree(extra)
