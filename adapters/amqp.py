@@ -4,6 +4,7 @@ Deliveries are taken in batches (up to `batch`, or what arrived within `linger` 
 in one transaction, then acknowledged together. Bad messages are dead-lettered with their bytes
 and reason, and acknowledged, so they never block the queue and are never lost.
 """
+
 from __future__ import annotations
 
 import logging
@@ -83,7 +84,7 @@ class EventConsumer:
         """Store good envelopes and dead-letter bad ones (a conflict with a stored one among them),
         in one transaction."""
         good, bad = [], []
-        for tag, body in deliveries:
+        for _tag, body in deliveries:
             try:
                 good.append((envelope_from(parse_json(body), self.hub.config, sender="case_system"), body))
             except Rejected as error:
@@ -98,4 +99,3 @@ class EventConsumer:
             metrics.refused.labels("amqp", "rejected").inc(len(bad))
             log.warning("%d inbound AMQP messages dead-lettered", len(bad))
         self.hub.relay.nudge()
-

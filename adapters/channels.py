@@ -3,6 +3,7 @@
 Like an httpx transport, every channel implements one method; the flow does not know whether
 the order goes out over SOAP, REST or as a file.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,7 @@ def _build(partner: Partner, environ) -> OrderChannel:
     if isinstance(channel, SoapChannel):
         return SoapOrderChannel(str(channel.url), timeout=channel.timeout)
     if isinstance(channel, RestChannel):
-        return RestOrderChannel(str(channel.url), secret(channel.token_env, partner, environ),
-                                timeout=channel.timeout)
+        return RestOrderChannel(str(channel.url), secret(channel.token_env, partner, environ), timeout=channel.timeout)
     if isinstance(channel, SftpChannel):
         return sftp_order_channel(partner, environ)
     raise Misconfigured(f"partner {partner.id} has no channel", where="channel")
@@ -61,15 +61,21 @@ def _build(partner: Partner, environ) -> OrderChannel:
 def sftp_order_channel(partner: Partner, environ: dict[str, str] | None = None) -> SftpOrderChannel:
     """The SFTP side of a provider: order files out, acknowledgement files in."""
     channel = partner.channel
-    return SftpOrderChannel(sftp_endpoint(partner, environ), inbound_dir=channel.inbound_dir,
-                            outbound_dir=channel.outbound_dir)
+    return SftpOrderChannel(
+        sftp_endpoint(partner, environ), inbound_dir=channel.inbound_dir, outbound_dir=channel.outbound_dir
+    )
 
 
 def sftp_endpoint(partner: Partner, environ: dict[str, str] | None = None) -> SftpEndpoint:
     channel = partner.channel
-    return SftpEndpoint(host=channel.host, port=channel.port, username=channel.username,
-                        private_key=secret(channel.private_key_env, partner, environ),
-                        host_key=channel.host_key, timeout=channel.timeout)
+    return SftpEndpoint(
+        host=channel.host,
+        port=channel.port,
+        username=channel.username,
+        private_key=secret(channel.private_key_env, partner, environ),
+        host_key=channel.host_key,
+        timeout=channel.timeout,
+    )
 
 
 def secret(name: str, partner: Partner, environ: dict[str, str] | None = None) -> str:

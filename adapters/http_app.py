@@ -4,6 +4,7 @@ Every answer that says "received" is given only after the store has committed. N
 500: what is wrong is answered 4xx naming its field, and anything unexpected is answered by the
 `Guard` with a correlation id only, its traceback logged redacted.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,7 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
-        return JSONResponse({"error": error_message(first), "where": ".".join(map(str, first["loc"]))},
-                            status_code=422)
+        return JSONResponse({"error": error_message(first), "where": ".".join(map(str, first["loc"]))}, status_code=422)
 
     @app.post("/api/v1/events", status_code=202)
     async def post_events(request: Request) -> dict:
@@ -82,20 +82,34 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
         body = {"accepted": result.stored, "duplicates": result.duplicates}
         if not result.conflicts:
             return body
-        conflicts = [{"id": items[i][0].id, "where": f"[{i}].id" if len(items) > 1 else "id", "error": CONFLICT}
-                     for i in result.conflicts]
-        return JSONResponse(body | {"error": f"{len(conflicts)} of {len(items)} envelopes conflict with stored ones",
-                                    "conflicts": conflicts}, status_code=409)
+        conflicts = [
+            {"id": items[i][0].id, "where": f"[{i}].id" if len(items) > 1 else "id", "error": CONFLICT}
+            for i in result.conflicts
+        ]
+        return JSONResponse(
+            body
+            | {
+                "error": f"{len(conflicts)} of {len(items)} envelopes conflict with stored ones",
+                "conflicts": conflicts,
+            },
+            status_code=409,
+        )
 
     @app.get("/api/v1/feed")
-    def get_feed(request: Request, since: int = Query(0, ge=0, le=MAX_POSITION),
-                 limit: int = Query(500, ge=1, le=5000)) -> dict:
+    def get_feed(
+        request: Request, since: int = Query(0, ge=0, le=MAX_POSITION), limit: int = Query(500, ge=1, le=5000)
+    ) -> dict:
         caller = authenticate(hub, request, kinds={"case_system"})
         with hub.store.begin() as conn:
             events = outbox.feed(conn, tenant=caller.tenant, since=since, limit=limit)
             if events:
-                audit.record(conn, actor=f"partner:{caller.partner}", action="feed.read", tenant=caller.tenant,
-                             detail=f"positions {events[0][0]}-{events[-1][0]}")
+                audit.record(
+                    conn,
+                    actor=f"partner:{caller.partner}",
+                    action="feed.read",
+                    tenant=caller.tenant,
+                    detail=f"positions {events[0][0]}-{events[-1][0]}",
+                )
         next_cursor = events[-1][0] if events else since
         body = '{"events":[' + ",".join(e for _, e in events) + f'],"next_cursor":{next_cursor}}}'
         return Response(body, media_type="application/json")
@@ -109,11 +123,16 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     def ready() -> JSONResponse:
         """Readiness: 200 when the store and the broker answer, else 503 saying which does not, so
         that a load balancer sends the partners to another process."""
-        checks = {"store": "ok" if hub.store.reachable() else "unreachable",
-                  "broker": "ok" if hub.bus.reachable() else "unreachable"}
+        checks = {
+            "store": "ok" if hub.store.reachable() else "unreachable",
+            "broker": "ok" if hub.bus.reachable() else "unreachable",
+        }
         ready = all(state == "ok" for state in checks.values())
-        return JSONResponse(checks | {"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503,
-                            headers={} if ready else {"Retry-After": str(RETRY_AFTER)})
+        return JSONResponse(
+            checks | {"status": "ready" if ready else "not ready"},
+            status_code=200 if ready else 503,
+            headers={} if ready else {"Retry-After": str(RETRY_AFTER)},
+        )
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -181,8 +200,14 @@ class Guard:
                 self.store.failed(error)
                 status, headers = 503, headers + [(b"retry-after", str(RETRY_AFTER).encode())]
             else:
-                log.error("unexpected %s answering %s %s, correlation id %s\n%s", type(error).__name__,
-                          scope.get("method"), scope.get("path"), correlation_id, redact(traceback.format_exc()))
+                log.error(
+                    "unexpected %s answering %s %s, correlation id %s\n%s",
+                    type(error).__name__,
+                    scope.get("method"),
+                    scope.get("path"),
+                    correlation_id,
+                    redact(traceback.format_exc()),
+                )
             metrics.refused.labels("http", str(status)).inc()
             if started:
                 return

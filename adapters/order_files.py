@@ -4,6 +4,7 @@ The hub writes `order_{orderid}_{version}.xml` into the provider's inbound folde
 then renamed, so a resend replaces); the provider drops `ack_{orderid}_{version}.xml` in its
 outbound folder, which the hub picks up and moves to `archive/`, or to `failed/` with the reason.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,8 +37,9 @@ class SftpOrderChannel:
     def deliver(self, order: Order) -> OrderReceipt:
         with SftpConnection(self.endpoint) as sftp:
             sftp.upload(self.inbound_dir, order_file_name(order), encode_order(order))
-        return OrderReceipt(order_id=order.order_id, version=order.version,
-                            received_at=dt.datetime.now(dt.timezone.utc))
+        return OrderReceipt(
+            order_id=order.order_id, version=order.version, received_at=dt.datetime.now(dt.timezone.utc)
+        )
 
     def send_file(self, name: str, data: bytes) -> None:
         """Write a file for the provider into its inbound folder (as .part, then renamed)."""

@@ -9,6 +9,7 @@ and validated against the XSD before it becomes a model. Every failure is `Rejec
 `where` naming the line and the element ("line 3: person/personnummer"); reasons never echo a
 value, so they can be logged and shown.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,12 +33,23 @@ MAX_BYTES = 1_048_576
 LISTS = {"services": "service"}
 """Fields holding a list, and the element name of one item inside the field's element."""
 
-_COLLAPSED = frozenset({"version", "effective_date", "valid_from", "valid_to", "hours_per_month",
-                        "double_staffing", "protected_identity", "received_at"})
+_COLLAPSED = frozenset(
+    {
+        "version",
+        "effective_date",
+        "valid_from",
+        "valid_to",
+        "hours_per_month",
+        "double_staffing",
+        "protected_identity",
+        "received_at",
+    }
+)
 """Fields whose XSD type (integer, date, decimal, boolean, dateTime) ignores surrounding whitespace."""
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                          remove_comments=True, remove_pis=True)
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=True
+)
 _DOCTYPE = re.compile(rb"^(\xef\xbb\xbf)?\s*(<\?xml.*?\?>)?(\s|<!--.*?-->|<\?.*?\?>)*<!DOCTYPE", re.S)
 """A DOCTYPE in the prolog of an ASCII-compatible document, found before libxml2 reads its DTD."""
 _SCHEMA = etree.XMLSchema(etree.parse(str(XSD_PATH)))
@@ -196,8 +208,9 @@ def _find(node: etree._Element, loc: tuple) -> etree._Element:
 
 def _lexical(value: Any) -> Any:
     if isinstance(value, dict):
-        return {name: {LISTS[name]: _lexical(item)} if name in LISTS else _lexical(item)
-                for name, item in value.items()}
+        return {
+            name: {LISTS[name]: _lexical(item)} if name in LISTS else _lexical(item) for name, item in value.items()
+        }
     if isinstance(value, list):
         return [_lexical(item) for item in value]
     if isinstance(value, bool):
@@ -221,8 +234,9 @@ def _fill(parent: etree._Element, values: dict[str, Any]) -> None:
             try:
                 child.text = item
             except ValueError:
-                raise Rejected("holds a character XML cannot carry (a control character)",
-                               where=path_of(child, _top(child))) from None
+                raise Rejected(
+                    "holds a character XML cannot carry (a control character)", where=path_of(child, _top(child))
+                ) from None
 
 
 def _top(node: etree._Element) -> etree._Element:

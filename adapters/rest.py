@@ -5,6 +5,7 @@ with a JSON reason a cancellation, each with the bearer token. A 2xx is the rece
 order is wrong (Rejected, never retried), except 408 and 429; those, 5xx and network errors are
 retried with backoff, then Transient.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,10 +22,22 @@ RETRYABLE = {408, 425, 429}
 class RestOrderChannel:
     """Delivers orders to one provider's REST API; one pooled HTTP client, every call with a timeout."""
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, attempts: int = 4,
-                 backoff: float = 0.5, transport: httpx.BaseTransport | None = None) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-                                 headers={"Authorization": f"Bearer {token}"})
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         self._retrying = transient_retrying(attempts=attempts, backoff=backoff, max_backoff=10)
 
     def deliver(self, order: Order) -> OrderReceipt:
@@ -34,10 +47,10 @@ class RestOrderChannel:
         elif order.kind == "amend":
             response = self._send("PUT", f"/orders/{order.order_id}", body)
         else:
-            response = self._send("DELETE", f"/orders/{order.order_id}",
-                                  {"reason": order.cancel_reason, "version": order.version})
-        return OrderReceipt(order_id=order.order_id, version=order.version,
-                            received_at=_received_at(response))
+            response = self._send(
+                "DELETE", f"/orders/{order.order_id}", {"reason": order.cancel_reason, "version": order.version}
+            )
+        return OrderReceipt(order_id=order.order_id, version=order.version, received_at=_received_at(response))
 
     def send_file(self, name: str, data: bytes) -> None:
         """`PUT {base}/files/{name}`: a file for the provider (the reimbursement basis); a resend replaces."""
@@ -59,8 +72,9 @@ class RestOrderChannel:
         if response.status_code >= 500 or response.status_code in RETRYABLE:
             raise Transient(f"{method} {path}: HTTP {response.status_code}")
         if response.status_code in (401, 403):
-            raise Misconfigured(f"HTTP {response.status_code}: the partner refuses the hub's token",
-                                where=f"{method} {path}")
+            raise Misconfigured(
+                f"HTTP {response.status_code}: the partner refuses the hub's token", where=f"{method} {path}"
+            )
         raise Rejected(f"HTTP {response.status_code}: {_reason(response)}", where=f"{method} {path}")
 
     def close(self) -> None:
@@ -96,10 +110,15 @@ class VisitVendorApi:
     configuration error for IT operations.
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-                                 headers={"Authorization": f"Bearer {token}"})
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def page(self, since: str, limit: int) -> bytes:
         try:
@@ -107,8 +126,9 @@ class VisitVendorApi:
         except httpx.HTTPError as error:
             raise Transient(f"GET visits: {error.__class__.__name__}: {error}") from error
         if response.status_code in (401, 403):
-            raise Misconfigured(f"HTTP {response.status_code}: the vendor refuses the hub's token",
-                                where="GET /api/v1/visits")
+            raise Misconfigured(
+                f"HTTP {response.status_code}: the vendor refuses the hub's token", where="GET /api/v1/visits"
+            )
         if response.status_code >= 500 or response.status_code in RETRYABLE:
             raise Transient(f"GET visits: HTTP {response.status_code}")
         if not response.is_success:

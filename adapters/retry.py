@@ -1,5 +1,6 @@
 """The retry policy inside adapters: a few quick tries of a Transient failure, then the Transient goes
 to the caller (the step's broker retries come after, with their longer backoff)."""
+
 from __future__ import annotations
 
 import logging

@@ -12,6 +12,7 @@ until it is fixed); a missing file or folder or a denied permission is `Rejected
 the partner being down, a connection cut in the middle of the login included, is `Transient`,
 retried here a few times on a fresh connection before the caller sees it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -82,8 +83,9 @@ class SftpConnection:
     to `max_backoff`. Not thread-safe: one connection per thread.
     """
 
-    def __init__(self, endpoint: SftpEndpoint, *, attempts: int = 4, backoff: float = 0.5,
-                 max_backoff: float = 8.0) -> None:
+    def __init__(
+        self, endpoint: SftpEndpoint, *, attempts: int = 4, backoff: float = 0.5, max_backoff: float = 8.0
+    ) -> None:
         self.endpoint = endpoint
         self._retrying = transient_retrying(attempts=attempts, backoff=backoff, max_backoff=max_backoff)
         self._client: paramiko.SSHClient | None = None
@@ -155,27 +157,34 @@ class SftpConnection:
 
         Never a `.part` file, a done-file or a folder.
         """
+
         def names(sftp: paramiko.SFTPClient) -> list[str]:
             entries = sftp.listdir_attr(directory)
             present = {entry.filename for entry in entries}
             return sorted(
-                entry.filename for entry in entries
+                entry.filename
+                for entry in entries
                 if not stat.S_ISDIR(entry.st_mode or 0)
                 and fnmatch.fnmatchcase(entry.filename, pattern)
                 and not entry.filename.endswith(".part")
-                and (done_suffix is None
-                     or (not entry.filename.endswith(done_suffix) and entry.filename + done_suffix in present))
+                and (
+                    done_suffix is None
+                    or (not entry.filename.endswith(done_suffix) and entry.filename + done_suffix in present)
+                )
             )
 
         return self._run(names, path=directory)
 
     def archive(self, directory: str, name: str, *, done_suffix: str | None = ".done") -> None:
         """Moves name (and its done-file, if there is one) to directory/archive/, replacing."""
-        self._run(lambda sftp: self._move_to(sftp, directory, "archive", name, done_suffix),
-                  path=posixpath.join(directory, name))
+        self._run(
+            lambda sftp: self._move_to(sftp, directory, "archive", name, done_suffix),
+            path=posixpath.join(directory, name),
+        )
 
     def fail(self, directory: str, name: str, reason: str, *, done_suffix: str | None = ".done") -> None:
         """Moves name (and its done-file) to directory/failed/ and writes name.reason.txt beside it."""
+
         def move(sftp: paramiko.SFTPClient) -> None:
             folder = _ensure_folder(sftp, posixpath.join(directory, "failed"))
             with sftp.open(posixpath.join(folder, name + ".reason.txt"), "wb") as remote:
@@ -187,15 +196,15 @@ class SftpConnection:
     # --- machinery -----------------------------------------------------------------------------
 
     @staticmethod
-    def _move_to(sftp: paramiko.SFTPClient, directory: str, folder: str, name: str,
-                 done_suffix: str | None) -> None:
+    def _move_to(sftp: paramiko.SFTPClient, directory: str, folder: str, name: str, done_suffix: str | None) -> None:
         """Moves the done-file first, so that a file is never seen as ready again once moving began;
         a file already moved (a repeated call) is left where it is."""
         target = _ensure_folder(sftp, posixpath.join(directory, folder))
         if done_suffix is not None:
             try:
-                sftp.posix_rename(posixpath.join(directory, name + done_suffix),
-                                  posixpath.join(target, name + done_suffix))
+                sftp.posix_rename(
+                    posixpath.join(directory, name + done_suffix), posixpath.join(target, name + done_suffix)
+                )
             except FileNotFoundError:
                 pass
         try:
@@ -203,8 +212,7 @@ class SftpConnection:
         except FileNotFoundError:
             sftp.stat(posixpath.join(target, name))  # moved already; or else FileNotFoundError stands
 
-    def _run(self, operation: Callable[[paramiko.SFTPClient], T], *, path: str | None = None,
-             retry: bool = True) -> T:
+    def _run(self, operation: Callable[[paramiko.SFTPClient], T], *, path: str | None = None, retry: bool = True) -> T:
         """Runs `operation` on the connection, retrying it on a new connection while it is Transient."""
         retrying = self._retrying if retry else self._retrying.copy(stop=stop_after_attempt(1))
         return retrying(self._attempt, operation, path)
@@ -231,9 +239,17 @@ class SftpConnection:
             # without it Nagle holds back the pipelined read requests: downloads ran at 70, not 200 MB/s
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.connect(
-                endpoint.host, endpoint.port, username=endpoint.username, pkey=key, sock=sock,
-                timeout=endpoint.timeout, banner_timeout=endpoint.timeout, auth_timeout=endpoint.timeout,
-                channel_timeout=endpoint.timeout, look_for_keys=False, allow_agent=False,
+                endpoint.host,
+                endpoint.port,
+                username=endpoint.username,
+                pkey=key,
+                sock=sock,
+                timeout=endpoint.timeout,
+                banner_timeout=endpoint.timeout,
+                auth_timeout=endpoint.timeout,
+                channel_timeout=endpoint.timeout,
+                look_for_keys=False,
+                allow_agent=False,
                 transport_factory=self._transport,
             )
             sftp = client.open_sftp()
@@ -244,8 +260,9 @@ class SftpConnection:
             if sock is not None:
                 sock.close()
             if refused:
-                raise Misconfigured(f"{endpoint.address} refused the key of user {endpoint.username} ({error})",
-                                    where="private_key") from error
+                raise Misconfigured(
+                    f"{endpoint.address} refused the key of user {endpoint.username} ({error})", where="private_key"
+                ) from error
             raise
         self._client, self._sftp = client, sftp
 
@@ -261,16 +278,18 @@ class SftpConnection:
         try:
             return paramiko.PKey.from_path(self.endpoint.private_key)
         except (OSError, ValueError, paramiko.SSHException, paramiko.UnknownKeyType) as error:
-            raise Misconfigured(f"cannot read the private key {self.endpoint.private_key} ({error})",
-                                where="private_key") from error
+            raise Misconfigured(
+                f"cannot read the private key {self.endpoint.private_key} ({error})", where="private_key"
+            ) from error
 
     def _pinned_host_key(self) -> tuple[str, paramiko.PKey]:
         try:
             kind, data = self.endpoint.host_key.split()[:2]
             return kind, paramiko.PKey.from_type_string(kind, base64.b64decode(data, validate=True))
         except (ValueError, paramiko.SSHException, paramiko.UnknownKeyType) as error:
-            raise Misconfigured(f"{self.endpoint.host_key[:40]!r} is not an OpenSSH public key line ({error})",
-                                where="host_key") from error
+            raise Misconfigured(
+                f"{self.endpoint.host_key[:40]!r} is not an OpenSSH public key line ({error})", where="host_key"
+            ) from error
 
     @contextmanager
     def _failures(self, path: str | None) -> Iterator[None]:

@@ -7,6 +7,7 @@ names the field (and, in a file, the line), never the personnummer, and the rest
 Both formats share one way from fields to a Visit: null (an empty cell) means absent, and
 pydantic checks the types strictly, so `"version": "3"` is as wrong as `"approved": "yes"`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,14 +43,16 @@ _FILE_NAME = re.compile(r"visits_(?P<vendor>[A-Za-z0-9-]+)_(?P<date>[0-9]{8})_(?
 
 # --- one visit, from whichever format ----------------------------------------------------------
 
+
 def _decode(fields: Any, prefix: str = "") -> Visit | VisitRejection:
     """A Visit from JSON-typed `fields`, or the rejection saying which fields are wrong (after `prefix`)."""
     if not isinstance(fields, dict):
         return VisitRejection(visit_id=None, reason=f"{prefix}visit: expected a JSON object")
     visit_id = fields.get("visit_id")
     # the sender's own id is quoted back in a rejection, unless it is no id at all
-    visit_id = visit_id if isinstance(visit_id, str) and 0 < len(visit_id) <= 64 \
-        and not UNPRINTABLE.search(visit_id) else None
+    visit_id = (
+        visit_id if isinstance(visit_id, str) and 0 < len(visit_id) <= 64 and not UNPRINTABLE.search(visit_id) else None
+    )
     pnr = fields.get("customer_pnr")
     if isinstance(pnr, str) and not _TWELVE_DIGITS.fullmatch(pnr):
         # a 10-digit form would take its century from today's date: the contract asks for 12 digits
@@ -99,6 +102,7 @@ def _to_text(value: Any) -> str:
 
 
 # --- JSON: the polled page and the pushed body -------------------------------------------------
+
 
 def encode_visit(visit: Visit) -> dict[str, Any]:
     """The contract's JSON object: personnummer as 12 digits, organisation number as 10, ISO times."""
@@ -151,6 +155,7 @@ def decode_poll_page(data: bytes) -> tuple[list[Visit], list[VisitRejection], st
 
 # --- CSV: the daily file over SFTP -------------------------------------------------------------
 
+
 def visit_file_pattern(vendor: str) -> str:
     return f"visits_{vendor}_*.csv"
 
@@ -174,7 +179,7 @@ def write_visit_csv(visits: Iterable[Visit], stream: BinaryIO) -> int:
         writer = csv.writer(text, delimiter=";")
         writer.writerow(FIELDS)
         count = 0
-        for count, visit in enumerate(visits, 1):
+        for count, visit in enumerate(visits, 1):  # noqa: B007 (the count is what the loop leaves)
             encoded = encode_visit(visit)
             writer.writerow([_to_text(encoded[name]) for name in FIELDS])
     finally:

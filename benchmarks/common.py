@@ -1,4 +1,5 @@
 """What the benchmark scripts share: fresh databases and vhosts, hub processes, memory readings."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,9 @@ def fresh_vhost() -> str:
     vhost = f"casehub-bench-{uuid.uuid4().hex[:8]}"
     ctl = shutil.which("rabbitmqctl")
     subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run([ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True
+    )
     return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
 
 
@@ -93,8 +95,9 @@ class ChildPeaks(threading.Thread):
 
 
 def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(CASEHUB), *args], env=os.environ | env, cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [str(CASEHUB), *args], env=os.environ | env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 def wait_port(port: int, timeout: float = 30) -> None:

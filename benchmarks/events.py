@@ -4,6 +4,7 @@ on the same RabbitMQ (the ceiling); and the hub's memory over a long run.
 
     .venv/bin/python benchmarks/events.py [--events 20000] [--long 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,14 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (  # noqa: E402
-    drop_postgres, drop_vhost, fresh_postgres, fresh_vhost, peak_rss_mb, rss_mb, start, wait_port,
+    drop_postgres,
+    drop_vhost,
+    fresh_postgres,
+    fresh_vhost,
+    peak_rss_mb,
+    rss_mb,
+    start,
+    wait_port,
 )
 from sandbox.case_system import CaseSystem  # noqa: E402
 from sandbox.demo import CONFIG, TOKEN_ENV  # noqa: E402
@@ -41,8 +49,9 @@ def post_all(url: str, total: int, seed: int) -> None:
         bodies.append(json.dumps(batch).encode())
 
     def send(chunk: list[bytes]) -> None:
-        with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {TOKEN}",
-                                               "Content-Type": "application/json"}) as client:
+        with httpx.Client(
+            timeout=60, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        ) as client:
             for body in chunk:
                 answer = client.post(f"{url}/api/v1/events", content=body)
                 answer.raise_for_status()
@@ -95,8 +104,14 @@ def run_hub(label: str, env: dict, workers: int, total: int, workdir: Path, memo
             except Exception:
                 process.kill()
         engine.dispose()
-    return {"label": label, "events": total, "seconds": posted_at, "rate": total / posted_at,
-            "peak_rss_mb": peaks, "rss": rss}
+    return {
+        "label": label,
+        "events": total,
+        "seconds": posted_at,
+        "rate": total / posted_at,
+        "peak_rss_mb": peaks,
+        "rss": rss,
+    }
 
 
 def noop_drain(broker_url: str, total: int, workdir: Path) -> float:
@@ -112,8 +127,8 @@ def noop_drain(broker_url: str, total: int, workdir: Path) -> float:
         "def noop(n):\n    pass\n"
     )
     sys.path.insert(0, str(workdir))
-    import pika
     import noop_actor  # noqa: F401
+    import pika
 
     noop_actor.dramatiq.get_broker().declare_queue("noop", ensure=True)
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
@@ -122,8 +137,12 @@ def noop_drain(broker_url: str, total: int, workdir: Path) -> float:
         channel.basic_publish("", "noop", noop_actor.noop.message(i).encode(), pika.BasicProperties(delivery_mode=2))
     connection.close()
     probe = pika.BlockingConnection(pika.URLParameters(broker_url)).channel()
-    workers = subprocess.Popen([str(Path(sys.executable).parent / "dramatiq"), "noop_actor", "--processes", "2",
-                                "--threads", "8"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dramatiq"), "noop_actor", "--processes", "2", "--threads", "8"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         depth = total
         while depth == total:  # the clock starts when the workers have booted and begun
@@ -151,18 +170,31 @@ def main() -> None:
     config.write_text(CONFIG)
     base = {"CASEHUB_CONFIG": str(config), TOKEN_ENV: TOKEN}
 
-    embedded = run_hub("memory+sqlite", base | {"CASEHUB_BROKER_URL": "memory://",
-                                                "CASEHUB_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}"},
-                       workers=0, total=args.events, workdir=workdir)
-    print(f"events end to end, memory + SQLite, 1 process: {embedded['rate']:,.0f}/s "
-          f"({embedded['events']} in {embedded['seconds']:.1f} s)")
+    embedded = run_hub(
+        "memory+sqlite",
+        base | {"CASEHUB_BROKER_URL": "memory://", "CASEHUB_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}"},
+        workers=0,
+        total=args.events,
+        workdir=workdir,
+    )
+    print(
+        f"events end to end, memory + SQLite, 1 process: {embedded['rate']:,.0f}/s "
+        f"({embedded['events']} in {embedded['seconds']:.1f} s)"
+    )
 
     database, vhost = fresh_postgres(), fresh_vhost()
     try:
-        scale = run_hub("rabbitmq+postgresql", base | {"CASEHUB_BROKER_URL": vhost, "CASEHUB_DATABASE_URL": database},
-                        workers=2, total=args.events, workdir=workdir)
-        print(f"events end to end, RabbitMQ + PostgreSQL, serve + 2 workers: {scale['rate']:,.0f}/s "
-              f"({scale['events']} in {scale['seconds']:.1f} s)")
+        scale = run_hub(
+            "rabbitmq+postgresql",
+            base | {"CASEHUB_BROKER_URL": vhost, "CASEHUB_DATABASE_URL": database},
+            workers=2,
+            total=args.events,
+            workdir=workdir,
+        )
+        print(
+            f"events end to end, RabbitMQ + PostgreSQL, serve + 2 workers: {scale['rate']:,.0f}/s "
+            f"({scale['events']} in {scale['seconds']:.1f} s)"
+        )
         ceiling = noop_drain(vhost, args.events, workdir)
         print(f"ceiling: no-op dramatiq actor drained by 2 worker processes: {ceiling:,.0f}/s")
         print(f"hub / ceiling: {scale['rate'] / ceiling:.2f} (target 0.50)")
@@ -173,16 +205,24 @@ def main() -> None:
     if args.long:
         database, vhost = fresh_postgres(), fresh_vhost()
         try:
-            long = run_hub("long", base | {"CASEHUB_BROKER_URL": vhost, "CASEHUB_DATABASE_URL": database},
-                           workers=2, total=args.long, workdir=workdir, memory_probe=True)
+            long = run_hub(
+                "long",
+                base | {"CASEHUB_BROKER_URL": vhost, "CASEHUB_DATABASE_URL": database},
+                workers=2,
+                total=args.long,
+                workdir=workdir,
+                memory_probe=True,
+            )
         finally:
             drop_vhost(vhost)
             drop_postgres(database)
         readings = long["rss"]
         tenth = next(mb for done, mb in readings if done >= args.long / 10)
         last = readings[-1][1]
-        print(f"memory over {args.long} events (serve + 2 workers, RSS summed): {tenth:.0f} MB at "
-              f"{args.long // 10}, {last:.0f} MB at {args.long}; rate {long['rate']:,.0f}/s")
+        print(
+            f"memory over {args.long} events (serve + 2 workers, RSS summed): {tenth:.0f} MB at "
+            f"{args.long // 10}, {last:.0f} MB at {args.long}; rate {long['rate']:,.0f}/s"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ services are not touched.
 
     .venv/bin/python benchmarks/recovery.py [--events 5000] [--backlog 3000] [--down 15]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,10 @@ def report(what: str, backlog: int, back: float, drained: float, rate: float) ->
     took = drained - back
     allowed = TARGET_SLACK + backlog / rate
     verdict = "meets" if took <= allowed else "MISSES"
-    print(f"{what}: {backlog:,} events waiting when it came back; drained {took:.1f} s after "
-          f"(target: {TARGET_SLACK:.0f} s + {backlog:,} / {rate:,.0f} per s = {allowed:.1f} s): {verdict} the target")
+    print(
+        f"{what}: {backlog:,} events waiting when it came back; drained {took:.1f} s after "
+        f"(target: {TARGET_SLACK:.0f} s + {backlog:,} / {rate:,.0f} per s = {allowed:.1f} s): {verdict} the target"
+    )
 
 
 def main() -> int:
@@ -103,8 +106,9 @@ def main() -> int:
             with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
                 conn.execute("CREATE DATABASE bench")
             database = cluster.url.rsplit("/", 1)[0] + "/bench"
-            hub = HubProcesses(base, database_url=database, broker_url=node.url, config=CONFIG,
-                               environ={TOKEN_ENV: TOKEN})
+            hub = HubProcesses(
+                base, database_url=database, broker_url=node.url, config=CONFIG, environ={TOKEN_ENV: TOKEN}
+            )
             outcome = Outcome(database)
             hub.start("serve")
             hub.start("worker")
@@ -121,8 +125,13 @@ def main() -> int:
             time.sleep(max(0.0, args.down - (time.monotonic() - down)))
             node.start()
             back = time.monotonic()
-            report(f"RabbitMQ down {time.monotonic() - down:.0f} s", run.posted - run.processed(), back,
-                   run.wait_drained(), rate)
+            report(
+                f"RabbitMQ down {time.monotonic() - down:.0f} s",
+                run.posted - run.processed(),
+                back,
+                run.wait_drained(),
+                rate,
+            )
 
             worker = hub.processes["worker"].pid
             os.kill(worker, signal.SIGSTOP)

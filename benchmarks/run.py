@@ -1,4 +1,5 @@
 """`make bench`: runs every benchmark script in turn; each prints its own figures."""
+
 from __future__ import annotations
 
 import subprocess

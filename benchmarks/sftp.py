@@ -8,6 +8,7 @@ connection, and OpenSSH's figure has the median time of a batch that only connec
 
     .venv/bin/python benchmarks/sftp.py [--mb 100] [--rounds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,25 @@ def openssh(server: Sshd, name: str, batch: str) -> Callable[[], object]:
     """Runs OpenSSH's sftp client with `batch` as its batch file."""
     batch_file = server.workdir / f"{name}.batch"
     batch_file.write_text(batch)
-    command = ["sftp", "-q", "-b", str(batch_file), "-i", str(server.private_key), "-P", str(server.port),
-               "-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-               "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"{server.username}@{server.host}"]
+    command = [
+        "sftp",
+        "-q",
+        "-b",
+        str(batch_file),
+        "-i",
+        str(server.private_key),
+        "-P",
+        str(server.port),
+        "-o",
+        f"UserKnownHostsFile={server.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        f"{server.username}@{server.host}",
+    ]
     return lambda: subprocess.run(command, check=True, capture_output=True)
 
 
@@ -52,8 +69,15 @@ def paramiko_default(server: Sshd) -> paramiko.SFTPClient:
     client = paramiko.SSHClient()
     client.load_host_keys(str(server.known_hosts))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(server.host, server.port, username=server.username, key_filename=str(server.private_key),
-                   look_for_keys=False, allow_agent=False, timeout=10)
+    client.connect(
+        server.host,
+        server.port,
+        username=server.username,
+        key_filename=str(server.private_key),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
     return client.open_sftp()
 
 
@@ -75,8 +99,13 @@ def main() -> None:
         remote = server.root / "remote.bin"
         remote_name = str(remote)
 
-        endpoint = SftpEndpoint(host=server.host, port=server.port, username=server.username,
-                                private_key=str(server.private_key), host_key=server.host_key)
+        endpoint = SftpEndpoint(
+            host=server.host,
+            port=server.port,
+            username=server.username,
+            private_key=str(server.private_key),
+            host_key=server.host_key,
+        )
         hub = stack.enter_context(SftpConnection(endpoint))
         default = paramiko_default(server)
         stack.callback(default.get_channel().get_transport().close)
@@ -115,8 +144,10 @@ def main() -> None:
 
     rate = {name: size / statistics.median(values) / MB for name, values in times.items()}
     print(f"SFTP, {args.mb} MB file, local OpenSSH sshd, median of {args.rounds} rounds (MB/s = 10^6 bytes/s)")
-    print(f"  hub ciphers {cipher}; paramiko default {default_cipher}; "
-          f"OpenSSH connection setup {connect * 1000:.0f} ms (subtracted)")
+    print(
+        f"  hub ciphers {cipher}; paramiko default {default_cipher}; "
+        f"OpenSSH connection setup {connect * 1000:.0f} ms (subtracted)"
+    )
     for name, value in rate.items():
         spread = ", ".join(f"{size / t / MB:.0f}" for t in times[name])
         print(f"  {name:22} {value:6.0f} MB/s   (rounds: {spread})")

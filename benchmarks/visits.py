@@ -4,6 +4,7 @@ over the same rows as the floor.
 
     .venv/bin/python benchmarks/visits.py [--push 100000] [--visits 1000000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,22 +45,30 @@ token_env = "CASEHUB_BENCH_VENDOR"
 
 def push_rate(database: str, broker: str, total: int, workdir: Path, processes: int) -> float:
     config = workdir / "casehub.toml"
-    env = {"CASEHUB_CONFIG": str(config), "CASEHUB_DATABASE_URL": database, "CASEHUB_BROKER_URL": broker,
-           TOKEN_ENV: "x", "CASEHUB_BENCH_VENDOR": VENDOR_TOKEN}
+    env = {
+        "CASEHUB_CONFIG": str(config),
+        "CASEHUB_DATABASE_URL": database,
+        "CASEHUB_BROKER_URL": broker,
+        TOKEN_ENV: "x",
+        "CASEHUB_BENCH_VENDOR": VENDOR_TOKEN,
+    }
     log = workdir / "push.log"
     port = free_port()
     serve = start(["serve", "--port", str(port), "--processes", str(processes)], env, log)
     rng = random.Random(1)
-    customers = [(generate_organisation_number(rng).digits, generate_personnummer(rng).digits, ["HT-OMS", "HT-SERV"])
-                 for _ in range(total // 50)]
+    customers = [
+        (generate_organisation_number(rng).digits, generate_personnummer(rng).digits, ["HT-OMS", "HT-SERV"])
+        for _ in range(total // 50)
+    ]
     made = month_of_visits(rng, MARCH, customers, prefix="B", per_customer=50)
-    bodies = [encode_visit_batch(made[i:i + 1000]) for i in range(0, len(made), 1000)]
+    bodies = [encode_visit_batch(made[i : i + 1000]) for i in range(0, len(made), 1000)]
     try:
         wait_port(port)
 
         def send(chunk):
-            with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {VENDOR_TOKEN}",
-                                                   "Content-Type": "application/json"}) as client:
+            with httpx.Client(
+                timeout=60, headers={"Authorization": f"Bearer {VENDOR_TOKEN}", "Content-Type": "application/json"}
+            ) as client:
                 for body in chunk:
                     client.post(f"http://127.0.0.1:{port}/api/v1/visits", content=body).raise_for_status()
 
@@ -92,22 +101,38 @@ def load_month(database: str, visits: int, customers: int = 20_000, providers: i
     engine = sa.create_engine(database)
     case_system = CaseSystem("http://unused", "x", TENANT)
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE visits, orders, messages, reimbursement_findings, reimbursement_lines, "
-                             "reimbursement_adjustments, reimbursement_runs"))
+        conn.execute(
+            sa.text(
+                "TRUNCATE visits, orders, messages, reimbursement_findings, reimbursement_lines, "
+                "reimbursement_adjustments, reimbursement_runs"
+            )
+        )
         conn.execute(sa.text("CREATE TEMP TABLE bench_customers (i int primary key, org text, pnr text)"))
-        conn.execute(sa.text("INSERT INTO bench_customers VALUES (:i, :org, :pnr)"),
-                     [{"i": i, "org": orgs[i % providers], "pnr": pnr} for i, pnr in enumerate(people)])
-        orders = [case_system.order(orgs[i % providers], person=pnr, service_hours="10.00", order_id=f"ORD-{i:08d}")
-                  for i, pnr in enumerate(people)]
-        conn.execute(sa.text(
-            "INSERT INTO messages (id, tenant, type, source, direction, stored_at, raw, envelope) "
-            "VALUES (:id, :tenant, 'order.issued', 'case-system', 'in', now(), NULL, :envelope)"),
-            [{"id": o["id"], "tenant": TENANT, "envelope": json.dumps(o)} for o in orders])
-        conn.execute(sa.text(
-            "INSERT INTO orders (tenant, order_id, provider, case_ref, kind, version, message_id, delivered_version,"
-            " state, updated_at) VALUES (:tenant, :order_id, 'p', 'c', 'new', 1, :id, 1, 'accepted', now())"),
-            [{"tenant": TENANT, "order_id": o["payload"]["order_id"], "id": o["id"]} for o in orders])
-        conn.execute(sa.text(f"""
+        conn.execute(
+            sa.text("INSERT INTO bench_customers VALUES (:i, :org, :pnr)"),
+            [{"i": i, "org": orgs[i % providers], "pnr": pnr} for i, pnr in enumerate(people)],
+        )
+        orders = [
+            case_system.order(orgs[i % providers], person=pnr, service_hours="10.00", order_id=f"ORD-{i:08d}")
+            for i, pnr in enumerate(people)
+        ]
+        conn.execute(
+            sa.text(
+                "INSERT INTO messages (id, tenant, type, source, direction, stored_at, raw, envelope) "
+                "VALUES (:id, :tenant, 'order.issued', 'case-system', 'in', now(), NULL, :envelope)"
+            ),
+            [{"id": o["id"], "tenant": TENANT, "envelope": json.dumps(o)} for o in orders],
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (tenant, order_id, provider, case_ref, kind, version, message_id,"
+                " delivered_version, state, updated_at)"
+                " VALUES (:tenant, :order_id, 'p', 'c', 'new', 1, :id, 1, 'accepted', now())"
+            ),
+            [{"tenant": TENANT, "order_id": o["payload"]["order_id"], "id": o["id"]} for o in orders],
+        )
+        conn.execute(
+            sa.text(f"""
             INSERT INTO visits (tenant, vendor, visit_id, version, received_at, message_id, provider_org, customer,
                 employee_id, actual_start, actual_end, confirmation, services, double_staffing, declined,
                 approved)
@@ -120,14 +145,17 @@ def load_month(database: str, visits: int, customers: int = 20_000, providers: i
             JOIN bench_customers c ON c.i = g % {customers}
             CROSS JOIN LATERAL (SELECT timestamptz '2026-03-01 00:00+01' + ((g / {customers}) % 31) * interval '1 day'
                                        + ((g % 17) + 6) * interval '1 hour' AS start) s
-        """))
-        conn.execute(sa.text("""
+        """)
+        )
+        conn.execute(
+            sa.text("""
             INSERT INTO visits
             SELECT tenant, vendor, visit_id, 2, received_at + interval '1 day', message_id, provider_org, customer,
                    employee_id, planned_start, planned_end, actual_start, actual_end + interval '5 minutes',
                    confirmation, tag_id, manual_reason, services, double_staffing, declined, approved, 'end corrected'
             FROM visits WHERE substr(visit_id, 2)::int % 50 = 7
-        """))  # 2% of the visits edited once
+        """)
+        )  # 2% of the visits edited once
         conn.execute(sa.text("ANALYZE visits"))
     engine.dispose()
 
@@ -148,8 +176,13 @@ began = time.perf_counter()
 run_id = run.draft(store, {TENANT!r}, Period(2026, 3), rules, by="bench", processes={processes})
 print(time.perf_counter() - began, max(peak_rss_mb(os.getpid()), children.largest()))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent,
-                            env=os.environ | {TOKEN_ENV: "x", "CASEHUB_BENCH_VENDOR": VENDOR_TOKEN})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        env=os.environ | {TOKEN_ENV: "x", "CASEHUB_BENCH_VENDOR": VENDOR_TOKEN},
+    )
     if result.returncode:
         raise RuntimeError(result.stderr[-2000:])
     seconds, peak = result.stdout.split()
@@ -160,9 +193,13 @@ def group_by_floor(database: str) -> float:
     engine = sa.create_engine(database)
     with engine.connect() as conn:
         began = time.perf_counter()
-        conn.execute(sa.text(
-            "SELECT provider_org, customer, count(*), sum(extract(epoch FROM actual_end - actual_start)) "
-            "FROM visits WHERE tenant = :t GROUP BY provider_org, customer"), {"t": TENANT}).all()
+        conn.execute(
+            sa.text(
+                "SELECT provider_org, customer, count(*), sum(extract(epoch FROM actual_end - actual_start)) "
+                "FROM visits WHERE tenant = :t GROUP BY provider_org, customer"
+            ),
+            {"t": TENANT},
+        ).all()
         elapsed = time.perf_counter() - began
     engine.dispose()
     return elapsed
@@ -185,8 +222,11 @@ def main() -> None:
             try:
                 for processes in (1, 2):
                     rate = push_rate(database, vhost, args.push, workdir, processes)
-                    print(f"visits ingested through POST /api/v1/visits and stored (PostgreSQL), {processes} serve "
-                          f"process(es): {rate:,.0f}/s ({args.push:,} visits, 1 000 a request, 4 clients)", flush=True)
+                    print(
+                        f"visits ingested through POST /api/v1/visits and stored (PostgreSQL), {processes} serve "
+                        f"process(es): {rate:,.0f}/s ({args.push:,} visits, 1 000 a request, 4 clients)",
+                        flush=True,
+                    )
             finally:
                 drop_vhost(vhost)
         if args.visits:
@@ -197,8 +237,11 @@ def main() -> None:
                 print(f"loaded {size:,} visits and their orders in {time.perf_counter() - began:.0f} s", flush=True)
                 for processes in (1, 2) if size == args.visits else (1,):
                     seconds, peak = run_in_child(database, workdir / "casehub.toml", processes)
-                    print(f"reimbursement run over {size:,} visits on PostgreSQL, {processes} process(es): "
-                          f"{seconds:.1f} s, peak memory {peak:.0f} MB (largest process)", flush=True)
+                    print(
+                        f"reimbursement run over {size:,} visits on PostgreSQL, {processes} process(es): "
+                        f"{seconds:.1f} s, peak memory {peak:.0f} MB (largest process)",
+                        flush=True,
+                    )
             print(f"floor: PostgreSQL's GROUP BY over the same rows: {group_by_floor(database):.1f} s", flush=True)
     finally:
         drop_postgres(database)

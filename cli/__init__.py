@@ -4,6 +4,7 @@
 One module per group of commands: `running` (serve, worker, demo, db, config, schemas),
 `operations` (dead letters, messages, transfers, audit), and one per flow.
 """
+
 from __future__ import annotations
 
 import typer
@@ -13,10 +14,18 @@ from cli.running import http_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="casehub, the social-services integration hub")
 app.registered_commands += running.app.registered_commands
-for group, name in [(operations.dead_letters, "dead-letters"), (operations.messages, "messages"),
-                    (running.config, "config"), (running.schemas, "schemas"), (running.db, "db"),
-                    (orders.app, "orders"), (reimbursement.app, "reimbursement"), (operations.transfers, "transfers"),
-                    (operations.audit, "audit"), (visits.app, "visits")]:
+for group, name in [
+    (operations.dead_letters, "dead-letters"),
+    (operations.messages, "messages"),
+    (running.config, "config"),
+    (running.schemas, "schemas"),
+    (running.db, "db"),
+    (orders.app, "orders"),
+    (reimbursement.app, "reimbursement"),
+    (operations.transfers, "transfers"),
+    (operations.audit, "audit"),
+    (visits.app, "visits"),
+]:
     app.add_typer(group, name=name)
 
 

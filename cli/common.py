@@ -1,5 +1,6 @@
 """What every command group shares: the consoles, tables and pages, exit codes, and how a command
 gets at the hub: the whole hub for what changes something, only the store for what reads."""
+
 from __future__ import annotations
 
 import csv

@@ -1,12 +1,12 @@
 """What IT operations looks at and mends: dead letters, stored messages, transfers, the audit log."""
+
 from __future__ import annotations
 
 import json
 
 import typer
 
-from cli.common import (FAILED, LIMIT, OFFSET, build_hub, err, fail, new_table, open_store, out, print_page,
-                        whoami)
+from cli.common import FAILED, LIMIT, OFFSET, build_hub, err, fail, new_table, open_store, out, print_page, whoami
 
 dead_letters = typer.Typer(no_args_is_help=True, help="Failures kept for a person to see and replay")
 messages = typer.Typer(no_args_is_help=True, help="Stored envelopes")
@@ -15,8 +15,9 @@ audit = typer.Typer(no_args_is_help=True, help="Who read or sent whose data, and
 
 
 @dead_letters.command("list")
-def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replayed ones"), limit: int = LIMIT,
-                      offset: int = OFFSET) -> None:
+def dead_letters_list(
+    all: bool = typer.Option(False, "--all", help="also replayed ones"), limit: int = LIMIT, offset: int = OFFSET
+) -> None:
     """List dead letters, newest first: id, step, kind, the first line of the reason."""
     from core import deadletters
 
@@ -27,8 +28,16 @@ def dead_letters_list(all: bool = typer.Option(False, "--all", help="also replay
     for row in page.rows:
         reason = row["reason"].splitlines()
         more = f" (and {len(reason) - 1} lines more: dead-letters show {row['id']})" if len(reason) > 1 else ""
-        table.add_row(str(row["id"]), f"{row['failed_at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["step"],
-                      row["kind"], row["status"], row["message_id"] or "", reason[0][:200] + more)
+        table.add_row(
+            str(row["id"]),
+            f"{row['failed_at']:%Y-%m-%d %H:%M:%S}",
+            row["tenant"] or "",
+            row["step"],
+            row["kind"],
+            row["status"],
+            row["message_id"] or "",
+            reason[0][:200] + more,
+        )
     print_page(table, page, "dead letters")
 
 
@@ -90,14 +99,24 @@ def messages_search(tenant: str = None, type: str = None, limit: int = LIMIT, of
         page = messages.search(conn, tenant=tenant, type=type, limit=limit, offset=offset)
     table = new_table("stored at", "id", "tenant", "type", "source", "direction")
     for row in page.rows:
-        table.add_row(f"{row['stored_at']:%Y-%m-%d %H:%M:%S}", row["id"], row["tenant"], row["type"],
-                      row["source"], row["direction"])
+        table.add_row(
+            f"{row['stored_at']:%Y-%m-%d %H:%M:%S}",
+            row["id"],
+            row["tenant"],
+            row["type"],
+            row["source"],
+            row["direction"],
+        )
     print_page(table, page, "messages")
 
 
 @transfers.command("list")
-def transfers_list(tenant: str = None, wide: bool = typer.Option(False, "--wide", help="the whole SHA-256"),
-                   limit: int = LIMIT, offset: int = OFFSET) -> None:
+def transfers_list(
+    tenant: str = None,
+    wide: bool = typer.Option(False, "--wide", help="the whole SHA-256"),
+    limit: int = LIMIT,
+    offset: int = OFFSET,
+) -> None:
     """Delivered files, newest first: when, to whom, name, size and SHA-256 (its first 16 digits
     unless --wide)."""
     from core import transfers
@@ -107,14 +126,24 @@ def transfers_list(tenant: str = None, wide: bool = typer.Option(False, "--wide"
         page = transfers.listing(conn, tenant=tenant, limit=limit, offset=offset)
     table = new_table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
     for row in page.rows:
-        table.add_row(f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}", row["tenant"], row["receiver"], row["channel"],
-                      row["name"], str(row["size"]), row["sha256"] if wide else row["sha256"][:16])
+        table.add_row(
+            f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}",
+            row["tenant"],
+            row["receiver"],
+            row["channel"],
+            row["name"],
+            str(row["size"]),
+            row["sha256"] if wide else row["sha256"][:16],
+        )
     print_page(table, page, "transfers")
 
 
 @audit.command("list")
-def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID, run:ID"), limit: int = LIMIT,
-               offset: int = OFFSET) -> None:
+def audit_list(
+    subject: str = typer.Option(None, help="e.g. message:ID, order:ID, run:ID"),
+    limit: int = LIMIT,
+    offset: int = OFFSET,
+) -> None:
     """The audit log, newest first (reading it is itself audited: the log is personal data)."""
     from core import audit
 
@@ -123,6 +152,12 @@ def audit_list(subject: str = typer.Option(None, help="e.g. message:ID, order:ID
         page = audit.entries(conn, by=whoami(), limit=limit, offset=offset, subject=subject)
     table = new_table("at", "tenant", "who", "what", "whose", "detail")
     for row in page.rows:
-        table.add_row(f"{row['at']:%Y-%m-%d %H:%M:%S}", row["tenant"] or "", row["actor"], row["action"],
-                      row["subject"] or "", row["detail"] or "")
+        table.add_row(
+            f"{row['at']:%Y-%m-%d %H:%M:%S}",
+            row["tenant"] or "",
+            row["actor"],
+            row["action"],
+            row["subject"] or "",
+            row["detail"] or "",
+        )
     print_page(table, page, "audit entries")

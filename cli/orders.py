@@ -1,4 +1,5 @@
 """`casehub orders`: orders to LOV providers and where they stand."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,12 @@ app = typer.Typer(no_args_is_help=True, help="Orders to LOV providers and where 
 
 
 @app.command("list")
-def orders_list(state: str = typer.Option(None, help="pending, delivered, accepted, rejected, refused, overdue, "
-                                                     "withdrawn"),
-                tenant: str = None, limit: int = LIMIT, offset: int = OFFSET) -> None:
+def orders_list(
+    state: str = typer.Option(None, help="pending, delivered, accepted, rejected, refused, overdue, withdrawn"),
+    tenant: str = None,
+    limit: int = LIMIT,
+    offset: int = OFFSET,
+) -> None:
     """Orders with their latest version and state, newest change first."""
     from flows.orders import queries
 
@@ -24,8 +28,16 @@ def orders_list(state: str = typer.Option(None, help="pending, delivered, accept
     table = new_table("tenant", "order", "provider", "version", "delivered", "state", "acknowledge by", "reason")
     for row in (SimpleNamespace(**found) for found in page.rows):
         due = f"{row.ack_due_at:%Y-%m-%d %H:%M}" if row.ack_due_at and row.state in ("delivered", "overdue") else ""
-        table.add_row(row.tenant, row.order_id, row.provider, str(row.version), str(row.delivered_version),
-                      row.state, due, row.reason or "")
+        table.add_row(
+            row.tenant,
+            row.order_id,
+            row.provider,
+            str(row.version),
+            str(row.delivered_version),
+            row.state,
+            due,
+            row.reason or "",
+        )
     print_page(table, page, "orders")
 
 

@@ -1,4 +1,5 @@
 """`casehub reimbursement`: the monthly reimbursement run, from lock to approval."""
+
 from __future__ import annotations
 
 import json
@@ -6,16 +7,35 @@ import sys
 
 import typer
 
-from cli.common import (CONFIG, FORMAT, LIMIT, OFFSET, PERSONNUMMER, Format, Reveal, build_hub, err, fail,
-                        new_table, open_store, out, period_of, print_csv, print_page, whoami)
+from cli.common import (
+    CONFIG,
+    FORMAT,
+    LIMIT,
+    OFFSET,
+    PERSONNUMMER,
+    Format,
+    Reveal,
+    build_hub,
+    err,
+    fail,
+    new_table,
+    open_store,
+    out,
+    period_of,
+    print_csv,
+    print_page,
+    whoami,
+)
 
 app = typer.Typer(no_args_is_help=True, help="The monthly reimbursement run (ersättningskörning)")
 
 
 @app.command("run")
-def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Option(..., help="YYYY-MM"),
-                      processes: int = typer.Option(1, help="split the providers between processes (PostgreSQL)")
-                      ) -> None:
+def reimbursement_run(
+    tenant: str = typer.Option(...),
+    period: str = typer.Option(..., help="YYYY-MM"),
+    processes: int = typer.Option(1, help="split the providers between processes (PostgreSQL)"),
+) -> None:
     """Compute the period's run as a draft (a correction run when the period is already approved)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -23,37 +43,69 @@ def reimbursement_run(tenant: str = typer.Option(...), period: str = typer.Optio
 
     hub = build_hub()
     rules = _tenant_rules(hub, tenant)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                  disable=not err.is_terminal) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, disable=not err.is_terminal
+    ) as progress:
         task = progress.add_task("visits counted: 0")
-        run_id = reimbursement.draft(hub.store, tenant, period_of(period), rules, by=whoami(), processes=processes,
-                                     progress=lambda n: progress.update(task, description=f"visits counted: {n:,}"))
+        run_id = reimbursement.draft(
+            hub.store,
+            tenant,
+            period_of(period),
+            rules,
+            by=whoami(),
+            processes=processes,
+            progress=lambda n: progress.update(task, description=f"visits counted: {n:,}"),
+        )
     _show_run(hub.store, hub.config, run_id)
 
 
 @app.command("review")
-def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="organisation number"),
-                         level: str = typer.Option("low", help="high (not paid), medium (paid less) or low "
-                                                               "(confirmed by hand), and the levels above"),
-                         limit: int = LIMIT, offset: int = OFFSET, format: Format = FORMAT,
-                         personnummer: Reveal = PERSONNUMMER) -> None:
+def reimbursement_review(
+    run_id: int,
+    provider: str = typer.Option(None, help="organisation number"),
+    level: str = typer.Option(
+        "low", help="high (not paid), medium (paid less) or low (confirmed by hand), and the levels above"
+    ),
+    limit: int = LIMIT,
+    offset: int = OFFSET,
+    format: Format = FORMAT,
+    personnummer: Reveal = PERSONNUMMER,
+) -> None:
     """Findings by level, provider and code, then the visits themselves, the highest level first."""
     from core.errors import Rejected
     from flows.reimbursement.review import review
 
     store, config = open_store()
     try:
-        found = review(store, config, run_id, by=whoami(), provider=provider, at_least=level, limit=limit,
-                       offset=offset, reveal=personnummer is Reveal.full)
+        found = review(
+            store,
+            config,
+            run_id,
+            by=whoami(),
+            provider=provider,
+            at_least=level,
+            limit=limit,
+            offset=offset,
+            reveal=personnummer is Reveal.full,
+        )
     except (Rejected, LookupError) as error:
         raise fail(str(error)) from None
     columns = ["provider_org", "visit_id", "version", "customer", "code", "paid", "paid_minutes"]
     rows = [[finding[name] for name in columns] for finding in found.findings.rows]
     if format is Format.json:
-        out.print_json(json.dumps({"counts": [dict(zip(("level", "provider_org", "code", "visits"), count))
-                                              for count in found.counts],
-                                   "findings": [dict(zip(columns, row)) for row in rows],
-                                   "total": found.findings.total, "offset": found.findings.offset}))
+        out.print_json(
+            json.dumps(
+                {
+                    "counts": [
+                        dict(zip(("level", "provider_org", "code", "visits"), count, strict=True))
+                        for count in found.counts
+                    ],
+                    "findings": [dict(zip(columns, row, strict=True)) for row in rows],
+                    "total": found.findings.total,
+                    "offset": found.findings.offset,
+                }
+            )
+        )
         return
     if format is Format.csv:
         print_csv(columns, rows)
@@ -69,10 +121,16 @@ def reimbursement_review(run_id: int, provider: str = typer.Option(None, help="o
 
 
 @app.command("adjust")
-def reimbursement_adjust(run_id: int, provider: str = typer.Option(...), customer: str = typer.Option(...),
-                         category: str = typer.Option(...), band: str = typer.Option(...),
-                         rate: str = typer.Option(...), minutes: int = typer.Option(..., help="+ adds, - removes"),
-                         why: str = typer.Option(...)) -> None:
+def reimbursement_adjust(
+    run_id: int,
+    provider: str = typer.Option(...),
+    customer: str = typer.Option(...),
+    category: str = typer.Option(...),
+    band: str = typer.Option(...),
+    rate: str = typer.Option(...),
+    minutes: int = typer.Option(..., help="+ adds, - removes"),
+    why: str = typer.Option(...),
+) -> None:
     """Add or remove minutes on a line of a draft, with the reason (audited, shown on the basis)."""
     from decimal import Decimal, InvalidOperation
 
@@ -113,8 +171,11 @@ def reimbursement_show(run_id: int, format: Format = FORMAT, personnummer: Revea
 
 
 @app.command("lock")
-def reimbursement_lock(tenant: str = typer.Option(...), period: str = typer.Option(...),
-                       at: str = typer.Option(..., help="ISO 8601 with offset, e.g. 2026-04-10T23:59+02:00")) -> None:
+def reimbursement_lock(
+    tenant: str = typer.Option(...),
+    period: str = typer.Option(...),
+    at: str = typer.Option(..., help="ISO 8601 with offset, e.g. 2026-04-10T23:59+02:00"),
+) -> None:
     """Set the period's lock date (the review group's decision; it overrides the default)."""
     import datetime as dt
 
@@ -132,8 +193,9 @@ def reimbursement_lock(tenant: str = typer.Option(...), period: str = typer.Opti
     out.print(f"{tenant} {period}: lock at {when.isoformat()}")
 
 
-def _show_run(store, config, run_id: int, *, lines: bool = False, format: Format = Format.table,
-              reveal: bool = False) -> None:
+def _show_run(
+    store, config, run_id: int, *, lines: bool = False, format: Format = Format.table, reveal: bool = False
+) -> None:
     from adapters.basis_files import basis_csv, basis_json
     from core.errors import Rejected
     from flows.reimbursement.queries import basis
@@ -150,9 +212,11 @@ def _show_run(store, config, run_id: int, *, lines: bool = False, format: Format
     if format is Format.csv:
         sys.stdout.buffer.write(basis_csv(run["period"], found.lines))
         return
-    out.print(f"run {run['id']}: {run['tenant']} {run['period']} {run['kind']}, {run['status']}; "
-              f"{run['visits']:,} visits, {run['paid']:,} paid; "
-              f"lock {run['lock_at'].astimezone(STOCKHOLM):%Y-%m-%d %H:%M %Z}")
+    out.print(
+        f"run {run['id']}: {run['tenant']} {run['period']} {run['kind']}, {run['status']}; "
+        f"{run['visits']:,} visits, {run['paid']:,} paid; "
+        f"lock {run['lock_at'].astimezone(STOCKHOLM):%Y-%m-%d %H:%M %Z}"
+    )
     table = new_table("provider", "lines", "minutes", "amount (kr)", title="basis per provider (VAT category E, 0%)")
     for total in found.totals:
         table.add_row(total["provider_org"], str(total["lines"]), f"{total['minutes']:,}", f"{total['amount']:,.2f}")
@@ -160,10 +224,16 @@ def _show_run(store, config, run_id: int, *, lines: bool = False, format: Format
     if lines:
         detail = new_table("provider", "customer", "category", "band", "rate", "minutes", "adjusted", "amount")
         for line in found.lines:
-            detail.add_row(line["provider_org"], line["customer"], line["category"], line["band"],
-                           f"{line['rate']:.2f}", str(line["minutes"]),
-                           f"{line['adjusted_minutes']:+d}" if line["adjusted_minutes"] else "",
-                           f"{line['amount']:.2f}")
+            detail.add_row(
+                line["provider_org"],
+                line["customer"],
+                line["category"],
+                line["band"],
+                f"{line['rate']:.2f}",
+                str(line["minutes"]),
+                f"{line['adjusted_minutes']:+d}" if line["adjusted_minutes"] else "",
+                f"{line['amount']:.2f}",
+            )
         out.print(detail)
 
 

@@ -1,4 +1,5 @@
 """Running the hub: `serve`, `worker`, `demo`, and what they need set up (schema, configuration, model)."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,12 @@ schemas = typer.Typer(no_args_is_help=True, help="The canonical model")
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True,
-          processes: int = typer.Option(1, help="HTTP processes on this machine (needs amqp://)")) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    migrate: bool = True,
+    processes: int = typer.Option(1, help="HTTP processes on this machine (needs amqp://)"),
+) -> None:
     """Run the inbound HTTP app with an outbox relay and the scheduler; with amqp://, the AMQP inbound
     consumer too; on the in-process broker (memory://), the workers as well."""
     import uvicorn
@@ -31,14 +36,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, migrate: bool = True,
         hub.store.migrate()
     if processes > 1 and hub.bus.in_process:
         raise fail("--processes > 1 needs a shared broker (CASEHUB_BROKER_URL=amqp://...)", 2)
+
     def shown(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
 
     broker = "in process" if hub.bus.in_process else shown(hub.settings.broker_url)
     where = f"store {shown(hub.settings.database_url)}, broker {broker}"
     hub.stop()
-    err.print(f"casehub serve: listening on http://{host}:{port} ({processes} process{'es' if processes > 1 else ''}; "
-              f"{where}; configuration {hub.settings.config})")
+    err.print(
+        f"casehub serve: listening on http://{host}:{port} ({processes} process{'es' if processes > 1 else ''}; "
+        f"{where}; configuration {hub.settings.config})"
+    )
     # log_config=None: uvicorn's loggers write through the root logger's redacting handlers
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "log_config": None}
     if processes == 1:
@@ -96,9 +104,12 @@ def db_upgrade() -> None:
 
 
 @db.command("revision")
-def db_revision(message: str = typer.Option(..., "--message", "-m", help="what the migration does"),
-                owner: str = typer.Option("core", "--flow", help="the flow whose tables change (orders, visits, "
-                                                                  "reimbursement), or core")) -> None:
+def db_revision(
+    message: str = typer.Option(..., "--message", "-m", help="what the migration does"),
+    owner: str = typer.Option(
+        "core", "--flow", help="the flow whose tables change (orders, visits, reimbursement), or core"
+    ),
+) -> None:
     """Write a new migration into the owner's folder from what differs between the table definitions
     (core's and every flow's) and the store, which must be at the newest migration."""
     from alembic import command
@@ -112,12 +123,16 @@ def db_revision(message: str = typer.Option(..., "--message", "-m", help="what t
         raise fail(f"--flow: no flow {owner} with migrations", 2)
     hub = build_hub()
     config = alembic_config()
-    numbers = [int(p.name[:4]) for location in config.get_main_option("version_locations").split(os.pathsep)
-               for p in Path(location).glob("[0-9][0-9][0-9][0-9]_*.py")]
+    numbers = [
+        int(p.name[:4])
+        for location in config.get_main_option("version_locations").split(os.pathsep)
+        for p in Path(location).glob("[0-9][0-9][0-9][0-9]_*.py")
+    ]
     with hub.store.engine.begin() as connection:
         config.attributes["connection"] = connection
-        written = command.revision(config, message=message, autogenerate=True, version_path=str(folder),
-                                   rev_id=f"{max(numbers) + 1:04d}")
+        written = command.revision(
+            config, message=message, autogenerate=True, version_path=str(folder), rev_id=f"{max(numbers) + 1:04d}"
+        )
     out.print(f"wrote {written.path}")
 
 
@@ -152,8 +167,10 @@ def demo(events: int = 200, workdir: Path = Path("var/demo")) -> None:
 
     started = time.monotonic()
     ok = run(workdir=workdir, events=events, console=out)
-    out.print(f"demo finished in {time.monotonic() - started:.1f} s; to look around with the CLI:\n"
-              f"  export CASEHUB_CONFIG={workdir}/casehub.toml CASEHUB_DATABASE_URL=sqlite:///{workdir}/casehub.db\n"
-              f"  casehub orders list; casehub dead-letters list; casehub transfers list")
+    out.print(
+        f"demo finished in {time.monotonic() - started:.1f} s; to look around with the CLI:\n"
+        f"  export CASEHUB_CONFIG={workdir}/casehub.toml CASEHUB_DATABASE_URL=sqlite:///{workdir}/casehub.db\n"
+        f"  casehub orders list; casehub dead-letters list; casehub transfers list"
+    )
     if not ok:
         raise typer.Exit(FAILED)

@@ -1,4 +1,5 @@
 """`casehub visits`: visits from the mobile-reporting vendors, their intake and rounds."""
+
 from __future__ import annotations
 
 import typer
@@ -18,12 +19,28 @@ def visits_status(tenant: str = typer.Option(...), period: str = typer.Option(..
         vendors = status(store, config, tenant, period_of(period))
     except LookupError as error:
         raise fail(f"--tenant: {error}", CONFIG) from None
-    table = new_table("vendor", "channels", "versions", "visits", "last batch", "last poll", "rejected",
-                      "open dead letters", title=f"{tenant} {period}: visits stored")
+    table = new_table(
+        "vendor",
+        "channels",
+        "versions",
+        "visits",
+        "last batch",
+        "last poll",
+        "rejected",
+        "open dead letters",
+        title=f"{tenant} {period}: visits stored",
+    )
     for vendor in vendors:
-        table.add_row(vendor.vendor, ",".join(vendor.channels), f"{vendor.versions:,}", f"{vendor.visits:,}",
-                      _local(vendor.last_batch_at), _local(vendor.last_poll_at), str(vendor.rejected),
-                      str(vendor.open_dead_letters))
+        table.add_row(
+            vendor.vendor,
+            ",".join(vendor.channels),
+            f"{vendor.versions:,}",
+            f"{vendor.visits:,}",
+            _local(vendor.last_batch_at),
+            _local(vendor.last_poll_at),
+            str(vendor.rejected),
+            str(vendor.open_dead_letters),
+        )
     out.print(table)
 
 

@@ -1,4 +1,5 @@
 """The audit log: who read or sent whose data, and when. The log itself is personal data."""
+
 from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select

@@ -3,13 +3,15 @@ own deliveries.
 
 A partner may have at most `max_in_flight` calls under way in a process (the bulkhead: a partner
 that hangs holds that many worker threads, never all of them); a call beyond it waits up to
-SLOT_WAIT seconds for one of them to end, then fails as `Transient`. After a call to a partner fails for a reason a retry may mend, the partner's breaker opens: calls
-in the next pause fail at once as `Transient` (the bus retries them later) instead of holding a
-worker thread through the channel's own retries, which the other partners' deliveries need. When
+SLOT_WAIT seconds for one of them to end, then fails as `Transient`. After a call to a partner
+fails for a reason a retry may mend, the partner's breaker opens: calls in the next pause fail at
+once as `Transient` (the bus retries them later) instead of holding a worker thread through the
+channel's own retries, which the other partners' deliveries need. When
 the pause is over, one call tries the partner again (the others still fail fast until it answers);
 each failure doubles the pause, up to MAX_PAUSE seconds. An answer, even Rejected or Misconfigured,
 shows that the partner is up and closes the breaker. The state is per process.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +43,9 @@ class _Down:  # an open breaker
 class Breakers:
     """The breakers of one process, by partner (a name such as `0114/omsorg-ab`)."""
 
-    def __init__(self, *, max_in_flight: int, slot_wait: float = SLOT_WAIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, max_in_flight: int, slot_wait: float = SLOT_WAIT, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_in_flight = max_in_flight
         self.slot_wait = slot_wait
         self.clock = clock
@@ -56,8 +59,10 @@ class Breakers:
         self._check(partner)
         slots = self._slots_of(partner)
         if not slots.acquire(timeout=self.slot_wait):
-            raise Transient(f"partner {partner} has had {self.max_in_flight} calls under way for "
-                            f"{self.slot_wait:.0f} s; this one waits its turn")
+            raise Transient(
+                f"partner {partner} has had {self.max_in_flight} calls under way for "
+                f"{self.slot_wait:.0f} s; this one waits its turn"
+            )
         try:
             result = send()
         except (Rejected, Misconfigured):
@@ -80,8 +85,10 @@ class Breakers:
                 return
             now = self.clock()
             if now < down.retry_at:
-                raise Transient(f"partner {partner} is down ({down.failures} failed calls in "
-                                f"{now - down.since:.0f} s); the next try is in {down.retry_at - now:.1f} s")
+                raise Transient(
+                    f"partner {partner} is down ({down.failures} failed calls in "
+                    f"{now - down.since:.0f} s); the next try is in {down.retry_at - now:.1f} s"
+                )
             down.retry_at = now + _pause(down.failures)
 
     def _slots_of(self, partner: str) -> threading.BoundedSemaphore:
@@ -102,16 +109,24 @@ class Breakers:
             down.retry_at = now + _pause(down.failures)
         if down.failures == 1:
             metrics.partner_up.labels(partner).set(0)
-            log.warning("partner %s is down (%s: %s); its calls fail fast and are retried",
-                        partner, type(error).__name__, redact(str(error))[:300])
+            log.warning(
+                "partner %s is down (%s: %s); its calls fail fast and are retried",
+                partner,
+                type(error).__name__,
+                redact(str(error))[:300],
+            )
 
     def _up(self, partner: str) -> None:
         with self._lock:
             down = self._down.pop(partner, None)
         metrics.partner_up.labels(partner).set(1)
         if down is not None:
-            log.warning("partner %s answers again after %.0f s and %d failed calls", partner,
-                        self.clock() - down.since, down.failures)
+            log.warning(
+                "partner %s answers again after %.0f s and %d failed calls",
+                partner,
+                self.clock() - down.since,
+                down.failures,
+            )
 
 
 def _pause(failures: int) -> float:

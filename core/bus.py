@@ -4,6 +4,7 @@ Every step becomes an actor whose only argument is an envelope id; the envelope 
 the store. Messages reach the broker through the outbox relay, which calls `dispatch` with a
 batch, so a whole batch is made durable by one AMQP transaction instead of one confirm each.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,7 +83,7 @@ class Bus:
                 raise LookupError(f"no step named {name}")
             by_step.setdefault(name, []).append(envelope_id)
         messages = [
-            self.actors[name].message(ids[start:start + self.steps[name].batch])
+            self.actors[name].message(ids[start : start + self.steps[name].batch])
             for name, ids in by_step.items()
             for start in range(0, len(ids), self.steps[name].batch)
         ]
@@ -140,8 +141,17 @@ def amqp_parameters(url: str, timeout: float) -> pika.URLParameters:
 
 
 def _as_dict(parameters: pika.URLParameters) -> dict:
-    names = ("host", "port", "virtual_host", "credentials", "heartbeat", "socket_timeout",
-             "stack_timeout", "blocked_connection_timeout", "ssl_options")
+    names = (
+        "host",
+        "port",
+        "virtual_host",
+        "credentials",
+        "heartbeat",
+        "socket_timeout",
+        "stack_timeout",
+        "blocked_connection_timeout",
+        "ssl_options",
+    )
     return {name: getattr(parameters, name) for name in names}
 
 
@@ -220,12 +230,23 @@ class DeadLetterOnExhaustion(Middleware):
         reason = f"retries exhausted after {message.options.get('retries', 0)} attempts: {cause!r}"
         envelope_ids = message.args[0] if message.args else []
         with self.store.begin() as conn:
-            done = set(conn.scalars(select(tables.processed.c.key).where(
-                tables.processed.c.step == message.actor_name, tables.processed.c.key.in_(envelope_ids))))
+            done = set(
+                conn.scalars(
+                    select(tables.processed.c.key).where(
+                        tables.processed.c.step == message.actor_name, tables.processed.c.key.in_(envelope_ids)
+                    )
+                )
+            )
             for envelope_id in envelope_ids:
                 if envelope_id not in done:
-                    deadletters.record(conn, step=message.actor_name, kind="exhausted", reason=reason,
-                                       message_id=envelope_id, tenant=_tenant_of(conn, envelope_id))
+                    deadletters.record(
+                        conn,
+                        step=message.actor_name,
+                        kind="exhausted",
+                        reason=reason,
+                        message_id=envelope_id,
+                        tenant=_tenant_of(conn, envelope_id),
+                    )
         log.error("step %s gave up on %d envelopes", message.actor_name, len(envelope_ids) - len(done))
 
 

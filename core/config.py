@@ -13,6 +13,7 @@ token_env = "CASEHUB_TOKEN_0125_CASE_SYSTEM"
 
 Secrets never stand in the file: a partner names the environment variable that holds its token.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,8 +64,11 @@ class SftpChannel(BaseModel):
     port: int = Field(default=22, ge=1, le=65535)
     username: str = Field(min_length=1)
     private_key_env: EnvName = Field(description="environment variable holding the private key file's path")
-    host_key: str = Field(pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) "
-                                  r"[A-Za-z0-9+/=]+$", description="the pinned host key: type and base64")
+    host_key: str = Field(
+        pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) "
+        r"[A-Za-z0-9+/=]+$",
+        description="the pinned host key: type and base64",
+    )
     inbound_dir: str = "inbound"
     outbound_dir: str = "outbound"
     timeout: float = Field(default=10.0, gt=0, le=120)
@@ -85,7 +89,8 @@ class Partner(BaseModel):
     channel: Channel | None = Field(default=None, description="how the hub reaches the partner")
     ack_deadline_hours: float = Field(default=24, gt=0, description="a provider's time to acknowledge an order")
     remind_every_hours: float | None = Field(
-        default=None, gt=0, description="how often an overdue order is delivered again; default: ack_deadline_hours")
+        default=None, gt=0, description="how often an overdue order is delivered again; default: ack_deadline_hours"
+    )
 
     @property
     def reminder_interval(self) -> dt.timedelta:
@@ -108,7 +113,8 @@ class Tenant(BaseModel):
     partners: list[Partner] = Field(default_factory=list)
     reimbursement: Rules = Field(default_factory=Rules, description="bands, rounding, rates, lock date")
     personal_data_readers: list[Annotated[str, Field(pattern=r"^user:[A-Za-z0-9._-]+$")]] = Field(
-        default_factory=list, description="operators (user:NAME) who may see personnummer in full in listings")
+        default_factory=list, description="operators (user:NAME) who may see personnummer in full in listings"
+    )
 
     @model_validator(mode="after")
     def _unique_partners(self) -> Tenant:
@@ -141,8 +147,20 @@ class HubConfig(BaseModel):
     def provider(self, tenant: str, organisation_number: str) -> Partner | None:
         """The tenant's provider with this organisation number."""
         found = self.tenant(tenant)
-        return next((p for p in found.partners if p.kind == "provider" and p.organisation_number is not None
-                     and p.organisation_number.digits == organisation_number), None) if found else None
+        return (
+            next(
+                (
+                    p
+                    for p in found.partners
+                    if p.kind == "provider"
+                    and p.organisation_number is not None
+                    and p.organisation_number.digits == organisation_number
+                ),
+                None,
+            )
+            if found
+            else None
+        )
 
     def partner(self, tenant: str, partner_id: str) -> Partner | None:
         found = self.tenant(tenant)

@@ -11,6 +11,7 @@ one short transaction, the call is made outside any, and its outcome is recorded
 (`PartnerCall`). A partner that is down then holds up only its own deliveries, even on SQLite,
 whose one write lock every other writer needs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,8 +83,7 @@ class PartnerCall:
     settle: Callable[[StepContext, object], None]
 
 
-def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str], *,
-             breakers: Breakers) -> None:
+def run_step(store: Store, config: HubConfig, step: Step, envelope_ids: list[str], *, breakers: Breakers) -> None:
     """Run `step` on stored envelopes once in effect, however often they are delivered.
 
     Rejected input, and input with a value the store cannot hold (DataError), is dead-lettered
@@ -122,8 +122,10 @@ def _run(conn: Connection, config: HubConfig, step: Step, envelope_ids: list[str
     without it, Rejected propagates like any other error.
     """
     now = utcnow()
-    claims = [{"step": step.name, "key": envelope_id, "outcome": "done", "processed_at": now}
-              for envelope_id in dict.fromkeys(envelope_ids)]
+    claims = [
+        {"step": step.name, "key": envelope_id, "outcome": "done", "processed_at": now}
+        for envelope_id in dict.fromkeys(envelope_ids)
+    ]
     claimed = {row.key for row in insert_ignore(conn, processed, claims, returning=[processed.c.key])}
     duplicates = len(claims) - len(claimed)
     if duplicates:
@@ -203,13 +205,16 @@ def _call_partner(store: Store, config: HubConfig, step: Step, envelope_id: str,
 
 
 def _done(conn: Connection, step: Step, envelope_id: str) -> bool:
-    return conn.scalar(select(processed.c.outcome).where(processed.c.step == step.name,
-                                                         processed.c.key == envelope_id)) is not None
+    return (
+        conn.scalar(select(processed.c.outcome).where(processed.c.step == step.name, processed.c.key == envelope_id))
+        is not None
+    )
 
 
 def _claim(conn: Connection, step: Step, envelope_id: str, outcome: str) -> None:
-    insert_ignore(conn, processed, {"step": step.name, "key": envelope_id, "outcome": outcome,
-                                    "processed_at": utcnow()})
+    insert_ignore(
+        conn, processed, {"step": step.name, "key": envelope_id, "outcome": outcome, "processed_at": utcnow()}
+    )
 
 
 def _dead_end(conn: Connection, step: Step, envelope: Envelope, error: Exception, *, claim: bool = False) -> bool:
@@ -233,25 +238,36 @@ def _hold(conn: Connection, step: Step, envelope: Envelope, error: Misconfigured
     """Keep the envelope as a dead letter of kind `misconfigured` until the configuration is fixed and
     it is replayed; no retries in between (they cannot help) and no word to the sender (not its fault)."""
     _mark_dead(conn, step, envelope)
-    deadletters.record(conn, step=step.name, kind="misconfigured", reason=str(error), tenant=envelope.tenant,
-                       message_id=envelope.id)
-    log.error("step %s holds envelope %s until the configuration is fixed: %s", step.name, envelope.id,
-              redact(str(error)))
+    deadletters.record(
+        conn, step=step.name, kind="misconfigured", reason=str(error), tenant=envelope.tenant, message_id=envelope.id
+    )
+    log.error(
+        "step %s holds envelope %s until the configuration is fixed: %s", step.name, envelope.id, redact(str(error))
+    )
 
 
 def _dead_letter(conn: Connection, step: Step, envelope: Envelope, error: Rejected) -> None:
     """Keep the rejected envelope as a dead letter, mark its key dead, and tell the sender why."""
     _mark_dead(conn, step, envelope)
-    deadletters.record(conn, step=step.name, kind="rejected", reason=str(error),
-                       tenant=envelope.tenant, message_id=envelope.id)
-    receipt = envelope.caused("hub.receipt", f"casehub/{step.name}", {
-        "of": envelope.id, "step": step.name, "handled_at": utcnow().isoformat(),
-        "outcome": "rejected", "reason": redact(str(error)),
-    })
+    deadletters.record(
+        conn, step=step.name, kind="rejected", reason=str(error), tenant=envelope.tenant, message_id=envelope.id
+    )
+    receipt = envelope.caused(
+        "hub.receipt",
+        f"casehub/{step.name}",
+        {
+            "of": envelope.id,
+            "step": step.name,
+            "handled_at": utcnow().isoformat(),
+            "outcome": "rejected",
+            "reason": redact(str(error)),
+        },
+    )
     messages.send_many(conn, [(receipt, CASE_SYSTEM)])
     log.warning("step %s rejected envelope %s: %s", step.name, envelope.id, redact(str(error)))
 
 
 def _mark_dead(conn: Connection, step: Step, envelope: Envelope) -> None:
-    conn.execute(update(processed).where(processed.c.step == step.name, processed.c.key == envelope.id)
-                 .values(outcome="dead"))
+    conn.execute(
+        update(processed).where(processed.c.step == step.name, processed.c.key == envelope.id).values(outcome="dead")
+    )

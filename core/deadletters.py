@@ -1,4 +1,5 @@
 """Dead letters: what failed for good, with its reason, kept until a person replays it."""
+
 from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, update
@@ -33,8 +34,14 @@ def record(
     return conn.execute(
         insert(dead_letters)
         .values(
-            tenant=tenant, step=step, message_id=message_id, kind=kind, reason=_storable(redact(reason)),
-            raw=raw, failed_at=utcnow(), status="open",
+            tenant=tenant,
+            step=step,
+            message_id=message_id,
+            kind=kind,
+            reason=_storable(redact(reason)),
+            raw=raw,
+            failed_at=utcnow(),
+            status="open",
         )
         .returning(dead_letters.c.id)
     ).scalar_one()
@@ -81,8 +88,10 @@ def replay(conn: Connection, letter_id: int, *, by: str, accept_raw) -> str:
     if letter["status"] != "open":
         raise Rejected(f"already {letter['status']}", where=f"dead letter {letter_id}")
     if letter["step"] != INBOUND and letter["step"] not in steps():
-        raise Rejected(f"{letter['step']} is not a step that can run it again; the partner must send it again",
-                       where=f"dead letter {letter_id}")
+        raise Rejected(
+            f"{letter['step']} is not a step that can run it again; the partner must send it again",
+            where=f"dead letter {letter_id}",
+        )
     if letter["message_id"] and letter["step"] != INBOUND:
         messages.rerun(conn, letter["message_id"], letter["step"], letter["tenant"])
         envelope_id = letter["message_id"]
@@ -93,6 +102,12 @@ def replay(conn: Connection, letter_id: int, *, by: str, accept_raw) -> str:
         .where(dead_letters.c.id == letter_id)
         .values(status="replayed", replayed_at=utcnow(), replayed_by=by)
     )
-    audit.record(conn, actor=by, action="dead_letter.replay", subject=f"message:{envelope_id}",
-                 tenant=letter["tenant"], detail=f"dead letter {letter_id}")
+    audit.record(
+        conn,
+        actor=by,
+        action="dead_letter.replay",
+        subject=f"message:{envelope_id}",
+        tenant=letter["tenant"],
+        detail=f"dead letter {letter_id}",
+    )
     return envelope_id

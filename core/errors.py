@@ -1,4 +1,5 @@
 """The three kinds of failure every step and adapter raises: the input's, the moment's, the hub's own."""
+
 from __future__ import annotations
 
 

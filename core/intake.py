@@ -3,6 +3,7 @@
 Every JSON body a partner sends is read by `parse_json`, which holds numbers to a length and
 refuses nesting the parser cannot take, so no input reaches pydantic or the store unbounded.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,9 @@ def envelope_from(data: Any, config: HubConfig, *, sender: Sender, where: str = 
     return envelope
 
 
-def envelopes_from_json(raw: bytes, config: HubConfig, *, sender: Sender,
-                        max_batch: int) -> list[tuple[Envelope, bytes]]:
+def envelopes_from_json(
+    raw: bytes, config: HubConfig, *, sender: Sender, max_batch: int
+) -> list[tuple[Envelope, bytes]]:
     """Envelopes from a body holding one envelope or a JSON list of them, each with its own bytes."""
     data = parse_json(raw)
     if isinstance(data, dict):

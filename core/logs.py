@@ -8,6 +8,7 @@ left out (the hub reports every failure of theirs that it catches); a library's 
 within a minute (the same logger and template) is let through once, and the next one after the
 minute says how many were left out.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,6 +88,7 @@ def install(level: int = logging.INFO, *, verbose: bool = False) -> None:
 
 def handlers() -> list[logging.Handler]:
     """Every handler of the root logger and of every other logger created so far."""
-    loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
-                                       if isinstance(logger, logging.Logger)]
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
     return [handler for logger in loggers for handler in logger.handlers]

@@ -1,4 +1,5 @@
 """The message store's envelopes: accepting inbound ones (store first) and keeping outbound ones."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,9 +79,7 @@ def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
     an order's resend or reminder)."""
     conn.execute(delete(processed).where(processed.c.step == step, processed.c.key == envelope_id))
     conn.execute(
-        insert(outbox).values(
-            tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow()
-        )
+        insert(outbox).values(tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow())
     )
 
 
@@ -107,14 +106,13 @@ def load_many(conn: Connection, envelope_ids: list[str]) -> dict[str, str]:
     return {row.id: row.envelope for row in conn.execute(query)}
 
 
-def search(conn: Connection, *, tenant: str | None = None, type: str | None = None, limit: int = 50,
-           offset: int = 0) -> Page:
+def search(
+    conn: Connection, *, tenant: str | None = None, type: str | None = None, limit: int = 50, offset: int = 0
+) -> Page:
     """Stored envelopes, newest first, without their payloads."""
-    query = (
-        select(messages.c.id, messages.c.tenant, messages.c.type, messages.c.source,
-               messages.c.direction, messages.c.stored_at)
-        .order_by(messages.c.stored_at.desc(), messages.c.id)
-    )
+    query = select(
+        messages.c.id, messages.c.tenant, messages.c.type, messages.c.source, messages.c.direction, messages.c.stored_at
+    ).order_by(messages.c.stored_at.desc(), messages.c.id)
     if tenant:
         query = query.where(messages.c.tenant == tenant)
     if type:

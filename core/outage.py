@@ -1,6 +1,7 @@
 """How a background loop (the outbox relay, the scheduler, the AMQP intake) lives through an outage
 of what it needs: it never ends, it says once that it stopped and once that it works again (not a
 traceback per attempt), and it tries again soon (backoff doubling up to MAX_BACKOFF seconds)."""
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,13 @@ class Outage:
         if self.failures == 1:
             metrics.outages.labels(self.loop).inc()
             metrics.loop_up.labels(self.loop).set(0)
-            self.log.error("%s stopped: %s: %s; trying again until it works\n%s", self.loop, type(error).__name__,
-                           redact(str(error))[:500], redact(traceback.format_exc()))
+            self.log.error(
+                "%s stopped: %s: %s; trying again until it works\n%s",
+                self.loop,
+                type(error).__name__,
+                redact(str(error))[:500],
+                redact(traceback.format_exc()),
+            )
         return min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (self.failures - 1))
 
     def ok(self) -> None:

@@ -5,6 +5,7 @@ the AMQP exchange and the feed. A row is marked sent only after the broker has i
 in between sends it again, which the idempotent consumers make harmless. On PostgreSQL one relay
 at a time holds the batch (an advisory lock), so several processes may run relays.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,7 @@ class Relay:
             events = [r for r in rows if r.destination.startswith("exchange:")]
             if events:
                 self._publish_events(conn, events)
-            conn.execute(
-                update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow())
-            )
+            conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow()))
         metrics.relayed.labels("step").inc(len(to_steps))
         metrics.relayed.labels("event").inc(len(events))
         metrics.relay_batch.observe(time.perf_counter() - started)
@@ -75,8 +74,9 @@ class Relay:
         for r in rows:
             by_exchange.setdefault(r.destination[9:], []).append(r)
         for exchange, group in by_exchange.items():
-            self.bus.publish_events(exchange, [(_type_of(bodies[r.message_id]), bodies[r.message_id].encode())
-                                               for r in group])
+            self.bus.publish_events(
+                exchange, [(_type_of(bodies[r.message_id]), bodies[r.message_id].encode()) for r in group]
+            )
         position = _next_position(conn, len(rows))
         conn.execute(
             update(outbox).where(outbox.c.id == bindparam("row_id")).values(position=bindparam("pos")),

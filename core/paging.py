@@ -1,5 +1,6 @@
 """Pages of a listing: the rows asked for and how many there are in all, so that whoever reads
 a page is told what it does not show and how to see it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Names cannot be recognised in free text, so the rule is that names are never formatted into
 log messages at all; identity types mask themselves in `str` and `repr` (see schemas.identity).
 """
+
 from __future__ import annotations
 
 import logging

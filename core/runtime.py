@@ -1,4 +1,5 @@
 """The hub of one process: settings, configuration, store, bus and relay, started and stopped together."""
+
 from __future__ import annotations
 
 import logging
@@ -63,6 +64,7 @@ class Hub:
 
     def replay(self, letter_id: int, *, by: str) -> str:
         """Send a dead letter through again; Rejected if its input is still bad."""
+
         def accept_raw(conn, raw: bytes, _tenant: str | None) -> str:
             items = envelopes_from_json(raw, self.config, sender="case_system", max_batch=1)
             if messages.accept(conn, items).conflicts:

@@ -1,5 +1,6 @@
 """The scheduler: runs the jobs flows register, each once per slot of its period, however many
 processes on however many machines run a scheduler (they agree through the store)."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Process settings, read from `CASEHUB_*` environment variables."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,4 +27,3 @@ class Settings(BaseSettings):
         default=300_000, ge=1, le=900_000, description="kept well under RabbitMQ's 30-minute consumer timeout"
     )
     network_timeout: float = Field(default=10.0, gt=0, description="seconds, for every network call")
-

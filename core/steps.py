@@ -3,6 +3,7 @@
 A flow declares a step with `@step("name", consumes=[types])`. The bus turns each step into a
 dramatiq actor that runs it as an idempotent consumer (see `core.consumer`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,7 @@ class Step:
 _registry: dict[str, Step] = {}
 
 
-def step(name: str, *, consumes: list[str], queue: str | None = None, batch: int = 100,
-         calls_partner: bool = False):
+def step(name: str, *, consumes: list[str], queue: str | None = None, batch: int = 100, calls_partner: bool = False):
     """Declare a step that handles every stored envelope of the types in `consumes`.
 
     A step that `calls_partner` does its part in the store and returns the call to make (or None);
@@ -36,8 +36,9 @@ def step(name: str, *, consumes: list[str], queue: str | None = None, batch: int
     """
 
     def register(handler: Callable[[StepContext], object]):
-        _registry[name] = Step(name, tuple(consumes), handler, queue or name, 1 if calls_partner else batch,
-                               calls_partner)
+        _registry[name] = Step(
+            name, tuple(consumes), handler, queue or name, 1 if calls_partner else batch, calls_partner
+        )
         return handler
 
     return register

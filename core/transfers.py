@@ -2,6 +2,7 @@
 
 The reimbursement basis to providers is the first user; the economy and payroll files follow.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,11 +29,21 @@ transfers = Table(
 )
 
 
-def record(conn: Connection, *, tenant: str, receiver: str, channel: str, name: str, data: bytes,
-           cause: str | None) -> None:
-    conn.execute(insert(transfers).values(
-        tenant=tenant, receiver=receiver, channel=channel, name=name, size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(), cause=cause, delivered_at=utcnow()))
+def record(
+    conn: Connection, *, tenant: str, receiver: str, channel: str, name: str, data: bytes, cause: str | None
+) -> None:
+    conn.execute(
+        insert(transfers).values(
+            tenant=tenant,
+            receiver=receiver,
+            channel=channel,
+            name=name,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            cause=cause,
+            delivered_at=utcnow(),
+        )
+    )
 
 
 def listing(conn: Connection, *, tenant: str | None = None, limit: int = 100, offset: int = 0) -> Page:

@@ -3,14 +3,18 @@
 `load()` registers every flow's steps and jobs (the bus and the scheduler find them); importing
 one module of a flow, its tables say, imports nothing of the other flows.
 """
+
 from __future__ import annotations
 
 import importlib
 
 MODULES = (
     "flows.echo",
-    "flows.orders.delivery", "flows.orders.acknowledgements", "flows.orders.overdue",
-    "flows.visits.poll", "flows.visits.files",
+    "flows.orders.delivery",
+    "flows.orders.acknowledgements",
+    "flows.orders.overdue",
+    "flows.visits.poll",
+    "flows.visits.files",
     "flows.reimbursement.delivery",
 )
 """The modules that declare steps and jobs."""

@@ -1,4 +1,5 @@
 """A simulated case system: sends canonical case events to the hub and reads its feed."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,34 +44,57 @@ class CaseSystem:
         )
         return envelope.model_dump(mode="json")
 
-    def order(self, provider_org: str, *, order_id: str | None = None, version: int = 1, kind: str = "new",
-              protected: bool = False, instructions: str | None = None, person: str | None = None,
-              double_staffing: bool = False, service_hours: str | None = None) -> dict:
+    def order(
+        self,
+        provider_org: str,
+        *,
+        order_id: str | None = None,
+        version: int = 1,
+        kind: str = "new",
+        protected: bool = False,
+        instructions: str | None = None,
+        person: str | None = None,
+        double_staffing: bool = False,
+        service_hours: str | None = None,
+    ) -> dict:
         """An `order.issued` envelope as JSON, for a generated person (never a real one)."""
         order_id = order_id or f"ORD-{self.rng.randrange(10**8):08d}"
         payload = {
-            "order_id": order_id, "version": version, "kind": kind, "case_ref": f"ÄO-{self.rng.randrange(10**6):06d}",
+            "order_id": order_id,
+            "version": version,
+            "kind": kind,
+            "case_ref": f"ÄO-{self.rng.randrange(10**6):06d}",
             "effective_date": "2026-03-01",
             "person": {
                 "personnummer": person or generate_personnummer(self.rng).digits,
                 "name": f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}",
-                "address": {"street": f"Testgatan {self.rng.randrange(1, 99)}", "postcode": "178 30",
-                            "city": "Ekerö"},
+                "address": {"street": f"Testgatan {self.rng.randrange(1, 99)}", "postcode": "178 30", "city": "Ekerö"},
                 "phone": f"070-{self.rng.randrange(10**7):07d}",
                 "protected_identity": protected,
             },
             "provider_org": provider_org,
             "services": [
                 {"code": "HT-OMS", "category": "omsorg", "hours_per_month": "20.00", "valid_from": "2026-03-01"},
-                {"code": "HT-SERV", "category": "service", "hours_per_month": service_hours or str(4 + version),
-                 "valid_from": "2026-03-01"},
-            ] if kind != "cancel" else [],
+                {
+                    "code": "HT-SERV",
+                    "category": "service",
+                    "hours_per_month": service_hours or str(4 + version),
+                    "valid_from": "2026-03-01",
+                },
+            ]
+            if kind != "cancel"
+            else [],
             "double_staffing": double_staffing,
             "instructions": instructions,
             "cancel_reason": "ended" if kind == "cancel" else None,
         }
-        envelope = Envelope(id=str(uuid.UUID(int=self.rng.getrandbits(128))), type="order.issued",
-                            tenant=self.tenant, source="case-system", payload=payload)
+        envelope = Envelope(
+            id=str(uuid.UUID(int=self.rng.getrandbits(128))),
+            type="order.issued",
+            tenant=self.tenant,
+            source="case-system",
+            payload=payload,
+        )
         return envelope.model_dump(mode="json")
 
     def post(self, events: list[dict] | dict) -> httpx.Response:

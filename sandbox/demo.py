@@ -4,6 +4,7 @@ A case system sends a stream of case events (echoed back as receipts on its feed
 three LOV providers, one per channel (SOAP, REST, SFTP), which acknowledge them. Each flow adds
 its part here; the demo exits non-zero when anything did not come out as it should.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,11 +67,19 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
                 checks += order_checks
                 checks += _visits_and_run(hub, server.url, issued, providers, vendors, console)
             with hub.store.begin() as conn:
-                letters = [letter for letter in deadletters.listing(conn, limit=1000).rows
-                           if not letter["step"].startswith("visits.")]
+                letters = [
+                    letter
+                    for letter in deadletters.listing(conn, limit=1000).rows
+                    if not letter["step"].startswith("visits.")
+                ]
             expected = [letter for letter in letters if "REJECT" in letter["reason"]]
-            checks.append(("dead letters: only the order the provider refused", letters == expected
-                           and len(expected) == 1, "; ".join(f"{x['step']}: {x['reason'][:60]}" for x in letters)))
+            checks.append(
+                (
+                    "dead letters: only the order the provider refused",
+                    letters == expected and len(expected) == 1,
+                    "; ".join(f"{x['step']}: {x['reason'][:60]}" for x in letters),
+                )
+            )
         finally:
             hub.stop()
 
@@ -88,7 +97,7 @@ def _case_events(case_system, events: int, console: Console) -> list[Check]:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("case system sends events", total=events)
         for start in range(0, events, 50):
-            batch = sent[start:start + 50]
+            batch = sent[start : start + 50]
             accepted += len(case_system.post(batch).json()["accepted"])
             progress.advance(task, len(batch))
     again = case_system.post(sent[:50]).json()
@@ -101,10 +110,16 @@ def _case_events(case_system, events: int, console: Console) -> list[Check]:
     receipts = sum(1 for e in seen if e["type"] == "hub.receipt")
     return [
         ("events accepted", accepted == events, f"{accepted} of {events}"),
-        ("resent batch taken as duplicates", len(again["duplicates"]) == 50,
-         f"{len(again['duplicates'])} duplicates, {len(again['accepted'])} new"),
-        ("bad personnummer refused at the door", refused.status_code == 422,
-         f"{refused.status_code} {refused.json().get('where')}: {refused.json().get('error')}"),
+        (
+            "resent batch taken as duplicates",
+            len(again["duplicates"]) == 50,
+            f"{len(again['duplicates'])} duplicates, {len(again['accepted'])} new",
+        ),
+        (
+            "bad personnummer refused at the door",
+            refused.status_code == 422,
+            f"{refused.status_code} {refused.json().get('where')}: {refused.json().get('error')}",
+        ),
         ("receipts on the case system's feed", receipts == events, f"{receipts} of {events}"),
     ]
 
@@ -120,13 +135,18 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
     for org in providers.orgs.values():
         mine = [case_system.order(org, protected=(n == 1)) for n in range(4)]
         first = mine[0]["payload"]
-        mine.append(case_system.order(org, order_id=first["order_id"], version=2, kind="amend",
-                                      person=first["person"]["personnummer"]))
+        mine.append(
+            case_system.order(
+                org, order_id=first["order_id"], version=2, kind="amend", person=first["person"]["personnummer"]
+            )
+        )
         issued += mine
     refused = case_system.order(providers.orgs["rest"], instructions="REJECT: no staff in that area")
     issued.append(refused)
-    console.print(f"case system issues {len(issued)} orders and amendments to 3 providers (SOAP, REST, SFTP); "
-                  "one says REJECT, and the REST provider refusing it (a warning below) is part of the plan")
+    console.print(
+        f"case system issues {len(issued)} orders and amendments to 3 providers (SOAP, REST, SFTP); "
+        "one says REJECT, and the REST provider refusing it (a warning below) is part of the plan"
+    )
     for order in issued:
         case_system.post(order).raise_for_status()
 
@@ -136,11 +156,19 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
 
     newest = {}  # the version each order ends at: the providers acknowledge that one
     for order in issued:
-        newest[order["payload"]["order_id"]] = max(order["payload"]["version"],
-                                                   newest.get(order["payload"]["order_id"], 0))
-    settled = _until(rows, lambda found: len(found) == 13 and all(
-        r.state == "refused" or (r.state == "delivered" and r.delivered_version == newest[r.order_id])
-        for r in found))
+        newest[order["payload"]["order_id"]] = max(
+            order["payload"]["version"], newest.get(order["payload"]["order_id"], 0)
+        )
+    settled = _until(
+        rows,
+        lambda found: (
+            len(found) == 13
+            and all(
+                r.state == "refused" or (r.state == "delivered" and r.delivered_version == newest[r.order_id])
+                for r in found
+            )
+        ),
+    )
     taken = providers.taken()
     acknowledged = providers.acknowledge(hub_url)
     pick_up_sftp_acknowledgements(hub.jobs)
@@ -151,14 +179,26 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
     leaked = [p for p, raw in theirs if p["address"]["street"].encode() in raw or p["phone"].encode() in raw]
     accepted = sum(state == "accepted" for state in final.values())
     return [
-        ("orders delivered to each provider", len(settled) == 13 and all(len(v) >= 4 for v in taken.values()),
-         ", ".join(f"{channel}: {len(v)}" for channel, v in taken.items()) + " (4 orders, 1 amended, each)"),
-        ("acknowledgements back on three channels", accepted == 12 and acknowledged == 12,
-         f"{acknowledged} sent, {accepted} orders accepted"),
-        ("the refused order, with the provider's reason", final.get(refused["payload"]["order_id"]) == "refused",
-         final.get(refused["payload"]["order_id"], "missing")),
-        ("no address of a protected person left the hub", not leaked and len(theirs) >= 3,
-         f"{len(theirs)} deliveries for {len(protected)} protected persons, {len(leaked)} with an address"),
+        (
+            "orders delivered to each provider",
+            len(settled) == 13 and all(len(v) >= 4 for v in taken.values()),
+            ", ".join(f"{channel}: {len(v)}" for channel, v in taken.items()) + " (4 orders, 1 amended, each)",
+        ),
+        (
+            "acknowledgements back on three channels",
+            accepted == 12 and acknowledged == 12,
+            f"{acknowledged} sent, {accepted} orders accepted",
+        ),
+        (
+            "the refused order, with the provider's reason",
+            final.get(refused["payload"]["order_id"]) == "refused",
+            final.get(refused["payload"]["order_id"], "missing"),
+        ),
+        (
+            "no address of a protected person left the hub",
+            not leaked and len(theirs) >= 3,
+            f"{len(theirs)} deliveries for {len(protected)} protected persons, {len(leaked)} with an address",
+        ),
     ], [o for o in issued if o is not refused]
 
 
@@ -181,23 +221,39 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
 
     period = Period.of(dt.date.today())
     customers = {(o["payload"]["provider_org"], o["payload"]["person"]["personnummer"]) for o in issued}
-    made = month_of_visits(random.Random(7), period, [(org, pnr, ["HT-OMS", "HT-SERV"])
-                                                      for org, pnr in sorted(customers)], prefix="D", per_customer=25)
+    made = month_of_visits(
+        random.Random(7),
+        period,
+        [(org, pnr, ["HT-OMS", "HT-SERV"]) for org, pnr in sorted(customers)],
+        prefix="D",
+        per_customer=25,
+    )
     vendors.report(hub_url, made, period.first_day)
     poll_all(hub.jobs)
     pick_up_all_files(hub.jobs)
     with hub.store.begin() as conn:
         stored = dict(conn.execute(select(visits.c.vendor, func.count()).group_by(visits.c.vendor)).all())
-    console.print(f"vendors reported {len(made)} visits for {period}: " + ", ".join(f"{v} {n}" for v, n in stored.items()))
+    console.print(
+        f"vendors reported {len(made)} visits for {period}: " + ", ".join(f"{v} {n}" for v, n in stored.items())
+    )
 
     rules = hub.config.tenant(TENANT).reimbursement
     run_id = reimbursement.draft(hub.store, TENANT, period, rules, by="user:demo")
     with hub.store.begin() as conn:
-        review = dict(conn.execute(select(findings.c.code, func.count()).where(findings.c.run_id == run_id)
-                                   .group_by(findings.c.code)).all())
+        review = dict(
+            conn.execute(
+                select(findings.c.code, func.count()).where(findings.c.run_id == run_id).group_by(findings.c.code)
+            ).all()
+        )
     org, pnr = sorted(customers)[0]
-    reimbursement.adjust(hub.store, run_id, (org, pnr, "omsorg", "day", rules.rates[2].sek_per_hour), 30,
-                         by="user:granskare", why="visit on paper while the phone was broken")
+    reimbursement.adjust(
+        hub.store,
+        run_id,
+        (org, pnr, "omsorg", "day", rules.rates[2].sek_per_hour),
+        30,
+        by="user:granskare",
+        why="visit on paper while the phone was broken",
+    )
     totals = reimbursement.approve(hub.store, run_id, by="user:granskningsgrupp")
     hub.relay.nudge()
     sent = _until(lambda: _count(hub, transfers), lambda n: n >= 6)
@@ -206,12 +262,22 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
         table.add_row(provider, f"{total:,.2f}")
     console.print(table)
     return [
-        ("visits stored from three vendors on three channels", sum(stored.values()) == len(made) and len(stored) == 3,
-         f"{sum(stored.values())} of {len(made)}"),
-        ("run reviewed: unpaid visits and warnings", bool(review), ", ".join(f"{k} {v}" for k, v in sorted(review.items()))),
+        (
+            "visits stored from three vendors on three channels",
+            sum(stored.values()) == len(made) and len(stored) == 3,
+            f"{sum(stored.values())} of {len(made)}",
+        ),
+        (
+            "run reviewed: unpaid visits and warnings",
+            bool(review),
+            ", ".join(f"{k} {v}" for k, v in sorted(review.items())),
+        ),
         ("basis approved for each provider", len(totals) == 3, f"{sum(totals.values()):,.2f} kr in all"),
-        ("basis files (CSV, HTML) delivered over SOAP, REST and SFTP", sent == 6 and _basis_taken(providers) == 6,
-         f"{sent} files recorded as transfers"),
+        (
+            "basis files (CSV, HTML) delivered over SOAP, REST and SFTP",
+            sent == 6 and _basis_taken(providers) == 6,
+            f"{sent} files recorded as transfers",
+        ),
     ]
 
 

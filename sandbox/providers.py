@@ -1,5 +1,6 @@
 """Three simulated LOV providers, one on each channel, that acknowledge every order they take:
 over SOAP (AcknowledgeOrder on the hub), over REST, and as ack files on their SFTP server."""
+
 from __future__ import annotations
 
 import os
@@ -67,24 +68,25 @@ class SimulatedProviders:
 [[tenants.partners]]
 id = "soap-omsorg"
 kind = "provider"
-organisation_number = "{self.orgs['soap']}"
-token_env = "{self._env('soap')}"
-channel = {{ type = "soap", url = "http://127.0.0.1:{port['soap']}/soap", timeout = 5 }}
+organisation_number = "{self.orgs["soap"]}"
+token_env = "{self._env("soap")}"
+channel = {{ type = "soap", url = "http://127.0.0.1:{port["soap"]}/soap", timeout = 5 }}
 
 [[tenants.partners]]
 id = "rest-hemtjanst"
 kind = "provider"
-organisation_number = "{self.orgs['rest']}"
-token_env = "{self._env('rest')}"
-channel = {{ type = "rest", url = "http://127.0.0.1:{port['rest']}", token_env = "CASEHUB_SANDBOX_{self.tenant}_REST_OUT", \
+organisation_number = "{self.orgs["rest"]}"
+token_env = "{self._env("rest")}"
+channel = {{ type = "rest", url = "http://127.0.0.1:{port["rest"]}", \
+token_env = "CASEHUB_SANDBOX_{self.tenant}_REST_OUT", \
 timeout = 5 }}
 
 [[tenants.partners]]
 id = "sftp-vard"
 kind = "provider"
-organisation_number = "{self.orgs['sftp']}"
-token_env = "{self._env('sftp')}"
-channel = {{ type = "sftp", host = "127.0.0.1", port = {port['sftp']}, username = "{self.sftp.username}", \
+organisation_number = "{self.orgs["sftp"]}"
+token_env = "{self._env("sftp")}"
+channel = {{ type = "sftp", host = "127.0.0.1", port = {port["sftp"]}, username = "{self.sftp.username}", \
 private_key_env = "CASEHUB_SANDBOX_{self.tenant}_SFTP_KEY", host_key = "{self.sftp.host_key_line}", \
 inbound_dir = "inbound", outbound_dir = "outbound", timeout = 5 }}
 """
@@ -92,8 +94,11 @@ inbound_dir = "inbound", outbound_dir = "outbound", timeout = 5 }}
     def taken(self) -> dict[str, list[Order]]:
         """The orders each provider has taken so far, by channel."""
         files = sorted((self.sftp_root / "inbound").glob("order_*.xml"))
-        rest = [Order.model_validate_json(raw) for method, _path, raw in self.rest_app.state.received
-                if method in ("POST", "PUT") and raw]
+        rest = [
+            Order.model_validate_json(raw)
+            for method, _path, raw in self.rest_app.state.received
+            if method in ("POST", "PUT") and raw
+        ]
         return {
             "soap": [r.order for r in self.soap_app.state.received],
             "rest": [o for o in rest if (o.order_id, o.version) in self.rest_app.state.orders],
@@ -102,8 +107,11 @@ inbound_dir = "inbound", outbound_dir = "outbound", timeout = 5 }}
 
     def raw_bytes(self) -> list[bytes]:
         """Every byte string the providers received, for checking what left the hub."""
-        return ([r.raw for r in self.soap_app.state.received] + [raw for *_, raw in self.rest_app.state.received]
-                + [f.read_bytes() for f in (self.sftp_root / "inbound").glob("order_*.xml")])
+        return (
+            [r.raw for r in self.soap_app.state.received]
+            + [raw for *_, raw in self.rest_app.state.received]
+            + [f.read_bytes() for f in (self.sftp_root / "inbound").glob("order_*.xml")]
+        )
 
     def acknowledge(self, hub_url: str) -> int:
         """Each provider accepts the newest version of every order it has taken and not yet answered."""
@@ -117,8 +125,13 @@ inbound_dir = "inbound", outbound_dir = "outbound", timeout = 5 }}
                 key = (channel, order.order_id, order.version)
                 if key in self._acknowledged:
                     continue
-                ack = OrderAcknowledgement(order_id=order.order_id, version=order.version, status="accepted",
-                                           contact_person=CONTACT, provider_org=self.orgs[channel])
+                ack = OrderAcknowledgement(
+                    order_id=order.order_id,
+                    version=order.version,
+                    status="accepted",
+                    contact_person=CONTACT,
+                    provider_org=self.orgs[channel],
+                )
                 getattr(self, f"_ack_{channel}")(hub_url, ack)
                 self._acknowledged.add(key)
                 sent += 1
@@ -132,9 +145,12 @@ inbound_dir = "inbound", outbound_dir = "outbound", timeout = 5 }}
         self._zeep.service.AcknowledgeOrder(**{k: v for k, v in ack.model_dump().items() if v is not None})
 
     def _ack_rest(self, hub_url: str, ack: OrderAcknowledgement) -> None:
-        httpx.post(f"{hub_url}/api/v1/orders/{ack.order_id}/acknowledgement", content=ack.model_dump_json(),
-                   headers={"Authorization": f"Bearer {self.tokens['rest']}", "Content-Type": "application/json"},
-                   timeout=10).raise_for_status()
+        httpx.post(
+            f"{hub_url}/api/v1/orders/{ack.order_id}/acknowledgement",
+            content=ack.model_dump_json(),
+            headers={"Authorization": f"Bearer {self.tokens['rest']}", "Content-Type": "application/json"},
+            timeout=10,
+        ).raise_for_status()
 
     def _ack_sftp(self, _hub_url: str, ack: OrderAcknowledgement) -> None:
         target = self.sftp_root / "outbound" / f"ack_{ack.order_id}_{ack.version}.xml"

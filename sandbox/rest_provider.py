@@ -5,6 +5,7 @@ the first `down_for` requests, keeps every request hanging while `app.state.answ
 and keeps every request's bytes for the tests to look at. A repeat of the same order and version
 gets the same receipt.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Runs an ASGI app on a free port of 127.0.0.1 in a thread: the demo's and the tests' live servers."""
+
 from __future__ import annotations
 
 import socket
@@ -15,8 +16,9 @@ class LiveServer:
         self.host = host
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False,
-                                log_config=None)  # through the root logger's handlers, as `casehub serve`
+        config = uvicorn.Config(
+            app, host=host, port=self.port, log_level="warning", access_log=False, log_config=None
+        )  # through the root logger's handlers, as `casehub serve`
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"live-server-{self.port}", daemon=True)
 

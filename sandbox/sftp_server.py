@@ -5,6 +5,7 @@ under it and may never leave it; `..` is refused), lets in one user with one cli
 generates, and listens on 127.0.0.1 on a free port. Each connection is a paramiko `Transport` (a
 thread of its own), each SFTP session on it another thread.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,9 +25,15 @@ from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
 def _new_key() -> tuple[str, paramiko.Ed25519Key]:
     """A fresh ed25519 key: its OpenSSH private key text, and the key as paramiko loads it."""
-    text = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption(),
-    ).decode("ascii")
+    text = (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        .decode("ascii")
+    )
     return text, paramiko.Ed25519Key.from_private_key(io.StringIO(text))
 
 
@@ -63,6 +70,7 @@ class _Handle(paramiko.SFTPHandle):
 
 def _sftp_call(method):
     """Answers a path outside the root with "permission denied" and an OSError with its SFTP code."""
+
     @functools.wraps(method)
     def call(self, *args):
         try:
@@ -71,6 +79,7 @@ def _sftp_call(method):
             return SFTP_PERMISSION_DENIED
         except OSError as error:
             return paramiko.SFTPServer.convert_errno(error.errno)
+
     return call
 
 
@@ -96,8 +105,9 @@ class _Sftp(paramiko.SFTPServerInterface):
     @_sftp_call
     def list_folder(self, path):
         folder = self.root.resolve(path)
-        return [paramiko.SFTPAttributes.from_stat(os.lstat(os.path.join(folder, name)), name)
-                for name in os.listdir(folder)]
+        return [
+            paramiko.SFTPAttributes.from_stat(os.lstat(os.path.join(folder, name)), name) for name in os.listdir(folder)
+        ]
 
     @_sftp_call
     def stat(self, path):
@@ -161,8 +171,9 @@ class SandboxSftpServer:
     `root`); `host_key_line` is its host key as a client pins it, "ssh-ed25519 AAAA...".
     """
 
-    def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int | None = None,
-                 username: str = "provider") -> None:
+    def __init__(
+        self, root: Path, *, host: str = "127.0.0.1", port: int | None = None, username: str = "provider"
+    ) -> None:
         self.host = host
         self.username = username
         self._keys = Path(tempfile.mkdtemp(prefix="casehub-sftp-"))

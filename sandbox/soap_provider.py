@@ -6,6 +6,7 @@ DeliverFile brings in `app.state.files`. It reads the body as a
 real provider would (hardened parse, XSD, codec), keeps what it received in `app.state.received`,
 and answers a repeated delivery of the same order version with the same receipt.
 """
+
 from __future__ import annotations
 
 import base64
@@ -79,8 +80,9 @@ def create_provider_app(
         except Rejected as error:
             return fault("Client", error.reason, error.where)
         key = (order.order_id, order.version)
-        receipt = receipts.setdefault(key, OrderReceipt(order_id=order.order_id, version=order.version,
-                                                        received_at=dt.datetime.now(dt.UTC)))
+        receipt = receipts.setdefault(
+            key, OrderReceipt(order_id=order.order_id, version=order.version, received_at=dt.datetime.now(dt.UTC))
+        )
         return answer(element(f"{name}Response", xml_values(receipt)))
 
     def _take_file(operation) -> Response:

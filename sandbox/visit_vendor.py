@@ -1,5 +1,6 @@
 """A simulated mobile-reporting vendor: its polled API (`GET /api/v1/visits`), a pushing client,
 and its daily CSV files; and a month of generated visits for a set of orders."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,10 +39,15 @@ def create_vendor_api(visits: list[Visit], *, token: str) -> FastAPI:
             app.state.fail_next -= 1
             return JSONResponse({"error": "try later"}, status_code=503)
         start = int(since or 0)
-        chunk = app.state.visits[start:start + limit]
+        chunk = app.state.visits[start : start + limit]
         end = start + len(chunk)
-        return JSONResponse({"visits": [encode_visit(v) for v in chunk], "next_cursor": str(end),
-                             "has_more": end < len(app.state.visits)})
+        return JSONResponse(
+            {
+                "visits": [encode_visit(v) for v in chunk],
+                "next_cursor": str(end),
+                "has_more": end < len(app.state.visits),
+            }
+        )
 
     return app
 
@@ -49,10 +55,13 @@ def create_vendor_api(visits: list[Visit], *, token: str) -> FastAPI:
 def push(hub_url: str, token: str, visits: list[Visit], *, batch: int = 1000) -> list[dict]:
     """Push visits to the hub in batches; the hub's answers."""
     answers = []
-    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}",
-                                           "Content-Type": "application/json"}) as client:
+    with httpx.Client(
+        timeout=30, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    ) as client:
         for start in range(0, len(visits), batch):
-            response = client.post(f"{hub_url}/api/v1/visits", content=encode_visit_batch(visits[start:start + batch]))
+            response = client.post(
+                f"{hub_url}/api/v1/visits", content=encode_visit_batch(visits[start : start + batch])
+            )
             response.raise_for_status()
             answers.append(response.json())
     return answers
@@ -68,8 +77,14 @@ def drop_daily_file(folder: Path, vendor: str, day: dt.date, visits: list[Visit]
     return folder / name
 
 
-def month_of_visits(rng: random.Random, period: Period, customers: list[tuple[str, str, list[str]]], *,
-                    prefix: str, per_customer: int = 20) -> list[Visit]:
+def month_of_visits(
+    rng: random.Random,
+    period: Period,
+    customers: list[tuple[str, str, list[str]]],
+    *,
+    prefix: str,
+    per_customer: int = 20,
+) -> list[Visit]:
     """Generated visits for (provider_org, personnummer, service codes) in the period, with a realistic
     share of deviations: not approved, declined, manual confirmations, double staffing, edits."""
     made = []
@@ -80,15 +95,26 @@ def month_of_visits(rng: random.Random, period: Period, customers: list[tuple[st
             start = dt.datetime.combine(day, dt.time(hour, rng.randrange(60)), STOCKHOLM)
             end = start + dt.timedelta(minutes=rng.choice([15, 20, 30, 45, 60]), seconds=rng.randrange(60))
             manual = rng.random() < 0.05
-            made.append(Visit(
-                visit_id=f"{prefix}-{number:05d}-{n:03d}", version=1, provider_org=provider, customer_pnr=person,
-                employee_id=f"E{rng.randrange(1000, 9999)}", planned_start=start, planned_end=end,
-                actual_start=start, actual_end=end, confirmation="manual" if manual else "nfc",
-                tag_id=None if manual else "04:A2:2B:9A:11:80",
-                manual_reason="the tag was missing" if manual else None,
-                services=rng.sample(services, k=rng.randint(1, len(services))),
-                double_staffing=rng.random() < 0.03, declined=rng.random() < 0.02, approved=rng.random() > 0.03,
-            ))
+            made.append(
+                Visit(
+                    visit_id=f"{prefix}-{number:05d}-{n:03d}",
+                    version=1,
+                    provider_org=provider,
+                    customer_pnr=person,
+                    employee_id=f"E{rng.randrange(1000, 9999)}",
+                    planned_start=start,
+                    planned_end=end,
+                    actual_start=start,
+                    actual_end=end,
+                    confirmation="manual" if manual else "nfc",
+                    tag_id=None if manual else "04:A2:2B:9A:11:80",
+                    manual_reason="the tag was missing" if manual else None,
+                    services=rng.sample(services, k=rng.randint(1, len(services))),
+                    double_staffing=rng.random() < 0.03,
+                    declined=rng.random() < 0.02,
+                    approved=rng.random() > 0.03,
+                )
+            )
     return made
 
 
@@ -107,9 +133,13 @@ class SimulatedVendors:
     def __enter__(self) -> SimulatedVendors:
         self.polled = self._stack.enter_context(LiveServer(self.api))
         self.sftp = self._stack.enter_context(SandboxSftpServer(self.files))
-        os.environ.update({f"CASEHUB_SANDBOX_{self.tenant}_PUSH_VENDOR": self.push_token,
-                           f"CASEHUB_SANDBOX_{self.tenant}_POLL_VENDOR": self.poll_token,
-                           f"CASEHUB_SANDBOX_{self.tenant}_FILE_VENDOR_KEY": str(self.sftp.private_key_path)})
+        os.environ.update(
+            {
+                f"CASEHUB_SANDBOX_{self.tenant}_PUSH_VENDOR": self.push_token,
+                f"CASEHUB_SANDBOX_{self.tenant}_POLL_VENDOR": self.poll_token,
+                f"CASEHUB_SANDBOX_{self.tenant}_FILE_VENDOR_KEY": str(self.sftp.private_key_path),
+            }
+        )
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,6 +8,7 @@ sends is either stored as it is on both stores or refused naming its field (arch
 - `Exact`: a decimal written as a string or an integer, never read from a binary float (which
   would have been rounded before anyone could see it).
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Documents exchanged with the case system that are not tied to one business flow."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -31,5 +32,3 @@ class Receipt(BaseModel):
     handled_at: AwareDatetime
     outcome: Literal["done", "rejected"] = "done"
     reason: str | None = None
-
-

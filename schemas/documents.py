@@ -1,5 +1,6 @@
 """The registry of canonical documents: envelope type name to the model of its payload, and who
 may send it. The hub's own types (`hub`) never come from outside (architecture rule 11)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The Envelope: how every canonical document travels through the hub."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -4,6 +4,7 @@ Each is parsed from the forms people write, kept as one canonical digit string, 
 as a pydantic field type. A personnummer is personal data: its str and repr mask the last
 four digits, and so do the validation errors raised for any of these fields.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -105,7 +106,9 @@ class _IdentityNumber:
         )
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
         return {"type": "string", "pattern": cls._JSON_PATTERN}
 
 

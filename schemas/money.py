@@ -1,4 +1,5 @@
 """Money in Swedish kronor and calendar periods, the two units every flow counts in."""
+
 from __future__ import annotations
 
 import datetime as dt

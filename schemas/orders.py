@@ -1,4 +1,5 @@
 """Orders to LOV providers and their acknowledgements (contract: specs/provider-orders.md)."""
+
 from __future__ import annotations
 
 import datetime as dt

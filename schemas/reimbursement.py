@@ -1,5 +1,6 @@
 """The reimbursement run's documents: the tenant's rules, each visit's outcome, and the basis
 (ersättningsunderlag) each provider is paid on (rules: specs/reimbursement-rules.md)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,12 +20,22 @@ Band = Literal["day", "evening"]
 BANDS: tuple[Band, ...] = ("day", "evening")
 CATEGORIES: tuple[Category, ...] = ("service", "omsorg")
 
-Reason = Literal["not_approved", "declined", "incomplete", "no_service", "too_long", "after_lock",
-                 "no_order", "outside_order_period", "unknown_service"]
+Reason = Literal[
+    "not_approved",
+    "declined",
+    "incomplete",
+    "no_service",
+    "too_long",
+    "after_lock",
+    "no_order",
+    "outside_order_period",
+    "unknown_service",
+]
 """Why a visit is not paid: the first check of the spec's section 1 that fails."""
 
 VisitWarning = Literal["manual", "double_staffing_not_granted", "over_ordered"]
 """What a paid visit raises for review (spec section 5)."""
+
 
 class RateRule(BaseModel):
     """SEK per hour for one category and band, valid from a date until the next rule's date."""
@@ -68,7 +79,8 @@ class Rules(BaseModel):
     lock_working_day: int = Field(default=3, ge=1, le=20, description="the nth working day of the next month")
     lock_time: dt.time = dt.time(23, 59)
     lock_dates: dict[Period, dt.date] = Field(
-        default_factory=dict, description="a period's lock date set by the review group; overrides the default")
+        default_factory=dict, description="a period's lock date set by the review group; overrides the default"
+    )
     rates: tuple[RateRule, ...] = DEFAULT_RATES
 
     @field_validator("day_weekdays")

@@ -1,4 +1,5 @@
 """Visits reported by mobile-reporting vendors (contract: specs/mobile-reporting.md)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,8 +47,10 @@ class Visit(BaseModel):
     def _rules(self) -> Visit:
         """The rules across fields; each error is located at the field to correct."""
         broken: list[tuple[str, str]] = []
-        for start, end, what in ((self.planned_start, self.planned_end, "planned"),
-                                 (self.actual_start, self.actual_end, "actual")):
+        for start, end, what in (
+            (self.planned_start, self.planned_end, "planned"),
+            (self.actual_start, self.actual_end, "actual"),
+        ):
             if start is not None and end is not None:
                 if end < start:
                     broken.append((f"{what}_end", f"{what}_end is before {what}_start"))

@@ -1,5 +1,6 @@
 """Fixtures shared by every test: the services (skipped on a laptop without them, required in CI),
 hubs on both runtimes, and a scan of every log line of the run for personnummer."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.sshd import Sshd, SshdMissing, running_sshd, sshd_binary
-
 import flows
 from core.config import HubConfig
 from core.redaction import PERSONNUMMER
@@ -24,6 +23,7 @@ from core.runtime import Hub
 from core.settings import Settings
 from core.store import Store
 from core.store.tables import metadata
+from tests.sshd import Sshd, SshdMissing, running_sshd, sshd_binary
 
 flows.load()  # every flow's steps, jobs and tables
 
@@ -59,6 +59,7 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str
 
 # --- services -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def postgres_database():
     """A fresh PostgreSQL database for the session, migrated; dropped at the end."""
@@ -87,8 +88,9 @@ def amqp_vhost():
         return
     vhost = f"casehub-test-{uuid.uuid4().hex[:8]}"
     subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run([ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True
+    )
     yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True)
 
@@ -123,16 +125,22 @@ def partner_folder(sshd) -> Path:
 
 # --- hubs -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def hub_config() -> HubConfig:
     os.environ[TOKEN_ENV] = TOKEN
-    return HubConfig.model_validate({
-        "tenants": [
-            {"code": TENANT, "name": "Ekerö kommun",
-             "partners": [{"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV}]},
-            {"code": "0180", "name": "Stockholms stad", "partners": []},
-        ]
-    })
+    return HubConfig.model_validate(
+        {
+            "tenants": [
+                {
+                    "code": TENANT,
+                    "name": "Ekerö kommun",
+                    "partners": [{"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV}],
+                },
+                {"code": "0180", "name": "Stockholms stad", "partners": []},
+            ]
+        }
+    )
 
 
 @pytest.fixture(params=["embedded", "scale"])
@@ -169,6 +177,7 @@ def make_hub(runtime, hub_config):
 
 # --- no personnummer in any log line of the run ----------------------------------------------
 
+
 class _EveryRecord(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -194,7 +203,9 @@ def pytest_configure(config) -> None:
 def pytest_sessionfinish(session, exitstatus) -> None:
     if _every_record.leaks:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        reporter.write_line(f"{len(_every_record.leaks)} log lines hold something shaped like a personnummer:", red=True)
+        reporter.write_line(
+            f"{len(_every_record.leaks)} log lines hold something shaped like a personnummer:", red=True
+        )
         for line in _every_record.leaks[:20]:
             reporter.write_line("  " + line, red=True)
         session.exitstatus = 1
@@ -204,4 +215,3 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 def log_leaks():
     """The log lines, so far in the run, that hold something shaped like a personnummer."""
     return _every_record.leaks
-

@@ -3,6 +3,7 @@
 `running_sshd(workdir)` generates a host key and a client key with ssh-keygen, writes an sshd_config
 that allows only that client key, starts `sshd -D -e` as the current user and stops it at the end.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,11 @@ def sshd_binary() -> str:
 
 def keygen(path: Path) -> str:
     """Generates an ed25519 key pair at `path` (and `path`.pub); returns the public key, "type base64"."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "casehub-test", "-f", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "casehub-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
     kind, data, *_ = path.with_name(path.name + ".pub").read_text().split()
     return f"{kind} {data}"
 
@@ -63,21 +67,23 @@ def _free_port() -> int:
 
 
 def _config(workdir: Path, port: int, host_key: Path, authorized_keys: Path) -> str:
-    return "\n".join([
-        f"ListenAddress 127.0.0.1:{port}",
-        f"HostKey {host_key}",
-        f"AuthorizedKeysFile {authorized_keys}",
-        f"PidFile {workdir / 'sshd.pid'}",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password",
-        "StrictModes no",
-        "UsePAM no",
-        "Subsystem sftp internal-sftp",
-        "LogLevel ERROR",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"ListenAddress 127.0.0.1:{port}",
+            f"HostKey {host_key}",
+            f"AuthorizedKeysFile {authorized_keys}",
+            f"PidFile {workdir / 'sshd.pid'}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            "StrictModes no",
+            "UsePAM no",
+            "Subsystem sftp internal-sftp",
+            "LogLevel ERROR",
+            "",
+        ]
+    )
 
 
 def _wait_for_port(process: subprocess.Popen, port: int, timeout: float) -> bool:
@@ -125,8 +131,9 @@ def running_sshd(workdir: Path, *, timeout: float = 10.0) -> Iterator[Sshd]:
         port = _free_port()
         config = workdir / "sshd_config"
         config.write_text(_config(workdir, port, workdir / "host_ed25519", authorized_keys))
-        process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=log,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=log, start_new_session=True
+        )
         if _wait_for_port(process, port, timeout):
             break
     else:
@@ -135,9 +142,16 @@ def running_sshd(workdir: Path, *, timeout: float = 10.0) -> Iterator[Sshd]:
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_key_line}\n")
     try:
-        yield Sshd(host="127.0.0.1", port=port, username=pwd.getpwuid(os.getuid()).pw_name,
-                   private_key=client_key, host_key=host_key_line, known_hosts=known_hosts, root=root,
-                   workdir=workdir)
+        yield Sshd(
+            host="127.0.0.1",
+            port=port,
+            username=pwd.getpwuid(os.getuid()).pw_name,
+            private_key=client_key,
+            host_key=host_key_line,
+            known_hosts=known_hosts,
+            root=root,
+            workdir=workdir,
+        )
     finally:
         _stop(process)
         log.close()

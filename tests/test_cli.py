@@ -1,4 +1,5 @@
 """The `casehub` command: what operations types, with the exit codes scripts rely on."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,13 @@ def cli(tmp_path, monkeypatch):
 def test_dead_letters_list_show_and_replay(cli):
     event = CaseSystem("http://unused", TOKEN, TENANT).event() | {"tenant": "0138"}
     with cli.store.begin() as conn:
-        letter = deadletters.record(conn, step=deadletters.INBOUND, kind="rejected",
-                                    reason="tenant: unknown tenant 0138", raw=json.dumps(event).encode())
+        letter = deadletters.record(
+            conn,
+            step=deadletters.INBOUND,
+            kind="rejected",
+            reason="tenant: unknown tenant 0138",
+            raw=json.dumps(event).encode(),
+        )
 
     listed = cli("dead-letters", "list")
     assert listed.exit_code == 0 and "unknown tenant 0138" in listed.output
@@ -73,14 +79,15 @@ def test_dead_letters_list_show_and_replay(cli):
 
 
 def test_messages_show_is_audited_and_search_lists(cli):
-    from core.messages import accept
-    from core.intake import envelopes_from_json
     from core.config import load
+    from core.intake import envelopes_from_json
+    from core.messages import accept
 
     event = CaseSystem("http://unused", TOKEN, TENANT).event()
     with cli.store.begin() as conn:
-        accept(conn, envelopes_from_json(json.dumps(event).encode(), load(cli.config), sender="case_system",
-                                         max_batch=1))
+        accept(
+            conn, envelopes_from_json(json.dumps(event).encode(), load(cli.config), sender="case_system", max_batch=1)
+        )
     shown = cli("messages", "show", event["id"])
     assert shown.exit_code == 0 and event["payload"]["person"] in shown.output
     with cli.store.begin() as conn:
@@ -137,7 +144,9 @@ def test_config_check_validates_providers_and_their_channels(tmp_path, monkeypat
     monkeypatch.setenv("CASEHUB_TEST_TOKEN_0125", "x")
     monkeypatch.setenv("CASEHUB_TEST_KEY", str(tmp_path / "no-such-key"))
     bad = tmp_path / "providers.toml"
-    bad.write_text(CONFIG + """
+    bad.write_text(
+        CONFIG
+        + """
 [[tenants.partners]]
 id = "no-channel"
 kind = "provider"
@@ -160,7 +169,8 @@ id = "rest-ab"
 kind = "provider"
 organisation_number = "5560360793"
 channel = { type = "rest", url = "ftp:/x", token_env = "CASEHUB_TEST_UNSET" }
-""")
+"""
+    )
     result = CliRunner().invoke(app, ["config", "check", str(bad)])
     assert result.exit_code == 3
     lines = result.output
@@ -177,10 +187,22 @@ def test_orders_list_show_and_resend(cli):
     from flows.orders.tables import orders
 
     with cli.store.begin() as conn:
-        conn.execute(orders.insert().values(
-            tenant=TENANT, order_id="ORD-7", provider="omsorg-ab", case_ref="ÄO-1", kind="new", version=1,
-            message_id="m-7", delivered_version=1, state="overdue", reason=None, updated_at=utcnow(),
-            ack_due_at=utcnow()))
+        conn.execute(
+            orders.insert().values(
+                tenant=TENANT,
+                order_id="ORD-7",
+                provider="omsorg-ab",
+                case_ref="ÄO-1",
+                kind="new",
+                version=1,
+                message_id="m-7",
+                delivered_version=1,
+                state="overdue",
+                reason=None,
+                updated_at=utcnow(),
+                ack_due_at=utcnow(),
+            )
+        )
     listed = cli("orders", "list", "--state", "overdue")
     assert listed.exit_code == 0 and "ORD-7" in listed.output and "overdue" in listed.output
     assert "ORD-7" not in cli("orders", "list", "--state", "accepted").output
@@ -209,36 +231,77 @@ def test_reimbursement_run_review_adjust_approve_and_show(cli, monkeypatch):
 
     org = generate_organisation_number(random.Random(61)).digits
     person, stranger = (generate_personnummer(random.Random(seed)).digits for seed in (62, 63))
-    cli.config.write_text(CONFIG + f"""
+    cli.config.write_text(
+        CONFIG
+        + f"""
 [[tenants.partners]]
 id = "omsorg-ab"
 kind = "provider"
 organisation_number = "{org}"
 channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TEST_TOKEN_0125" }}
-""")
-    order = Envelope.model_validate(CaseSystem("http://unused", TOKEN, TENANT).order(
-        org, person=person, order_id="ORD-1", double_staffing=True, service_hours="8.00"))
+"""
+    )
+    order = Envelope.model_validate(
+        CaseSystem("http://unused", TOKEN, TENANT).order(
+            org, person=person, order_id="ORD-1", double_staffing=True, service_hours="8.00"
+        )
+    )
     cet = dt.timezone(dt.timedelta(hours=1))
 
     def visit(number, day, start, minutes, customer=person, **flags):
         begins = dt.datetime(2026, 3, day, *start, tzinfo=cet)
-        return Visit(visit_id=f"V-{number}", version=1, provider_org=org, customer_pnr=customer, employee_id="E1",
-                     actual_start=begins, actual_end=begins + dt.timedelta(minutes=minutes),
-                     confirmation=flags.pop("confirmation", "nfc"), services=["HT-OMS"], approved=True, **flags)
+        return Visit(
+            visit_id=f"V-{number}",
+            version=1,
+            provider_org=org,
+            customer_pnr=customer,
+            employee_id="E1",
+            actual_start=begins,
+            actual_end=begins + dt.timedelta(minutes=minutes),
+            confirmation=flags.pop("confirmation", "nfc"),
+            services=["HT-OMS"],
+            approved=True,
+            **flags,
+        )
 
     with cli.store.begin() as conn:
         stored.accept(conn, [(order, None)])
-        conn.execute(orders.insert().values(
-            tenant=TENANT, order_id="ORD-1", provider="omsorg-ab", case_ref="ÄO-1", kind="new", version=1,
-            message_id=order.id, state_version=1, state_message_id=order.id, delivered_version=1,
-            state="accepted", updated_at=utcnow()))
-        store_visits(conn, tenant=TENANT, vendor="vendor", rejected=[], raw=b"{}", channel="push", accepted=[
-            visit(1, 2, (8, 0), 30),                                       # omsorg day, 210.00
-            visit(2, 3, (9, 0), 30, declined=True),                        # high: declined
-            visit(3, 4, (9, 0), 30, customer=stranger),                    # high: no order
-            visit(4, 5, (9, 0), 30, confirmation="manual", manual_reason="tag broken")])  # low, 210.00
-    assert cli("reimbursement", "lock", "--tenant", TENANT, "--period", "2026-03",
-               "--at", "2099-01-01T00:00+00:00").exit_code == 0
+        conn.execute(
+            orders.insert().values(
+                tenant=TENANT,
+                order_id="ORD-1",
+                provider="omsorg-ab",
+                case_ref="ÄO-1",
+                kind="new",
+                version=1,
+                message_id=order.id,
+                state_version=1,
+                state_message_id=order.id,
+                delivered_version=1,
+                state="accepted",
+                updated_at=utcnow(),
+            )
+        )
+        store_visits(
+            conn,
+            tenant=TENANT,
+            vendor="vendor",
+            rejected=[],
+            raw=b"{}",
+            channel="push",
+            accepted=[
+                visit(1, 2, (8, 0), 30),  # omsorg day, 210.00
+                visit(2, 3, (9, 0), 30, declined=True),  # high: declined
+                visit(3, 4, (9, 0), 30, customer=stranger),  # high: no order
+                visit(4, 5, (9, 0), 30, confirmation="manual", manual_reason="tag broken"),
+            ],
+        )  # low, 210.00
+    assert (
+        cli(
+            "reimbursement", "lock", "--tenant", TENANT, "--period", "2026-03", "--at", "2099-01-01T00:00+00:00"
+        ).exit_code
+        == 0
+    )
 
     drafted = cli("reimbursement", "run", "--tenant", TENANT, "--period", "2026-03")
     assert drafted.exit_code == 0 and "4 visits, 2 paid" in drafted.output and "420.00" in drafted.output
@@ -260,8 +323,13 @@ channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TES
     assert refused.exit_code == 1 and "approved run never changes" in refused.output
     with cli.store.begin() as conn:
         actions = set(conn.scalars(select(audit.c.action)))
-    assert {"reimbursement.draft", "reimbursement.review", "reimbursement.adjust", "reimbursement.approve",
-            "reimbursement.read"} <= actions
+    assert {
+        "reimbursement.draft",
+        "reimbursement.review",
+        "reimbursement.adjust",
+        "reimbursement.approve",
+        "reimbursement.read",
+    } <= actions
 
     # the basis as data: masked for anyone, in full only for the tenant's personal_data_readers
     as_json = json.loads(cli("reimbursement", "show", "1", "--format", "json").output)
@@ -274,8 +342,11 @@ channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TES
     refused = cli("reimbursement", "show", "1", "--format", "json", "--personnummer", "full")
     assert refused.exit_code == 1 and "may not see personnummer in full" in refused.output
     from cli.common import whoami
+
     readers = f'personal_data_readers = ["{whoami()}"]\n'
-    cli.config.write_text(cli.config.read_text().replace('name = "Ekerö kommun"\n', f'name = "Ekerö kommun"\n{readers}'))
+    cli.config.write_text(
+        cli.config.read_text().replace('name = "Ekerö kommun"\n', f'name = "Ekerö kommun"\n{readers}')
+    )
     full = json.loads(cli("reimbursement", "show", "1", "--format", "json", "--personnummer", "full").output)
     assert [line["customer"] for line in full["lines"]] == [person]
     findings = cli("reimbursement", "review", "1", "--format", "csv", "--personnummer", "full").output.splitlines()
@@ -283,8 +354,11 @@ channel = {{ type = "rest", url = "http://127.0.0.1:9", token_env = "CASEHUB_TES
     assert any(f";{stranger};no_order;" in line for line in findings)
     assert "─" not in cli("reimbursement", "review", "1").output  # piped: no box drawing
     with cli.store.begin() as conn:
-        details = set(conn.scalars(select(audit.c.detail).where(audit.c.action.in_(
-            ["reimbursement.read", "reimbursement.review"]))))
+        details = set(
+            conn.scalars(
+                select(audit.c.detail).where(audit.c.action.in_(["reimbursement.read", "reimbursement.review"]))
+            )
+        )
     assert "lines, personnummer in full" in details and "level low and above, personnummer in full" in details
 
 
@@ -292,8 +366,9 @@ def test_lists_say_how_many_more_there_are_and_how_to_page(cli):
     """No list is cut without saying so: below each page, how many in all and the next --offset."""
     with cli.store.begin() as conn:
         for n in range(25):
-            deadletters.record(conn, step=deadletters.INBOUND, kind="rejected", reason=f"reason {n}",
-                               raw=b"x" if n else b"first")
+            deadletters.record(
+                conn, step=deadletters.INBOUND, kind="rejected", reason=f"reason {n}", raw=b"x" if n else b"first"
+            )
     first = cli("dead-letters", "list", "--limit", "10")
     assert first.exit_code == 0
     assert "dead letters 1-10 of 25; 15 more: --offset 10" in first.output
@@ -310,12 +385,15 @@ def test_lists_say_how_many_more_there_are_and_how_to_page(cli):
 
 
 def test_visits_status_and_rounds_named_by_tenant_and_vendor(cli):
-    cli.config.write_text(CONFIG + """
+    cli.config.write_text(
+        CONFIG
+        + """
 [[tenants.partners]]
 id = "pusher"
 kind = "visit_vendor"
 token_env = "CASEHUB_TEST_TOKEN_0125"
-""")
+"""
+    )
     shown = cli("visits", "status", "--tenant", TENANT, "--period", "2026-03")
     assert shown.exit_code == 0 and "pusher" in shown.output and "push" in shown.output
     assert cli("visits", "status", "--tenant", "9999", "--period", "2026-03").exit_code == 3
@@ -331,8 +409,9 @@ def test_transfers_list_shows_the_whole_sha256_when_wide(cli):
 
     data = b"ersattning;2026-03\n"
     with cli.store.begin() as conn:
-        transfers.record(conn, tenant=TENANT, receiver="omsorg-ab", channel="sftp", name="basis.csv", data=data,
-                         cause=None)
+        transfers.record(
+            conn, tenant=TENANT, receiver="omsorg-ab", channel="sftp", name="basis.csv", data=data, cause=None
+        )
     whole = hashlib.sha256(data).hexdigest()
     narrow, wide = cli("transfers", "list"), cli("transfers", "list", "--wide")
     assert whole[:16] in narrow.output and whole not in narrow.output
@@ -345,6 +424,12 @@ def test_commands_that_only_read_open_the_store_and_never_the_bus(cli, monkeypat
 
     monkeypatch.setattr("core.runtime.Bus", no_bus)
     monkeypatch.setenv("CASEHUB_BROKER_URL", "amqp://guest:guest@127.0.0.1:1/%2F")  # nothing listens there
-    for command in (["dead-letters", "list"], ["messages", "search"], ["orders", "list"], ["transfers", "list"],
-                    ["audit", "list"], ["visits", "status", "--tenant", TENANT, "--period", "2026-03"]):
+    for command in (
+        ["dead-letters", "list"],
+        ["messages", "search"],
+        ["orders", "list"],
+        ["transfers", "list"],
+        ["audit", "list"],
+        ["visits", "status", "--tenant", TENANT, "--period", "2026-03"],
+    ):
         assert cli(*command).exit_code == 0, command

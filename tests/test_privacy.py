@@ -1,4 +1,5 @@
 """Personnummer never reach a log line; the redaction filter masks what might."""
+
 from __future__ import annotations
 
 import logging
@@ -25,6 +26,7 @@ def test_the_filter_masks_arguments_and_tracebacks():
         raise ValueError("bad 410708-6995")
     except ValueError:
         import sys
+
         record.exc_info = sys.exc_info()
     RedactingFilter().filter(record)
     text = logging.Formatter().format(record)

@@ -1,4 +1,5 @@
 """The README's example documents are valid: a partner who copies one gets it accepted."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The sandbox's SFTP server, driven by the hub's own SFTP client: what the demo's provider relies on."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,14 @@ def server(root):
 
 @pytest.fixture
 def endpoint(server) -> SftpEndpoint:
-    return SftpEndpoint(host=server.host, port=server.port, username=server.username,
-                        private_key=str(server.private_key_path), host_key=server.host_key_line, timeout=5.0)
+    return SftpEndpoint(
+        host=server.host,
+        port=server.port,
+        username=server.username,
+        private_key=str(server.private_key_path),
+        host_key=server.host_key_line,
+        timeout=5.0,
+    )
 
 
 @pytest.fixture
@@ -53,8 +60,7 @@ def test_an_upload_lands_in_the_root_without_a_part_file(connection, root):
 
     assert os.listdir(root / "orders") == ["order_42_1.xml"]
     assert (root / "orders" / "order_42_1.xml").read_bytes() == b"a resend replaces"
-    assert delivery == Delivery(path="orders/order_42_1.xml", size=len(data),
-                                sha256=hashlib.sha256(data).hexdigest())
+    assert delivery == Delivery(path="orders/order_42_1.xml", size=len(data), sha256=hashlib.sha256(data).hexdigest())
     assert again.path == "/orders/order_42_1.xml"
 
 
@@ -111,13 +117,16 @@ def test_a_missing_file_is_rejected(connection):
         connection.download("orders/missing.xml", io.BytesIO())
 
 
-@pytest.mark.parametrize("operation", [
-    lambda c: c.upload("orders/..", "escaped.xml", b"x"),
-    lambda c: c.upload("../outside", "escaped.xml", b"x"),
-    lambda c: c.download("/orders/../../secret.txt", io.BytesIO()),
-    lambda c: c.ready_files("..", pattern="*"),
-    lambda c: c.archive("orders", "../../secret.txt", done_suffix=None),
-])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda c: c.upload("orders/..", "escaped.xml", b"x"),
+        lambda c: c.upload("../outside", "escaped.xml", b"x"),
+        lambda c: c.download("/orders/../../secret.txt", io.BytesIO()),
+        lambda c: c.ready_files("..", pattern="*"),
+        lambda c: c.archive("orders", "../../secret.txt", done_suffix=None),
+    ],
+)
 def test_a_path_with_dotdot_is_refused(connection, root, operation):
     (root.parent / "outside").mkdir()
     (root.parent / "secret.txt").write_text("secret")
@@ -156,8 +165,9 @@ def test_a_wrong_pinned_host_key_is_refused(endpoint, tmp_path):
 
 def test_stopping_closes_every_connection(root):
     with SandboxSftpServer(root) as server:
-        endpoint = SftpEndpoint(server.host, server.port, server.username, str(server.private_key_path),
-                                server.host_key_line, timeout=5.0)
+        endpoint = SftpEndpoint(
+            server.host, server.port, server.username, str(server.private_key_path), server.host_key_line, timeout=5.0
+        )
         connection = SftpConnection(endpoint, attempts=1).__enter__()
     with pytest.raises(Transient):
         connection.ready_files("orders", pattern="*")

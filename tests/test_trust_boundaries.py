@@ -2,6 +2,7 @@
 partner kind of two tenants and every document type, only the allowed cells are taken, every
 other one is refused with 403 (or 409 for another provider's order), and nothing of one tenant's
 reaches a partner of the other (checked on the bytes the simulated partners received)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,10 +20,10 @@ from adapters.soap.server import answer
 from core import deadletters, messages
 from core.config import HubConfig
 from flows import routes
+from flows.reimbursement import run
 from sandbox.case_system import CaseSystem
 from sandbox.rest_provider import create_rest_provider_app
 from sandbox.server import LiveServer
-from flows.reimbursement import run
 from schemas.documents import DOCUMENTS
 from schemas.envelope import Envelope
 from schemas.identity import generate_organisation_number, generate_personnummer
@@ -66,23 +67,45 @@ def hub_config(providers) -> HubConfig:
         for kind in KINDS:
             os.environ[f"CASEHUB_TEST_{tenant}_{kind.upper()}"] = token(tenant, kind)
         os.environ["CASEHUB_TEST_OUTBOUND"] = OUTBOUND_TOKEN
-        tenants.append({"code": tenant, "name": f"kommun {tenant}", "partners": [
-            {"id": "case-system", "kind": "case_system", "token_env": f"CASEHUB_TEST_{tenant}_CASE_SYSTEM"},
-            {"id": "provider", "kind": "provider", "organisation_number": ORG[tenant],
-             "token_env": f"CASEHUB_TEST_{tenant}_PROVIDER",
-             "channel": {"type": "rest", "url": providers[tenant][1], "token_env": "CASEHUB_TEST_OUTBOUND",
-                         "timeout": 5}},
-            {"id": "vendor", "kind": "visit_vendor", "token_env": f"CASEHUB_TEST_{tenant}_VISIT_VENDOR"},
-        ]})
+        tenants.append(
+            {
+                "code": tenant,
+                "name": f"kommun {tenant}",
+                "partners": [
+                    {"id": "case-system", "kind": "case_system", "token_env": f"CASEHUB_TEST_{tenant}_CASE_SYSTEM"},
+                    {
+                        "id": "provider",
+                        "kind": "provider",
+                        "organisation_number": ORG[tenant],
+                        "token_env": f"CASEHUB_TEST_{tenant}_PROVIDER",
+                        "channel": {
+                            "type": "rest",
+                            "url": providers[tenant][1],
+                            "token_env": "CASEHUB_TEST_OUTBOUND",
+                            "timeout": 5,
+                        },
+                    },
+                    {"id": "vendor", "kind": "visit_vendor", "token_env": f"CASEHUB_TEST_{tenant}_VISIT_VENDOR"},
+                ],
+            }
+        )
     return HubConfig.model_validate({"tenants": tenants})
 
 
 def a_visit(rng: random.Random, tenant: str) -> dict:
     start = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    return {"visit_id": f"V-{rng.getrandbits(32)}", "version": 1, "provider_org": ORG[tenant],
-            "customer_pnr": generate_personnummer(rng).digits, "employee_id": "E1", "confirmation": "nfc",
-            "actual_start": start.isoformat(), "actual_end": (start + dt.timedelta(minutes=30)).isoformat(),
-            "services": ["HT-OMS"], "approved": True}
+    return {
+        "visit_id": f"V-{rng.getrandbits(32)}",
+        "version": 1,
+        "provider_org": ORG[tenant],
+        "customer_pnr": generate_personnummer(rng).digits,
+        "employee_id": "E1",
+        "confirmation": "nfc",
+        "actual_start": start.isoformat(),
+        "actual_end": (start + dt.timedelta(minutes=30)).isoformat(),
+        "services": ["HT-OMS"],
+        "approved": True,
+    }
 
 
 def payloads(case_system: CaseSystem, rng: random.Random, tenant: str) -> dict[str, dict]:
@@ -108,10 +131,13 @@ def test_each_kind_sends_only_its_own_types_for_its_own_tenant_and_nothing_cross
     hub = make_hub()
     rng = random.Random(3)
     with LiveServer(create_app(hub, routes(hub))) as server:
-        clients = {caller: httpx.Client(base_url=server.url, timeout=10,
-                                        headers={"Authorization": f"Bearer {token(*caller)}"}) for caller in CALLERS}
-        case_systems = {tenant: CaseSystem(server.url, token(tenant, "case_system"), tenant, seed=int(tenant))
-                        for tenant in TENANTS}
+        clients = {
+            caller: httpx.Client(base_url=server.url, timeout=10, headers={"Authorization": f"Bearer {token(*caller)}"})
+            for caller in CALLERS
+        }
+        case_systems = {
+            tenant: CaseSystem(server.url, token(tenant, "case_system"), tenant, seed=int(tenant)) for tenant in TENANTS
+        }
         samples = {tenant: payloads(case_systems[tenant], rng, tenant) for tenant in TENANTS}
         assert set(samples[TENANTS[0]]) == set(DOCUMENTS), "a new document type needs its cells in this matrix"
 
@@ -120,8 +146,13 @@ def test_each_kind_sends_only_its_own_types_for_its_own_tenant_and_nothing_cross
         for (tenant, kind), client in clients.items():
             for target in TENANTS:
                 for type_, payload in samples[target].items():
-                    envelope = {"id": str(uuid.uuid4()), "type": type_, "tenant": target, "source": kind,
-                                "payload": payload}
+                    envelope = {
+                        "id": str(uuid.uuid4()),
+                        "type": type_,
+                        "tenant": target,
+                        "source": kind,
+                        "payload": payload,
+                    }
                     answer_ = client.post("/api/v1/events", json=envelope)
                     allowed = target == tenant and type_ in ALLOWED["case_system"] and kind == "case_system"
                     assert answer_.status_code == (202 if allowed else 403), (tenant, kind, target, type_, answer_.text)
@@ -130,14 +161,15 @@ def test_each_kind_sends_only_its_own_types_for_its_own_tenant_and_nothing_cross
                     if not allowed and kind == "case_system" and target == tenant:
                         assert answer_.json()["where"] == "type" and type_ in answer_.json()["error"]
 
-        for tenant, orders in issued.items():
+        for orders in issued.values():
             for order in orders:
                 wait_for(lambda: (r := row(hub, order["order_id"])) and r.state == "delivered", what="delivery")
 
         # the acknowledgement, over REST and SOAP: only the order's own provider
         order = issued[TENANTS[0]][0]
-        ack = OrderAcknowledgement(order_id=order["order_id"], version=1, status="accepted",
-                                   provider_org=ORG[TENANTS[0]])
+        ack = OrderAcknowledgement(
+            order_id=order["order_id"], version=1, status="accepted", provider_org=ORG[TENANTS[0]]
+        )
         for (tenant, kind), client in clients.items():
             rest = client.post(f"/api/v1/orders/{order['order_id']}/acknowledgement", content=ack.model_dump_json())
             soap = client.post("/soap/lov", content=soap_acknowledgement(ack), headers={"Content-Type": "text/xml"})
@@ -176,8 +208,11 @@ def test_each_kind_sends_only_its_own_types_for_its_own_tenant_and_nothing_cross
         for order in issued[tenant]:
             assert order["order_id"].encode() not in received
             assert order["person"]["personnummer"].encode() not in received
-    assert all(any(o["order_id"].encode() in raw for *_, raw in providers[t][0].state.received)
-               for t in TENANTS for o in issued[t])  # and each tenant's own orders did reach its own provider
+    assert all(
+        any(o["order_id"].encode() in raw for *_, raw in providers[t][0].state.received)
+        for t in TENANTS
+        for o in issued[t]
+    )  # and each tenant's own orders did reach its own provider
 
 
 def test_the_delivering_step_checks_the_runs_tenant_and_state(make_hub, providers):
@@ -190,10 +225,16 @@ def test_the_delivering_step_checks_the_runs_tenant_and_state(make_hub, provider
         b: ({"run_id": draft, "provider_org": ORG[b], "period": "2026-03"}, f"no run {draft} in tenant {b}"),
         a: ({"run_id": draft, "provider_org": ORG[a], "period": "2026-03"}, f"run {draft} is draft"),
     }
-    envelopes = {tenant: Envelope(type="reimbursement.basis_approved", tenant=tenant, source="casehub/test",
-                                  payload=payload) for tenant, (payload, _) in cases.items()}
-    envelopes["missing"] = Envelope(type="reimbursement.basis_approved", tenant=a, source="casehub/test",
-                                    payload={"run_id": draft + 1000, "provider_org": ORG[a], "period": "2026-03"})
+    envelopes = {
+        tenant: Envelope(type="reimbursement.basis_approved", tenant=tenant, source="casehub/test", payload=payload)
+        for tenant, (payload, _) in cases.items()
+    }
+    envelopes["missing"] = Envelope(
+        type="reimbursement.basis_approved",
+        tenant=a,
+        source="casehub/test",
+        payload={"run_id": draft + 1000, "provider_org": ORG[a], "period": "2026-03"},
+    )
     with hub.store.begin() as conn:
         messages.send_many(conn, [(e, "step:reimbursement.deliver") for e in envelopes.values()])
     hub.relay.nudge()

@@ -5,6 +5,7 @@ itself is wrong) and an HTTP 4xx are `Rejected` at once; a Server fault, HTTP 5x
 an answer that is not SOAP, a refused connection and a timeout are retried here a few times with
 a short backoff, then `Transient`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,13 +69,15 @@ class SoapOrderChannel:
         except (AttributeError, ValidationError) as error:
             raise Rejected(f"the provider's receipt is not valid: {error}", where=OPERATIONS[order.kind]) from None
 
-
     def send_file(self, name: str, data: bytes) -> None:
         """Calls DeliverFile: a file for the provider (its reimbursement basis); a resend replaces it."""
-        answer = transient_retrying(attempts=ATTEMPTS, backoff=0.25, max_backoff=2)(_call, self._service.DeliverFile, {"name": name, "content": data})
+        answer = transient_retrying(attempts=ATTEMPTS, backoff=0.25, max_backoff=2)(
+            _call, self._service.DeliverFile, {"name": name, "content": data}
+        )
         if getattr(answer, "name", None) != name:
-            raise Rejected(f"the provider's receipt names {getattr(answer, 'name', None)!r}, not {name!r}",
-                           where="DeliverFile")
+            raise Rejected(
+                f"the provider's receipt names {getattr(answer, 'name', None)!r}, not {name!r}", where="DeliverFile"
+            )
 
 
 @functools.cache

@@ -4,6 +4,7 @@
 `operation_element`, `answer`, `fault`) are what any document/literal service here needs; the
 sandbox's simulated provider uses them too.
 """
+
 from __future__ import annotations
 
 import datetime as dt

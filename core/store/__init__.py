@@ -1,4 +1,5 @@
 """The message store: one SQLAlchemy engine on SQLite (embedded) or PostgreSQL (at scale)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,6 +36,8 @@ def alembic_config() -> Config:
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", os.pathsep.join(str(folder) for folder in _migration_folders))
     return config
+
+
 CONNECT_TIMEOUT = 5
 """Seconds to wait for PostgreSQL to accept a connection: a store that is down is noticed soon."""
 
@@ -46,8 +49,14 @@ def utcnow() -> dt.datetime:
 def is_outage(error: BaseException) -> bool:
     """True when `error` says the store cannot be reached now (down, connection lost, pool exhausted,
     locked): worth trying again later, unlike an error in the data."""
-    outages = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError,  # through SQLAlchemy
-               psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)  # the driver's own (COPY)
+    outages = (
+        exc.OperationalError,
+        exc.InterfaceError,
+        exc.TimeoutError,  # through SQLAlchemy
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        sqlite3.OperationalError,
+    )  # the driver's own (COPY)
     return isinstance(error, outages) or (isinstance(error, exc.DBAPIError) and error.connection_invalidated)
 
 
@@ -58,13 +67,20 @@ class Store:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            self.engine: Engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                                                hide_parameters=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+            )
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         else:
-            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                                        hide_parameters=True, connect_args={"connect_timeout": CONNECT_TIMEOUT})
+            self.engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT},
+            )
 
     @property
     def is_postgresql(self) -> bool:

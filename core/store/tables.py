@@ -1,4 +1,5 @@
 """The tables of the message store. Alembic migrations in `core/store/migrations` create them."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,6 +38,7 @@ class UtcDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value
+
 
 class Ore(TypeDecorator):
     """Money in SEK, kept as a whole number of öre: exact in the store itself on every database,
@@ -105,8 +107,12 @@ dead_letters = Table(
     Column("tenant", String(4), nullable=True),
     Column("step", String(100), nullable=False),
     Column("message_id", String(64), nullable=True),
-    Column("kind", String(20), nullable=False,
-           doc="rejected (bad input), exhausted (retries used up) or misconfigured (the hub's own fault)"),
+    Column(
+        "kind",
+        String(20),
+        nullable=False,
+        doc="rejected (bad input), exhausted (retries used up) or misconfigured (the hub's own fault)",
+    ),
     Column("reason", Text, nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the input, when it never became a stored message"),
     Column("failed_at", UtcDateTime(), nullable=False),

@@ -1,6 +1,7 @@
 """Providers' acknowledgements of their orders, from any channel: REST and SOAP (flows/orders/routes.py)
 and ack files on SFTP (`orders.sftp_acknowledgements`, every 30 s). An unknown order, another
 version than the one delivered, or another provider is refused and nothing changes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,8 +25,9 @@ from schemas.orders import OrderAcknowledgement, OrderStatusChanged
 log = logging.getLogger(__name__)
 
 
-def acknowledge(store: Store, config: HubConfig, ack: OrderAcknowledgement, caller: Caller,
-                raw: bytes | None) -> dt.datetime:
+def acknowledge(
+    store: Store, config: HubConfig, ack: OrderAcknowledgement, caller: Caller, raw: bytes | None
+) -> dt.datetime:
     """Take a provider's acknowledgement: stored, the order's state set, the case system told.
 
     Refused (Rejected, nothing changed) for an unknown order, a version other than the one
@@ -33,8 +35,9 @@ def acknowledge(store: Store, config: HubConfig, ack: OrderAcknowledgement, call
     """
     partner = config.partner(caller.tenant, caller.partner)
     with store.begin() as conn:
-        row = conn.execute(select(orders).where(orders.c.tenant == caller.tenant,
-                                                orders.c.order_id == ack.order_id).with_for_update()).first()
+        row = conn.execute(
+            select(orders).where(orders.c.tenant == caller.tenant, orders.c.order_id == ack.order_id).with_for_update()
+        ).first()
         refusal = _refusal(row, ack, partner)
         if refusal is not None:
             log.warning("acknowledgement from %s refused: %s", caller.partner, refusal)
@@ -42,17 +45,43 @@ def acknowledge(store: Store, config: HubConfig, ack: OrderAcknowledgement, call
         if row.acknowledged_at is not None and row.state == ack.status:
             return row.acknowledged_at
         now = utcnow()
-        envelope = Envelope(type="order.acknowledged", tenant=caller.tenant, source=caller.partner,
-                            correlation_id=row.message_id, payload=ack.model_dump(mode="json"))
+        envelope = Envelope(
+            type="order.acknowledged",
+            tenant=caller.tenant,
+            source=caller.partner,
+            correlation_id=row.message_id,
+            payload=ack.model_dump(mode="json"),
+        )
         messages.accept(conn, [(envelope, raw)])
-        rows.set_values(conn, caller.tenant, ack.order_id, state=ack.status, reason=ack.reason,
-                        contact_person=ack.contact_person, acknowledged_at=now)
-        status = OrderStatusChanged(order_id=ack.order_id, version=ack.version, status=ack.status,
-                                    reason=ack.reason, contact_person=ack.contact_person, at=now)
-        messages.send_many(conn, [(envelope.caused("order.status_changed", "casehub/orders",
-                                                   status.model_dump(mode="json")), CASE_SYSTEM)])
-        audit.record(conn, actor=f"partner:{caller.partner}", action="order.acknowledged", tenant=caller.tenant,
-                     subject=f"order:{ack.order_id}", detail=f"version {ack.version} {ack.status}")
+        rows.set_values(
+            conn,
+            caller.tenant,
+            ack.order_id,
+            state=ack.status,
+            reason=ack.reason,
+            contact_person=ack.contact_person,
+            acknowledged_at=now,
+        )
+        status = OrderStatusChanged(
+            order_id=ack.order_id,
+            version=ack.version,
+            status=ack.status,
+            reason=ack.reason,
+            contact_person=ack.contact_person,
+            at=now,
+        )
+        messages.send_many(
+            conn,
+            [(envelope.caused("order.status_changed", "casehub/orders", status.model_dump(mode="json")), CASE_SYSTEM)],
+        )
+        audit.record(
+            conn,
+            actor=f"partner:{caller.partner}",
+            action="order.acknowledged",
+            tenant=caller.tenant,
+            subject=f"order:{ack.order_id}",
+            detail=f"version {ack.version} {ack.status}",
+        )
         return now
 
 
@@ -62,8 +91,7 @@ def _refusal(row, ack: OrderAcknowledgement, partner: Partner | None) -> Rejecte
     if partner is None or row.provider != partner.id or partner.organisation_number != ack.provider_org:
         return Rejected(f"order {ack.order_id} is not this provider's", where="provider_org")
     if ack.version != row.delivered_version:
-        return Rejected(f"version {ack.version} is not the delivered version {row.delivered_version}",
-                        where="version")
+        return Rejected(f"version {ack.version} is not the delivered version {row.delivered_version}", where="version")
     return None
 
 

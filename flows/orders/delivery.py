@@ -9,6 +9,7 @@ own channel (contract: specs/provider-orders.md, "Behaviour").
 - `resend`: IT operations sends an order's latest version again.
 - A person with protected identity: the provider gets the flag, never the address or phone.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,8 +42,10 @@ def for_provider(order: Order) -> Order:
 def provider_of(config: HubConfig, tenant: str, order: Order) -> Partner:
     partner = config.provider(tenant, order.provider_org.digits)
     if partner is None:
-        raise Rejected(f"no provider with organisation number {order.provider_org} in tenant {tenant}",
-                       where="payload.provider_org")
+        raise Rejected(
+            f"no provider with organisation number {order.provider_org} in tenant {tenant}",
+            where="payload.provider_org",
+        )
     return partner
 
 
@@ -67,16 +70,27 @@ def deliver(ctx: StepContext) -> PartnerCall | None:
         _status(ctx, order, "superseded", f"version {max(row.version, row.delivered_version)} is newer")
         return None
     if not _claim(ctx.conn, row, order.version):
-        raise Transient(f"version {row.sending_version} of order {order.order_id} is being sent; "
-                        f"version {order.version} follows")
+        raise Transient(
+            f"version {row.sending_version} of order {order.order_id} is being sent; version {order.version} follows"
+        )
     if order.kind == "cancel" and row.delivered_version == 0:
-        rows.set_values(ctx.conn, tenant, order.order_id, state="withdrawn", sending_version=None,
-                        sending_since=None, reason="cancelled before the provider received it")
+        rows.set_values(
+            ctx.conn,
+            tenant,
+            order.order_id,
+            state="withdrawn",
+            sending_version=None,
+            sending_since=None,
+            reason="cancelled before the provider received it",
+        )
         _status(ctx, order, "superseded", "the provider never received the order: there is nothing to cancel")
         return None
     sent = order if row.delivered_version else order.model_copy(update={"kind": "new"})
-    return PartnerCall(f"{tenant}/{partner.id}", partial(order_channel(partner).deliver, for_provider(sent)),
-                       partial(_delivered, partner, order))
+    return PartnerCall(
+        f"{tenant}/{partner.id}",
+        partial(order_channel(partner).deliver, for_provider(sent)),
+        partial(_delivered, partner, order),
+    )
 
 
 def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
@@ -91,11 +105,26 @@ def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: OrderR
     elif isinstance(outcome, Exception):
         rows.set_values(ctx.conn, tenant, order.order_id, reason=f"not delivered yet: {outcome}")
     elif order.version > row.delivered_version:
-        rows.set_values(ctx.conn, tenant, order.order_id, state="delivered", delivered_version=order.version,
-                        reason=None, delivered_at=outcome.received_at, acknowledged_at=None, reminded_at=None,
-                        ack_due_at=utcnow() + dt.timedelta(hours=partner.ack_deadline_hours))
-        audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="order.transfer", tenant=tenant,
-                     subject=f"order:{order.order_id}", detail=f"version {order.version} to {partner.id}")
+        rows.set_values(
+            ctx.conn,
+            tenant,
+            order.order_id,
+            state="delivered",
+            delivered_version=order.version,
+            reason=None,
+            delivered_at=outcome.received_at,
+            acknowledged_at=None,
+            reminded_at=None,
+            ack_due_at=utcnow() + dt.timedelta(hours=partner.ack_deadline_hours),
+        )
+        audit.record(
+            ctx.conn,
+            actor=f"step:{ctx.step.name}",
+            action="order.transfer",
+            tenant=tenant,
+            subject=f"order:{order.order_id}",
+            detail=f"version {order.version} to {partner.id}",
+        )
         _status(ctx, order, "delivered")
 
 
@@ -110,9 +139,11 @@ def remind(ctx: StepContext) -> PartnerCall | None:
         return None
     if not _claim(ctx.conn, row, order.version):
         return None
-    return PartnerCall(f"{ctx.envelope.tenant}/{partner.id}",
-                       partial(order_channel(partner).deliver, for_provider(order)),
-                       partial(_reminded, partner, order))
+    return PartnerCall(
+        f"{ctx.envelope.tenant}/{partner.id}",
+        partial(order_channel(partner).deliver, for_provider(order)),
+        partial(_reminded, partner, order),
+    )
 
 
 def _reminded(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
@@ -120,8 +151,14 @@ def _reminded(partner: Partner, order: Order, ctx: StepContext, outcome: OrderRe
     if rows.locked(ctx.conn, tenant, order.order_id).sending_version == order.version:
         rows.set_values(ctx.conn, tenant, order.order_id, sending_version=None, sending_since=None)
     if not isinstance(outcome, Exception):
-        audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="order.transfer", tenant=tenant,
-                     subject=f"order:{order.order_id}", detail=f"version {order.version} to {partner.id} again")
+        audit.record(
+            ctx.conn,
+            actor=f"step:{ctx.step.name}",
+            action="order.transfer",
+            tenant=tenant,
+            subject=f"order:{order.order_id}",
+            detail=f"version {order.version} to {partner.id} again",
+        )
 
 
 def resend(store: Store, tenant: str, order_id: str, *, by: str) -> str:
@@ -132,8 +169,14 @@ def resend(store: Store, tenant: str, order_id: str, *, by: str) -> str:
             raise LookupError(f"no order {order_id} in tenant {tenant}")
         step_name = "orders.remind" if row.delivered_version == row.version else "orders.deliver"
         messages.rerun(conn, row.message_id, step_name, tenant)
-        audit.record(conn, actor=by, action="order.resend", tenant=tenant, subject=f"order:{order_id}",
-                     detail=f"version {row.version} by {step_name}")
+        audit.record(
+            conn,
+            actor=by,
+            action="order.resend",
+            tenant=tenant,
+            subject=f"order:{order_id}",
+            detail=f"version {row.version} by {step_name}",
+        )
     return step_name
 
 
@@ -147,6 +190,7 @@ def _claim(conn: Connection, row, version: int) -> bool:
 
 
 def _status(ctx: StepContext, order: Order, status: str, reason: str | None = None) -> None:
-    change = OrderStatusChanged(order_id=order.order_id, version=order.version, status=status, reason=reason,
-                                at=utcnow())
+    change = OrderStatusChanged(
+        order_id=order.order_id, version=order.version, status=status, reason=reason, at=utcnow()
+    )
     ctx.emit("order.status_changed", change.model_dump(mode="json"))

@@ -1,5 +1,6 @@
 """Reads of the order flow, for the CLI and the console alike. An order's row holds no personal
 data of the person ordered for (only references), so these reads are not audited."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from flows.orders.tables import orders
 STATES = ("pending", "delivered", "accepted", "rejected", "refused", "overdue", "withdrawn")
 
 
-def listing(conn: Connection, *, tenant: str | None = None, state: str | None = None, limit: int = 100,
-            offset: int = 0) -> Page:
+def listing(
+    conn: Connection, *, tenant: str | None = None, state: str | None = None, limit: int = 100, offset: int = 0
+) -> Page:
     """Orders with their latest version and state, the most recently changed first."""
     query = select(orders).order_by(orders.c.updated_at.desc(), orders.c.tenant, orders.c.order_id)
     if state:
@@ -29,7 +31,12 @@ def show(conn: Connection, tenant: str, order_id: str) -> dict | None:
     row = conn.execute(select(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id)).first()
     if row is None:
         return None
-    told = [json.loads(e)["payload"] for e in conn.scalars(
-        select(messages.c.envelope).where(messages.c.tenant == tenant, messages.c.type == "order.status_changed")
-        .order_by(messages.c.stored_at))]
+    told = [
+        json.loads(e)["payload"]
+        for e in conn.scalars(
+            select(messages.c.envelope)
+            .where(messages.c.tenant == tenant, messages.c.type == "order.status_changed")
+            .order_by(messages.c.stored_at)
+        )
+    ]
     return {"order": dict(row._mapping), "told": [t for t in told if t["order_id"] == order_id]}

@@ -1,5 +1,6 @@
 """The providers' ways to acknowledge an order: REST `POST /api/v1/orders/{id}/acknowledgement`
 and the hub's SOAP service `AcknowledgeOrder` at /soap/lov (its WSDL at `GET /soap/lov?wsdl`)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -40,6 +41,9 @@ def routes(hub: Hub) -> list[APIRouter]:
     def on_soap_acknowledge(ack: OrderAcknowledgement, caller) -> object:
         return acknowledge(hub.store, hub.config, ack, caller, None)
 
-    soap = soap_router(authenticate=lambda request: authenticate(hub, request, kinds=PROVIDERS),
-                       on_acknowledge=on_soap_acknowledge, max_body_bytes=hub.settings.max_body_bytes)
+    soap = soap_router(
+        authenticate=lambda request: authenticate(hub, request, kinds=PROVIDERS),
+        on_acknowledge=on_soap_acknowledge,
+        max_body_bytes=hub.settings.max_body_bytes,
+    )
     return [rest, soap]

@@ -1,4 +1,5 @@
 """The order's row, as every module of the order flow reads and changes it."""
+
 from __future__ import annotations
 
 from sqlalchemy import Connection, select, update
@@ -12,18 +13,30 @@ from schemas.orders import Order
 
 def locked(conn: Connection, tenant: str, order_id: str):
     """The order's row, locked until the transaction ends."""
-    return conn.execute(select(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id)
-                        .with_for_update()).one()
+    return conn.execute(
+        select(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id).with_for_update()
+    ).one()
 
 
 def locked_for(conn: Connection, envelope: Envelope, order: Order, partner: Partner):
     """The order's row, created at its first version, locked until the step commits."""
     now = utcnow()
-    insert_ignore(conn, orders, {
-        "tenant": envelope.tenant, "order_id": order.order_id, "provider": partner.id, "case_ref": order.case_ref,
-        "kind": order.kind, "version": order.version, "message_id": envelope.id, "delivered_version": 0,
-        "state": "pending", "updated_at": now,
-    })
+    insert_ignore(
+        conn,
+        orders,
+        {
+            "tenant": envelope.tenant,
+            "order_id": order.order_id,
+            "provider": partner.id,
+            "case_ref": order.case_ref,
+            "kind": order.kind,
+            "version": order.version,
+            "message_id": envelope.id,
+            "delivered_version": 0,
+            "state": "pending",
+            "updated_at": now,
+        },
+    )
     query = select(orders).where(orders.c.tenant == envelope.tenant, orders.c.order_id == order.order_id)
     row = conn.execute(query.with_for_update()).one()
     changed = {}
@@ -38,5 +51,8 @@ def locked_for(conn: Connection, envelope: Envelope, order: Order, partner: Part
 
 
 def set_values(conn: Connection, tenant: str, order_id: str, **values) -> None:
-    conn.execute(update(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id)
-                 .values(updated_at=utcnow(), **values))
+    conn.execute(
+        update(orders)
+        .where(orders.c.tenant == tenant, orders.c.order_id == order_id)
+        .values(updated_at=utcnow(), **values)
+    )

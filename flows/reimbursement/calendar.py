@@ -1,5 +1,6 @@
 """Working days, the period's lock date and the time bands, with Sweden's public holidays
 (`holidays.Sweden`, the categories in `Rules.holiday_categories`; by default the official ones)."""
+
 from __future__ import annotations
 
 import datetime as dt

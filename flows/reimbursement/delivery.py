@@ -1,6 +1,7 @@
 """`reimbursement.deliver`: each provider gets its own lines of an approved run, as a CSV and a
 readable HTML report, on its file channel; each file is recorded as a transfer.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -33,21 +34,42 @@ def deliver_basis(ctx: StepContext) -> PartnerCall:
         raise Rejected(f"run {run_id} is {run.status}, only an approved run is sent", where="payload.run_id")
     if run.period != str(approved.period):
         raise Rejected(f"run {run_id} is for {run.period}, not {approved.period}", where="payload.period")
-    mine = [dict(row._mapping) for row in ctx.conn.execute(
-        select(lines).where(lines.c.run_id == run_id, lines.c.provider_org == provider_org)
-        .order_by(lines.c.customer, lines.c.category, lines.c.band, lines.c.rate))]
-    changes = [dict(row._mapping) for row in ctx.conn.execute(
-        select(adjustments).where(adjustments.c.run_id == run_id, adjustments.c.provider_org == provider_org)
-        .order_by(adjustments.c.id))]
+    mine = [
+        dict(row._mapping)
+        for row in ctx.conn.execute(
+            select(lines)
+            .where(lines.c.run_id == run_id, lines.c.provider_org == provider_org)
+            .order_by(lines.c.customer, lines.c.category, lines.c.band, lines.c.rate)
+        )
+    ]
+    changes = [
+        dict(row._mapping)
+        for row in ctx.conn.execute(
+            select(adjustments)
+            .where(adjustments.c.run_id == run_id, adjustments.c.provider_org == provider_org)
+            .order_by(adjustments.c.id)
+        )
+    ]
     files = {
         "csv": basis_csv(run.period, mine),
-        "html": basis_html(tenant_name=tenant.name, period=run.period, provider_org=provider_org, run_id=run_id,
-                           kind=run.kind, lines=mine, adjustments=changes),
+        "html": basis_html(
+            tenant_name=tenant.name,
+            period=run.period,
+            provider_org=provider_org,
+            run_id=run_id,
+            kind=run.kind,
+            lines=mine,
+            adjustments=changes,
+        ),
     }
-    named = {basis_file_name(tenant.code, run.period, run_id, provider_org, suffix): data
-             for suffix, data in files.items()}
-    return PartnerCall(f"{tenant.code}/{partner.id}", partial(_send, file_channel(partner), named),
-                       partial(_sent, partner, run_id, provider_org, len(mine), named))
+    named = {
+        basis_file_name(tenant.code, run.period, run_id, provider_org, suffix): data for suffix, data in files.items()
+    }
+    return PartnerCall(
+        f"{tenant.code}/{partner.id}",
+        partial(_send, file_channel(partner), named),
+        partial(_sent, partner, run_id, provider_org, len(mine), named),
+    )
 
 
 def _send(channel, named: dict[str, bytes]) -> None:
@@ -55,12 +77,32 @@ def _send(channel, named: dict[str, bytes]) -> None:
         channel.send_file(name, data)
 
 
-def _sent(partner: Partner, run_id: int, provider_org: str, line_count: int, named: dict[str, bytes],
-          ctx: StepContext, outcome: object) -> None:
+def _sent(
+    partner: Partner,
+    run_id: int,
+    provider_org: str,
+    line_count: int,
+    named: dict[str, bytes],
+    ctx: StepContext,
+    outcome: object,
+) -> None:
     if isinstance(outcome, Exception):
         return
     for name, data in named.items():
-        transfers.record(ctx.conn, tenant=ctx.envelope.tenant, receiver=partner.id, channel=partner.channel.type,
-                         name=name, data=data, cause=ctx.envelope.id)
-    audit.record(ctx.conn, actor=f"step:{ctx.step.name}", action="reimbursement.transfer", tenant=ctx.envelope.tenant,
-                 subject=f"run:{run_id}", detail=f"basis of {provider_org} to {partner.id}: {line_count} lines")
+        transfers.record(
+            ctx.conn,
+            tenant=ctx.envelope.tenant,
+            receiver=partner.id,
+            channel=partner.channel.type,
+            name=name,
+            data=data,
+            cause=ctx.envelope.id,
+        )
+    audit.record(
+        ctx.conn,
+        actor=f"step:{ctx.step.name}",
+        action="reimbursement.transfer",
+        tenant=ctx.envelope.tenant,
+        subject=f"run:{run_id}",
+        detail=f"basis of {provider_org} to {partner.id}: {line_count} lines",
+    )

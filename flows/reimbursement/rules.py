@@ -51,6 +51,7 @@ Decisions where the spec leaves room:
   with visits in the period but none paid gets an empty basis with total 0.00.
 - Every day of the period needs a rate for each category and band, else ValueError at the start.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -76,6 +77,7 @@ _START_THEN_ID = itemgetter(0, 1)
 
 # --- orders ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class ServiceRecord:
     """One granted service of an order, as the run needs it."""
@@ -98,14 +100,15 @@ class OrderRecord:
     tenant: str | None = None
 
     @classmethod
-    def from_order(cls, order: Order, *, ends_before: dt.date | None = None,
-                   tenant: str | None = None) -> OrderRecord:
+    def from_order(cls, order: Order, *, ends_before: dt.date | None = None, tenant: str | None = None) -> OrderRecord:
         """An order's state; with `ends_before` (or for a cancellation, its effective date)
         every service ends the day before."""
         if order.kind == "cancel":
             if not order.services:
-                raise ValueError(f"order {order.order_id} v{order.version} is a cancellation without services: "
-                                 "give its last state with from_order(state, ends_before=effective_date)")
+                raise ValueError(
+                    f"order {order.order_id} v{order.version} is a cancellation without services: "
+                    "give its last state with from_order(state, ends_before=effective_date)"
+                )
             ends_before = min(filter(None, (ends_before, order.effective_date)))
         last = ends_before - dt.timedelta(days=1) if ends_before else None
         services = []
@@ -114,10 +117,12 @@ class OrderRecord:
             if last is not None:
                 valid_to = last if valid_to is None else min(valid_to, last)
             if valid_to is None or valid_to >= service.valid_from:
-                services.append(ServiceRecord(service.code, service.category, service.hours_per_month,
-                                              service.valid_from, valid_to))
-        return cls(order.provider_org.digits, order.person.personnummer.digits, tuple(services),
-                   order.double_staffing, tenant)
+                services.append(
+                    ServiceRecord(service.code, service.category, service.hours_per_month, service.valid_from, valid_to)
+                )
+        return cls(
+            order.provider_org.digits, order.person.personnummer.digits, tuple(services), order.double_staffing, tenant
+        )
 
 
 def _current_states(orders: Iterable[Order | OrderRecord]) -> Iterator[OrderRecord]:
@@ -131,7 +136,7 @@ def _current_states(orders: Iterable[Order | OrderRecord]) -> Iterator[OrderReco
             versions.setdefault(order.order_id, []).append(order)
         else:
             raise TypeError(f"an order is an Order or an OrderRecord, not {type(order).__name__}")
-    for order_id, history in versions.items():
+    for history in versions.values():
         history.sort(key=lambda order: order.version)
         latest = history[-1]
         if latest.kind == "cancel" and not latest.services:
@@ -148,8 +153,9 @@ class _Order:
 
     __slots__ = ("codes_by_day", "category_of", "double_staffing")
 
-    def __init__(self, codes_by_day: list[frozenset[str] | None], category_of: dict[str, str],
-                 double_staffing: bool) -> None:
+    def __init__(
+        self, codes_by_day: list[frozenset[str] | None], category_of: dict[str, str], double_staffing: bool
+    ) -> None:
         self.codes_by_day = codes_by_day
         self.category_of = category_of
         self.double_staffing = double_staffing
@@ -197,15 +203,37 @@ class _Contract:
 
 # --- outcomes -------------------------------------------------------------------------------
 
+
 class Outcome:
     """One visit's outcome inside the engine (light); `document()` is the pydantic `VisitOutcome`."""
 
-    __slots__ = ("visit_id", "version", "provider_org", "customer", "actual_start", "paid", "reason",
-                 "category", "band", "duration_minutes", "paid_minutes", "rate", "warnings")
+    __slots__ = (
+        "visit_id",
+        "version",
+        "provider_org",
+        "customer",
+        "actual_start",
+        "paid",
+        "reason",
+        "category",
+        "band",
+        "duration_minutes",
+        "paid_minutes",
+        "rate",
+        "warnings",
+    )
 
-    def __init__(self, visit_id: str, version: int, provider_org: Any, customer: Any,
-                 actual_start: dt.datetime | None, reason: str | None, band: str | None,
-                 duration_minutes: int | None) -> None:
+    def __init__(
+        self,
+        visit_id: str,
+        version: int,
+        provider_org: Any,
+        customer: Any,
+        actual_start: dt.datetime | None,
+        reason: str | None,
+        band: str | None,
+        duration_minutes: int | None,
+    ) -> None:
         self.visit_id = visit_id
         self.version = version
         self.provider_org = provider_org
@@ -222,10 +250,19 @@ class Outcome:
 
     def document(self) -> VisitOutcome:
         return VisitOutcome(
-            visit_id=self.visit_id, version=self.version, provider_org=self.provider_org, customer=self.customer,
-            actual_start=self.actual_start, paid=self.paid, reason=self.reason, category=self.category,
-            band=self.band, duration_minutes=self.duration_minutes, paid_minutes=self.paid_minutes,
-            rate=self.rate, warnings=list(self.warnings),
+            visit_id=self.visit_id,
+            version=self.version,
+            provider_org=self.provider_org,
+            customer=self.customer,
+            actual_start=self.actual_start,
+            paid=self.paid,
+            reason=self.reason,
+            category=self.category,
+            band=self.band,
+            duration_minutes=self.duration_minutes,
+            paid_minutes=self.paid_minutes,
+            rate=self.rate,
+            warnings=list(self.warnings),
         )
 
     def __repr__(self) -> str:
@@ -268,13 +305,21 @@ def _masked(person: str) -> str:
 
 # --- the engine -----------------------------------------------------------------------------
 
+
 class RunStream:
     """The run of one period as a stream: iterate it (once) for each visit's `Outcome`, group by
     group in input order and by actual start within a group; then `bases()` and `result()`."""
 
-    def __init__(self, period: Period, rules: Rules, orders: Iterable[Order | OrderRecord],
-                 visits_sorted: Iterable[tuple[Any, dt.datetime]], *,
-                 lock_override: dt.date | dt.datetime | None = None, tenant: str | None = None) -> None:
+    def __init__(
+        self,
+        period: Period,
+        rules: Rules,
+        orders: Iterable[Order | OrderRecord],
+        visits_sorted: Iterable[tuple[Any, dt.datetime]],
+        *,
+        lock_override: dt.date | dt.datetime | None = None,
+        tenant: str | None = None,
+    ) -> None:
         self.period = period
         self.rules = rules
         self.lock_at = lock_date(period, rules, lock_override)
@@ -302,8 +347,10 @@ class RunStream:
         days = [self.period.first_day + dt.timedelta(days=i) for i in range(self.period.days)]
         for category in CATEGORIES:
             for band in BANDS:
-                rules = sorted((r for r in self.rules.rates if r.category == category and r.band == band),
-                               key=lambda r: r.valid_from)
+                rules = sorted(
+                    (r for r in self.rules.rates if r.category == category and r.band == band),
+                    key=lambda r: r.valid_from,
+                )
                 rates = []
                 for day in days:
                     valid = [r.sek_per_hour for r in rules if r.valid_from <= day]
@@ -335,7 +382,8 @@ class RunStream:
                     if (p, c) < (provider, person):
                         raise ValueError(
                             f"visits out of order: provider {p} customer {_masked(c)} came after provider "
-                            f"{provider} customer {_masked(person)}; sort by provider, customer, actual start")
+                            f"{provider} customer {_masked(person)}; sort by provider, customer, actual start"
+                        )
                     yield from self._settle(provider, person, versions)
                 provider, person, versions = p, c, {}
             if received_at.tzinfo is None:
@@ -426,13 +474,17 @@ class RunStream:
                         if codes.issuperset(services):
                             order, reason = candidate, None
                             break
-            outcome = Outcome(visit_id, visit.version, visit.provider_org, visit.customer_pnr, start, reason,
-                              band, duration)
+            outcome = Outcome(
+                visit_id, visit.version, visit.provider_org, visit.customer_pnr, start, reason, band, duration
+            )
             decided.append((ts, visit_id, outcome))
             if order is None:
                 continue
-            category = order.category_of[services[0]] if len(services) == 1 else (
-                "omsorg" if "omsorg" in [order.category_of[code] for code in services] else "service")
+            category = (
+                order.category_of[services[0]]
+                if len(services) == 1
+                else ("omsorg" if "omsorg" in [order.category_of[code] for code in services] else "service")
+            )
             minutes = duration
             step = rounding[band]
             if step:
@@ -500,21 +552,45 @@ class RunStream:
                 amount = round_ore(minutes * rate / _SIXTY)
                 total += amount
                 customer = customer if isinstance(customer, Personnummer) else Personnummer(_digits(customer))
-                lines.append(BasisLine(provider_org=org, customer=customer, category=category, band=band,
-                                       rate=rate, minutes=minutes, amount=amount))
+                lines.append(
+                    BasisLine(
+                        provider_org=org,
+                        customer=customer,
+                        category=category,
+                        band=band,
+                        rate=rate,
+                        minutes=minutes,
+                        amount=amount,
+                    )
+                )
             bases[provider] = ProviderBasis(provider_org=org, period=self.period, lines=lines, total=total)
         return bases
 
     def result(self, outcomes: list[VisitOutcome] | None = None) -> RunResult:
-        return RunResult(period=self.period, lock_at=self.lock_at, bases=self.bases(), outcomes=outcomes or [],
-                         visits=self.visits, paid=self.paid, reasons=self.reasons, warnings=self.warnings,
-                         later_versions=self.later_versions, outside_period=self.outside_period)
+        return RunResult(
+            period=self.period,
+            lock_at=self.lock_at,
+            bases=self.bases(),
+            outcomes=outcomes or [],
+            visits=self.visits,
+            paid=self.paid,
+            reasons=self.reasons,
+            warnings=self.warnings,
+            later_versions=self.later_versions,
+            outside_period=self.outside_period,
+        )
 
 
-def run(period: Period, rules: Rules, orders: Iterable[Order | OrderRecord],
-        visits_sorted: Iterable[tuple[Any, dt.datetime]], *,
-        keep: Literal["review", "all", "none"] = "review",
-        lock_override: dt.date | dt.datetime | None = None, tenant: str | None = None) -> RunResult:
+def run(
+    period: Period,
+    rules: Rules,
+    orders: Iterable[Order | OrderRecord],
+    visits_sorted: Iterable[tuple[Any, dt.datetime]],
+    *,
+    keep: Literal["review", "all", "none"] = "review",
+    lock_override: dt.date | dt.datetime | None = None,
+    tenant: str | None = None,
+) -> RunResult:
     """Run the rules over a period's visits; see the module docstring for the input order and `keep`."""
     if keep not in ("review", "all", "none"):
         raise ValueError(f"keep is review, all or none, not {keep!r}")

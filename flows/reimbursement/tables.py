@@ -1,4 +1,5 @@
 """The reimbursement runs: each run's lines, its findings for review, and adjustments."""
+
 from pathlib import Path
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text

@@ -1,4 +1,5 @@
 """What the visit jobs share: the vendors on a kind of channel, and errors IT operations must act on."""
+
 from __future__ import annotations
 
 import logging
@@ -15,16 +16,25 @@ log = logging.getLogger(__name__)
 
 def vendors(config, kind) -> list[tuple[str, Partner]]:
     """(tenant, vendor) for every visit vendor reached over a channel of type `kind`."""
-    return [(tenant.code, partner) for tenant in config.tenants for partner in tenant.partners
-            if partner.kind == "visit_vendor" and isinstance(partner.channel, kind)]
+    return [
+        (tenant.code, partner)
+        for tenant in config.tenants
+        for partner in tenant.partners
+        if partner.kind == "visit_vendor" and isinstance(partner.channel, kind)
+    ]
 
 
 def configuration_error(ctx: JobContext, tenant: str, step: str, reason: str) -> None:
     """Keep an error IT operations must act on as one open dead letter, not one per round."""
     with ctx.store.begin() as conn:
-        already = conn.scalar(select(dead_letters.c.id).where(
-            dead_letters.c.step == step, dead_letters.c.tenant == tenant, dead_letters.c.reason == reason,
-            dead_letters.c.status == "open"))
+        already = conn.scalar(
+            select(dead_letters.c.id).where(
+                dead_letters.c.step == step,
+                dead_letters.c.tenant == tenant,
+                dead_letters.c.reason == reason,
+                dead_letters.c.status == "open",
+            )
+        )
         if already is None:
             deadletters.record(conn, step=step, kind="rejected", tenant=tenant, reason=reason)
     log.error("%s: %s", step, reason)

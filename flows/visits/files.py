@@ -1,6 +1,7 @@
 """`visits.files` (every minute): daily CSV files that have a done-file, stored in chunks and
 archived; a file that cannot be read, or is named outside the contract, goes to `failed/` with
 the reason, and the files after it are taken as usual."""
+
 from __future__ import annotations
 
 import logging
@@ -89,9 +90,20 @@ def _store_file(ctx: JobContext, tenant: str, vendor: str, name: str, local) -> 
 
 
 def _store_chunk(ctx: JobContext, tenant, vendor, accepted, rejected, lines) -> None:
-    in_transaction(ctx.store, lambda conn, one_by_one: store(
-        conn, tenant=tenant, vendor=vendor, accepted=accepted, rejected=rejected, raw=None, channel="file",
-        where=lines, one_by_one=one_by_one))
+    in_transaction(
+        ctx.store,
+        lambda conn, one_by_one: store(
+            conn,
+            tenant=tenant,
+            vendor=vendor,
+            accepted=accepted,
+            rejected=rejected,
+            raw=None,
+            channel="file",
+            where=lines,
+            one_by_one=one_by_one,
+        ),
+    )
 
 
 @every(60, name="visits.files")

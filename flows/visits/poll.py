@@ -1,5 +1,6 @@
 """`visits.poll` (every minute): each polled vendor's pages read from the stored cursor on; a page
 and the cursor after it commit together, so a crash between pages neither skips nor repeats."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ PAGE = 1000
 def poll(ctx: JobContext, tenant: str, vendor: Partner, *, page_size: int = PAGE, max_pages: int = 100) -> int:
     """Read the vendor's pages from the stored cursor on; returns the visits stored."""
     name = f"visits.cursor:{tenant}:{vendor.id}"
-    api = VisitVendorApi(str(vendor.channel.url), secret(vendor.channel.token_env, vendor),
-                         timeout=vendor.channel.timeout)
+    api = VisitVendorApi(
+        str(vendor.channel.url), secret(vendor.channel.token_env, vendor), timeout=vendor.channel.timeout
+    )
     stored = 0
     try:
         for _ in range(max_pages):
@@ -37,12 +39,24 @@ def poll(ctx: JobContext, tenant: str, vendor: Partner, *, page_size: int = PAGE
                 accepted, rejected, next_cursor, has_more = decode_poll_page(raw)
             except Rejected as error:
                 raise Rejected(f"the page after cursor {cursor!r}: {error}") from None
+
             def page_and_cursor(conn: Connection, one_by_one: bool) -> None:  # together, or neither
-                store(conn, tenant=tenant, vendor=vendor.id, accepted=accepted, rejected=rejected, raw=raw,
-                      channel="poll", one_by_one=one_by_one)
+                store(
+                    conn,
+                    tenant=tenant,
+                    vendor=vendor.id,
+                    accepted=accepted,
+                    rejected=rejected,
+                    raw=raw,
+                    channel="poll",
+                    one_by_one=one_by_one,
+                )
                 insert_ignore(conn, checkpoints, {"name": name, "value": "", "updated_at": utcnow()})
-                conn.execute(checkpoints.update().where(checkpoints.c.name == name)
-                             .values(value=next_cursor or cursor, updated_at=utcnow()))
+                conn.execute(
+                    checkpoints.update()
+                    .where(checkpoints.c.name == name)
+                    .values(value=next_cursor or cursor, updated_at=utcnow())
+                )
 
             in_transaction(ctx.store, page_and_cursor)
             stored += len(accepted)

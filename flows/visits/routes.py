@@ -1,4 +1,5 @@
 """The push channel: vendors `POST /api/v1/visits` with `{"visits": [...]}` (at most 1 000)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -23,13 +24,25 @@ def routes(hub: Hub) -> list[APIRouter]:
         except Rejected as error:
             raise Refused(422, error.reason, error.where) from None
         refused = await run_in_threadpool(_store, hub, caller, accepted, rejected, raw)
-        return {"accepted": len(accepted) + len(rejected) - len(refused),
-                "rejected": [{"visit_id": r.visit_id, "reason": r.reason} for r in refused]}
+        return {
+            "accepted": len(accepted) + len(rejected) - len(refused),
+            "rejected": [{"visit_id": r.visit_id, "reason": r.reason} for r in refused],
+        }
 
     return [router]
 
 
 def _store(hub: Hub, caller, accepted, rejected, raw: bytes) -> list:
-    return in_transaction(hub.store, lambda conn, one_by_one: store(
-        conn, tenant=caller.tenant, vendor=caller.partner, accepted=accepted, rejected=rejected, raw=raw,
-        channel="push", one_by_one=one_by_one))
+    return in_transaction(
+        hub.store,
+        lambda conn, one_by_one: store(
+            conn,
+            tenant=caller.tenant,
+            vendor=caller.partner,
+            accepted=accepted,
+            rejected=rejected,
+            raw=raw,
+            channel="push",
+            one_by_one=one_by_one,
+        ),
+    )

@@ -1,4 +1,5 @@
 """Visits as received: every version of every visit, with the time the hub stored it."""
+
 from pathlib import Path
 
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, func

@@ -3,6 +3,7 @@
 A rejected visit (wrong, a conflict with a stored version, or a row the store cannot hold) never
 stops the rest of its batch; a batch's rejections are kept as one dead letter with every reason.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,9 +36,18 @@ def in_transaction(db: Store, write: Callable[[Connection, bool], T]) -> T:
             return write(conn, True)
 
 
-def store(conn: Connection, *, tenant: str, vendor: str, accepted: list[Visit], rejected: list[VisitRejection],
-          raw: bytes | None, channel: str, where: list[str] | None = None,
-          one_by_one: bool = False) -> list[VisitRejection]:
+def store(
+    conn: Connection,
+    *,
+    tenant: str,
+    vendor: str,
+    accepted: list[Visit],
+    rejected: list[VisitRejection],
+    raw: bytes | None,
+    channel: str,
+    where: list[str] | None = None,
+    one_by_one: bool = False,
+) -> list[VisitRejection]:
     """Store a batch as received (its bytes as one message) and each accepted visit version as a row;
     returns every rejection of the batch, the ones found here included.
 
@@ -51,15 +61,27 @@ def store(conn: Connection, *, tenant: str, vendor: str, accepted: list[Visit], 
     where = where or [f"visits[{i}]" for i in range(len(accepted))]
     rows = [_row(tenant, vendor, visit, message_id, utcnow()) for visit in accepted]
     refused = _insert_one_by_one(conn, rows) if one_by_one else _insert(conn, rows)
-    rejected = rejected + [VisitRejection(visit_id=accepted[i].visit_id, reason=f"{where[i]}: {reason}")
-                           for i, reason in refused]
-    envelope = Envelope(id=message_id, type="visit.batch", tenant=tenant, source=vendor, payload={
-        "channel": channel, "visits": len(accepted) - len(refused), "rejected": len(rejected)})
+    rejected = rejected + [
+        VisitRejection(visit_id=accepted[i].visit_id, reason=f"{where[i]}: {reason}") for i, reason in refused
+    ]
+    envelope = Envelope(
+        id=message_id,
+        type="visit.batch",
+        tenant=tenant,
+        source=vendor,
+        payload={"channel": channel, "visits": len(accepted) - len(refused), "rejected": len(rejected)},
+    )
     messages.accept(conn, [(envelope, raw)])
     if rejected:
         reasons = "\n".join(f"visit {r.visit_id or '?'}: {r.reason}" for r in rejected)
-        deadletters.record(conn, step=f"visits.{channel}", kind="rejected", tenant=tenant, message_id=message_id,
-                           reason=f"{len(rejected)} visits of {vendor} rejected:\n{reasons}")
+        deadletters.record(
+            conn,
+            step=f"visits.{channel}",
+            kind="rejected",
+            tenant=tenant,
+            message_id=message_id,
+            reason=f"{len(rejected)} visits of {vendor} rejected:\n{reasons}",
+        )
     return rejected
 
 
@@ -120,21 +142,36 @@ def _conflicts(conn: Connection, rows: list[dict]) -> list[tuple[int, str]]:
     key = tuple_(visits.c.tenant, visits.c.vendor, visits.c.visit_id, visits.c.version)
     stored = {}
     for start in range(0, len(keys), 500):
-        query = select(*[visits.c[name] for name in CONTENT]).where(key.in_(keys[start:start + 500]))
+        query = select(*[visits.c[name] for name in CONTENT]).where(key.in_(keys[start : start + 500]))
         stored |= {tuple(found[:4]): tuple(found) for found in conn.execute(query)}
-    return [(i, f"conflict: version {row['version']} is stored with other content; an edit needs a higher version")
-            for i, row in enumerate(rows)
-            if stored.get(keys[i]) not in (None, tuple(row[name] for name in CONTENT))]
+    return [
+        (i, f"conflict: version {row['version']} is stored with other content; an edit needs a higher version")
+        for i, row in enumerate(rows)
+        if stored.get(keys[i]) not in (None, tuple(row[name] for name in CONTENT))
+    ]
 
 
 def _row(tenant: str, vendor: str, visit: Visit, message_id: str, now) -> dict:
     return {
-        "tenant": tenant, "vendor": vendor, "visit_id": visit.visit_id, "version": visit.version,
-        "received_at": now, "message_id": message_id, "provider_org": visit.provider_org.digits,
-        "customer": visit.customer_pnr.digits, "employee_id": visit.employee_id,
-        "planned_start": visit.planned_start, "planned_end": visit.planned_end,
-        "actual_start": visit.actual_start, "actual_end": visit.actual_end, "confirmation": visit.confirmation,
-        "tag_id": visit.tag_id, "manual_reason": visit.manual_reason, "services": ",".join(visit.services),
-        "double_staffing": visit.double_staffing, "declined": visit.declined, "approved": visit.approved,
+        "tenant": tenant,
+        "vendor": vendor,
+        "visit_id": visit.visit_id,
+        "version": visit.version,
+        "received_at": now,
+        "message_id": message_id,
+        "provider_org": visit.provider_org.digits,
+        "customer": visit.customer_pnr.digits,
+        "employee_id": visit.employee_id,
+        "planned_start": visit.planned_start,
+        "planned_end": visit.planned_end,
+        "actual_start": visit.actual_start,
+        "actual_end": visit.actual_end,
+        "confirmation": visit.confirmation,
+        "tag_id": visit.tag_id,
+        "manual_reason": visit.manual_reason,
+        "services": ",".join(visit.services),
+        "double_staffing": visit.double_staffing,
+        "declined": visit.declined,
+        "approved": visit.approved,
         "edit_reason": visit.edit_reason,
     }

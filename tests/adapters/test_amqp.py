@@ -1,4 +1,5 @@
 """The case system's events over a real RabbitMQ: stored before the ack, bad ones kept, events out."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,13 @@ def runtime(request, tmp_path, postgres_database, amqp_vhost):
     from tests.conftest import empty_tables
 
     empty_tables(postgres_database)
-    return Settings(broker_url=amqp_vhost, database_url=postgres_database,
-                    retry_max=2, retry_min_backoff_ms=50, retry_max_backoff_ms=100)
+    return Settings(
+        broker_url=amqp_vhost,
+        database_url=postgres_database,
+        retry_max=2,
+        retry_min_backoff_ms=50,
+        retry_max_backoff_ms=100,
+    )
 
 
 @pytest.fixture
@@ -49,8 +55,9 @@ def publish(hub, bodies: list[bytes]) -> None:
     channel.exchange_declare(hub.settings.amqp_inbound_exchange, exchange_type="topic", durable=True)
     channel.confirm_delivery()
     for body in bodies:
-        channel.basic_publish(hub.settings.amqp_inbound_exchange, "case.event_recorded", body,
-                              pika.BasicProperties(delivery_mode=2))
+        channel.basic_publish(
+            hub.settings.amqp_inbound_exchange, "case.event_recorded", body, pika.BasicProperties(delivery_mode=2)
+        )
     connection.close()
 
 
@@ -115,8 +122,9 @@ def test_a_dead_lettered_inbound_message_is_replayed_after_the_fix(consumer, hub
         letter = wait_for(lambda: deadletters.listing(conn).rows, what="a dead letter")[0]
     assert letter["reason"] == "tenant: unknown tenant 0999"
 
-    hub.config = hub_config.model_copy(update={"tenants": [*hub_config.tenants,
-                                                          hub_config.tenants[0].model_copy(update={"code": "0999"})]})
+    hub.config = hub_config.model_copy(
+        update={"tenants": [*hub_config.tenants, hub_config.tenants[0].model_copy(update={"code": "0999"})]}
+    )
     assert hub.replay(letter["id"], by="user:tester") == event["id"]
     wait_for(lambda: stored_in(hub) == 1)
 
@@ -133,10 +141,20 @@ def test_a_worker_waits_for_a_broker_that_is_down(tmp_path, postgres_database):
     """`casehub worker` started while the broker cannot be reached keeps trying and does not exit."""
     config = tmp_path / "casehub.toml"
     config.write_text(CONFIG)
-    env = {**os.environ, "CASEHUB_BROKER_URL": "amqp://guest:guest@127.0.0.1:9/%2F",
-           "CASEHUB_DATABASE_URL": postgres_database, "CASEHUB_CONFIG": str(config), TOKEN_ENV: "x"}
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "casehub"), "worker"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "CASEHUB_BROKER_URL": "amqp://guest:guest@127.0.0.1:9/%2F",
+        "CASEHUB_DATABASE_URL": postgres_database,
+        "CASEHUB_CONFIG": str(config),
+        TOKEN_ENV: "x",
+    }
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "casehub"), "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             worker.wait(timeout=4)
@@ -150,12 +168,18 @@ def test_a_worker_waits_for_a_broker_that_is_down(tmp_path, postgres_database):
 def test_the_hubs_own_types_and_hostile_bodies_are_dead_lettered_and_the_intake_goes_on(consumer):
     hub, _ = consumer
     case_system = CaseSystem("http://unused", TOKEN, TENANT)
-    forged = case_system.event() | {"type": "reimbursement.basis_approved",
-                                    "payload": {"run_id": 1, "provider_org": "5560360793", "period": "2026-03"}}
+    forged = case_system.event() | {
+        "type": "reimbursement.basis_approved",
+        "payload": {"run_id": 1, "provider_org": "5560360793", "period": "2026-03"},
+    }
     nul = case_system.event()
     nul["payload"]["case_ref"] = "C\u00001"
-    hostile = [json.dumps(forged).encode(), json.dumps(nul).encode(), b"[" * 100_000 + b"]" * 100_000,
-               b'{"id": ' + b"9" * 5000 + b"}"]
+    hostile = [
+        json.dumps(forged).encode(),
+        json.dumps(nul).encode(),
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": ' + b"9" * 5000 + b"}",
+    ]
     good = case_system.event()
     publish(hub, hostile + [json.dumps(good).encode()])
     wait_for(lambda: stored_in(hub) == 1, what="the good event")
@@ -169,9 +193,19 @@ def test_the_hubs_own_types_and_hostile_bodies_are_dead_lettered_and_the_intake_
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(bodies=st.lists(st.binary(max_size=200) | st.builds(lambda t: json.dumps(
-    {"id": t, "type": "case.event_recorded", "tenant": TENANT, "source": t, "payload": {"case_ref": t}}).encode(),
-    st.text(max_size=20)), min_size=1, max_size=5))
+@given(
+    bodies=st.lists(
+        st.binary(max_size=200)
+        | st.builds(
+            lambda t: json.dumps(
+                {"id": t, "type": "case.event_recorded", "tenant": TENANT, "source": t, "payload": {"case_ref": t}}
+            ).encode(),
+            st.text(max_size=20),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_any_batch_is_stored_or_dead_lettered_whole(consumer, bodies):
     hub, consumer_ = consumer
     with hub.store.begin() as conn:

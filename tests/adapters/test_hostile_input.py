@@ -3,6 +3,7 @@ inbound HTTP endpoint of a live hub, on both stores. Arbitrary JSON and bytes, d
 fields hold the wrong things (huge integers, control characters, lone surrogates, floats for
 money), deep nesting and numbers thousands of digits long: the answer is always 2xx or 4xx, and
 the connection it came on stays usable for the next request."""
+
 from __future__ import annotations
 
 import json
@@ -30,20 +31,40 @@ from tests.conftest import TENANT
 
 TOKENS = {"case_system": "hostile-case-system", "provider": "hostile-provider", "visit_vendor": "hostile-vendor"}
 ORG = generate_organisation_number(random.Random(11)).digits
-HOSTILE = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                          HealthCheck.too_slow])
+HOSTILE = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @pytest.fixture
 def hub_config() -> HubConfig:
     for kind, token in TOKENS.items():
         os.environ[f"CASEHUB_HOSTILE_{kind.upper()}"] = token
-    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [
-        {"id": "case-system", "kind": "case_system", "token_env": "CASEHUB_HOSTILE_CASE_SYSTEM"},
-        {"id": "provider", "kind": "provider", "organisation_number": ORG, "token_env": "CASEHUB_HOSTILE_PROVIDER",
-         "channel": {"type": "rest", "url": "http://127.0.0.1:9/", "token_env": "CASEHUB_HOSTILE_PROVIDER"}},
-        {"id": "vendor", "kind": "visit_vendor", "token_env": "CASEHUB_HOSTILE_VISIT_VENDOR"},
-    ]}]})
+    return HubConfig.model_validate(
+        {
+            "tenants": [
+                {
+                    "code": TENANT,
+                    "name": "Ekerö kommun",
+                    "partners": [
+                        {"id": "case-system", "kind": "case_system", "token_env": "CASEHUB_HOSTILE_CASE_SYSTEM"},
+                        {
+                            "id": "provider",
+                            "kind": "provider",
+                            "organisation_number": ORG,
+                            "token_env": "CASEHUB_HOSTILE_PROVIDER",
+                            "channel": {
+                                "type": "rest",
+                                "url": "http://127.0.0.1:9/",
+                                "token_env": "CASEHUB_HOSTILE_PROVIDER",
+                            },
+                        },
+                        {"id": "vendor", "kind": "visit_vendor", "token_env": "CASEHUB_HOSTILE_VISIT_VENDOR"},
+                    ],
+                }
+            ]
+        }
+    )
 
 
 @pytest.fixture
@@ -52,8 +73,10 @@ def clients(make_hub):
     side of a connection would fail the one after it."""
     hub = make_hub(worker=False)
     with LiveServer(create_app(hub, routes(hub))) as server:
-        made = {kind: httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"})
-                for kind, token in TOKENS.items()}
+        made = {
+            kind: httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+            for kind, token in TOKENS.items()
+        }
         yield made
         for client in made.values():
             client.close()
@@ -63,11 +86,15 @@ def clients(make_hub):
 
 nasty_chars = st.sampled_from(["\x00", "\x1b", "\x7f", "\x85", "\ud800", "\udfff", "\u2028", "\ufeff", "'", "\\"])
 texts = st.text(st.characters() | nasty_chars, max_size=30)
-numbers = (st.integers(-2**80, 2**80) | st.sampled_from([2**31 - 1, 2**31, 2**63 - 1, 2**63, -2**63 - 1])
-           | st.floats(allow_nan=False, allow_infinity=False))
+numbers = (
+    st.integers(-(2**80), 2**80)
+    | st.sampled_from([2**31 - 1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1])
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
 leaves = st.none() | st.booleans() | numbers | texts
-json_values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(texts, inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=12
+)
 
 
 def shaped_like(model, **known) -> st.SearchStrategy[dict]:
@@ -92,14 +119,26 @@ bodies_beyond_json = (
     | st.sampled_from([b"NaN", b"[Infinity]", b'{"visits": [{"version": -Infinity}]}', b"\xef\xbb\xbf{}", b""])
 )
 
-envelopes = st.sampled_from(sorted(DOCUMENTS)).flatmap(lambda type_: st.fixed_dictionaries(
-    {"type": st.just(type_), "tenant": st.just(TENANT) | texts, "source": texts | st.just("case-system"),
-     "payload": shaped_like(DOCUMENTS[type_].model) | json_values},
-    optional={"id": texts | st.uuids().map(str), "correlation_id": json_values, "schema_version": numbers,
-              "occurred_at": texts}))
+envelopes = st.sampled_from(sorted(DOCUMENTS)).flatmap(
+    lambda type_: st.fixed_dictionaries(
+        {
+            "type": st.just(type_),
+            "tenant": st.just(TENANT) | texts,
+            "source": texts | st.just("case-system"),
+            "payload": shaped_like(DOCUMENTS[type_].model) | json_values,
+        },
+        optional={
+            "id": texts | st.uuids().map(str),
+            "correlation_id": json_values,
+            "schema_version": numbers,
+            "occurred_at": texts,
+        },
+    )
+)
 visits = shaped_like(Visit, visit_id=texts, version=numbers, provider_org=st.just(ORG) | texts)
-acknowledgements = shaped_like(OrderAcknowledgement, order_id=texts, version=numbers,
-                               status=st.sampled_from(["accepted", "rejected"]) | texts)
+acknowledgements = shaped_like(
+    OrderAcknowledgement, order_id=texts, version=numbers, status=st.sampled_from(["accepted", "rejected"]) | texts
+)
 
 
 def no_server_error(answer: httpx.Response) -> None:
@@ -108,17 +147,26 @@ def no_server_error(answer: httpx.Response) -> None:
 
 # --- the endpoints -------------------------------------------------------------------------------
 
+
 @HOSTILE
-@given(body=envelopes.map(raw) | st.lists(envelopes, min_size=1, max_size=3).map(raw) | json_values.map(raw)
-       | bodies_beyond_json)
+@given(
+    body=envelopes.map(raw)
+    | st.lists(envelopes, min_size=1, max_size=3).map(raw)
+    | json_values.map(raw)
+    | bodies_beyond_json
+)
 def test_events_never_answer_a_server_error(clients, body):
-    no_server_error(clients["case_system"].post("/api/v1/events", content=body,
-                                                headers={"Content-Type": "application/json"}))
+    no_server_error(
+        clients["case_system"].post("/api/v1/events", content=body, headers={"Content-Type": "application/json"})
+    )
 
 
 @HOSTILE
-@given(body=st.lists(visits | json_values, max_size=4).map(lambda items: raw({"visits": items}))
-       | json_values.map(raw) | bodies_beyond_json)
+@given(
+    body=st.lists(visits | json_values, max_size=4).map(lambda items: raw({"visits": items}))
+    | json_values.map(raw)
+    | bodies_beyond_json
+)
 def test_pushed_visits_never_answer_a_server_error(clients, body):
     no_server_error(clients["visit_vendor"].post("/api/v1/visits", content=body))
 
@@ -150,9 +198,13 @@ def soap_call(values: dict) -> bytes:
 
 
 @HOSTILE
-@given(body=acknowledgements.map(soap_call) | bodies_beyond_json
-       | texts.map(lambda t: f'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "{t}">]><a>&x;</a>'.encode(
-           "utf-8", "surrogatepass")))
+@given(
+    body=acknowledgements.map(soap_call)
+    | bodies_beyond_json
+    | texts.map(
+        lambda t: f'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "{t}">]><a>&x;</a>'.encode("utf-8", "surrogatepass")
+    )
+)
 def test_soap_never_answers_a_server_fault(clients, body):
     """SOAP 1.1 sends a fault with HTTP 500 (WS-I Basic Profile R1126): the answer must then be a
     Client fault, the caller's to fix, never a Server fault or anything that is not SOAP."""
@@ -166,10 +218,16 @@ def test_soap_never_answers_a_server_fault(clients, body):
 def test_the_named_cases_of_the_issue_are_refused_with_their_field(clients):
     """The inputs that answered 500 before, each now a 4xx naming where."""
     case_system, vendor = clients["case_system"], clients["visit_vendor"]
-    order = {"order_id": "ORD-1", "version": 2**70, "kind": "amend", "case_ref": "C1", "effective_date": "2026-03-01",
-             "person": {"personnummer": "194107086995", "name": "Testa Testsson"}, "provider_org": ORG,
-             "services": [{"code": "HT-OMS", "category": "omsorg", "hours_per_month": "10",
-                           "valid_from": "2026-03-01"}]}
+    order = {
+        "order_id": "ORD-1",
+        "version": 2**70,
+        "kind": "amend",
+        "case_ref": "C1",
+        "effective_date": "2026-03-01",
+        "person": {"personnummer": "194107086995", "name": "Testa Testsson"},
+        "provider_org": ORG,
+        "services": [{"code": "HT-OMS", "category": "omsorg", "hours_per_month": "10", "valid_from": "2026-03-01"}],
+    }
     event = {"type": "order.issued", "tenant": TENANT, "source": "case-system", "payload": order}
     answer = case_system.post("/api/v1/events", json=event)
     assert (answer.status_code, answer.json()["where"]) == (422, "payload.version")
@@ -184,8 +242,14 @@ def test_the_named_cases_of_the_issue_are_refused_with_their_field(clients):
     assert case_system.post("/api/v1/events", content=deep(50_000)).json()["error"] == "nested too deeply"
     assert case_system.post("/api/v1/events", content=b"[" + b"1" * 5000 + b"]").status_code == 422
     assert case_system.get("/api/v1/feed", params={"since": 2**64}).status_code == 422
-    visit = {"visit_id": "V1", "version": 2**31, "provider_org": ORG, "customer_pnr": "194107086995",
-             "employee_id": "E\x00", "confirmation": "nfc"}
+    visit = {
+        "visit_id": "V1",
+        "version": 2**31,
+        "provider_org": ORG,
+        "customer_pnr": "194107086995",
+        "employee_id": "E\x00",
+        "confirmation": "nfc",
+    }
     answer = vendor.post("/api/v1/visits", json={"visits": [visit]})
     assert answer.status_code == 202 and answer.json()["accepted"] == 0
     reason = answer.json()["rejected"][0]["reason"]

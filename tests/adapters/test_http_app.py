@@ -1,4 +1,5 @@
 """The inbound HTTP app over a live server: store first, and every bad request a 4xx that stores nothing."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from adapters.http_app import create_app
-from tests.conftest import TENANT, TOKEN, wait_for
 from core.store.tables import messages, outbox
 from sandbox.case_system import CaseSystem
 from sandbox.server import LiveServer
+from tests.conftest import TENANT, TOKEN, wait_for
 
 
 @pytest.fixture
@@ -75,8 +76,12 @@ def test_posting_the_same_event_twice_processes_it_once(served):
         (b"[]", 422, "body", "non-empty list"),
         (b'"just a string"', 422, "body", "envelope object"),
         (json.dumps({"type": "case.event_recorded", "tenant": "0125"}).encode(), 422, "source", "Field required"),
-        (json.dumps({"type": "case.unknown", "tenant": "0125", "source": "x"}).encode(), 422, "type",
-         "unknown document type"),
+        (
+            json.dumps({"type": "case.unknown", "tenant": "0125", "source": "x"}).encode(),
+            422,
+            "type",
+            "unknown document type",
+        ),
         (b"\xff\xfe\x00garbage", 422, "body", "not valid JSON"),
     ],
 )
@@ -159,14 +164,20 @@ def test_the_same_id_with_another_document_is_a_conflict_and_the_rest_is_taken(s
     case_system = CaseSystem(url, TOKEN, TENANT)
     first, again, new = case_system.event(), case_system.event(), case_system.event()
     assert case_system.post([first, again]).status_code == 202
-    changed = first | {"payload": first["payload"] | {"kind": "decision" if first["payload"]["kind"] != "decision"
-                                                       else "note"}}
+    changed = first | {
+        "payload": first["payload"] | {"kind": "decision" if first["payload"]["kind"] != "decision" else "note"}
+    }
     answer = case_system.post([changed, again, new])
     assert answer.status_code == 409
     body = answer.json()
     assert body["accepted"] == [new["id"]] and body["duplicates"] == [again["id"]]
-    assert body["conflicts"] == [{"id": first["id"], "where": "[0].id",
-                                  "error": "already received with another document; a changed message needs a new id"}]
+    assert body["conflicts"] == [
+        {
+            "id": first["id"],
+            "where": "[0].id",
+            "error": "already received with another document; a changed message needs a new id",
+        }
+    ]
     single = case_system.post(changed)
     assert single.status_code == 409 and single.json()["conflicts"][0]["where"] == "id"
     with hub.store.begin() as conn:
@@ -179,8 +190,9 @@ def test_the_same_id_with_another_document_is_a_conflict_and_the_rest_is_taken(s
 def test_a_document_type_the_caller_may_not_send_is_refused_with_403(served):
     hub, url = served
     event = CaseSystem(url, TOKEN, TENANT).event() | {
-        "type": "reimbursement.basis_approved", "payload": {"run_id": 1, "provider_org": "5560360793",
-                                                            "period": "2026-03"}}
+        "type": "reimbursement.basis_approved",
+        "payload": {"run_id": 1, "provider_org": "5560360793", "period": "2026-03"},
+    }
     answer = post(url, json.dumps(event).encode())
     assert answer.status_code == 403
     assert answer.json() == {"error": "a case_system may not send 'reimbursement.basis_approved'", "where": "type"}
@@ -206,8 +218,7 @@ def failing_routes() -> list[APIRouter]:
     return [router]
 
 
-def test_an_unexpected_error_answers_a_correlation_id_only_and_the_connection_stays_usable(make_hub, caplog,
-                                                                                           log_leaks):
+def test_an_unexpected_error_answers_a_correlation_id_only_and_the_connection_stays_usable(make_hub, caplog, log_leaks):
     caplog.set_level(logging.DEBUG)
     leaks_before = len(log_leaks)
     hub = make_hub(worker=False)
@@ -232,9 +243,12 @@ def test_the_http_servers_own_loggers_write_through_the_redacting_handlers(make_
     filters, and which the scan of the whole test run reads."""
     hub = make_hub(worker=False)
     with LiveServer(create_app(hub)):
-        own = {name: writing for name, logger in logging.Logger.manager.loggerDict.items()
-               if isinstance(logger, logging.Logger)
-               and (writing := [h for h in logger.handlers if not isinstance(h, logging.NullHandler)])}
+        own = {
+            name: writing
+            for name, logger in logging.Logger.manager.loggerDict.items()
+            if isinstance(logger, logging.Logger)
+            and (writing := [h for h in logger.handlers if not isinstance(h, logging.NullHandler)])
+        }
         assert not own, own
         assert logging.getLogger("uvicorn").propagate and logging.getLogger("uvicorn.error").propagate
         # uvicorn.access is switched off whole (access_log=False): it writes nowhere
@@ -249,8 +263,10 @@ def test_readiness_and_intake_say_so_while_the_store_is_down(make_hub, hub_confi
     with LiveServer(create_app(hub)) as server:
         ready = httpx.get(f"{server.url}/readyz")
         assert ready.status_code == 200 and ready.json() == {"store": "ok", "broker": "ok", "status": "ready"}
-    down = Hub(Settings(broker_url="memory://",
-                        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/casehub"), hub_config)
+    down = Hub(
+        Settings(broker_url="memory://", database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/casehub"),
+        hub_config,
+    )
     try:
         with LiveServer(create_app(down)) as server:
             ready = httpx.get(f"{server.url}/readyz")

@@ -1,4 +1,5 @@
 """Orders as files over SFTP against a real OpenSSH sshd: order files out, ack files in."""
+
 from __future__ import annotations
 
 import random
@@ -20,8 +21,14 @@ ORG = generate_organisation_number(random.Random(3)).digits
 def channel(sshd, partner_folder):
     (partner_folder / "in").mkdir()
     (partner_folder / "out").mkdir()
-    endpoint = SftpEndpoint(host=sshd.host, port=sshd.port, username=sshd.username,
-                            private_key=str(sshd.private_key), host_key=sshd.host_key, timeout=5)
+    endpoint = SftpEndpoint(
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.username,
+        private_key=str(sshd.private_key),
+        host_key=sshd.host_key,
+        timeout=5,
+    )
     return SftpOrderChannel(endpoint, inbound_dir=f"{partner_folder}/in", outbound_dir=f"{partner_folder}/out")
 
 

@@ -1,4 +1,5 @@
 """The XML codec of orders and acknowledgements: round trips, the XSD, and every bad input a Rejected saying where."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,10 +55,27 @@ def services(draw) -> OrderedService:
 @st.composite
 def persons(draw) -> Person:
     protected = draw(st.booleans())
-    address = None if protected else draw(optional(st.builds(
-        Address, street=text(1, 100), postcode=st.from_regex(r"[0-9]{3} ?[0-9]{2}", fullmatch=True), city=text(1, 60))))
-    return Person(personnummer=draw(personnummer), name=draw(text(1, 120)), address=address,
-                  phone=draw(optional(text(0, 30))), protected_identity=protected)
+    address = (
+        None
+        if protected
+        else draw(
+            optional(
+                st.builds(
+                    Address,
+                    street=text(1, 100),
+                    postcode=st.from_regex(r"[0-9]{3} ?[0-9]{2}", fullmatch=True),
+                    city=text(1, 60),
+                )
+            )
+        )
+    )
+    return Person(
+        personnummer=draw(personnummer),
+        name=draw(text(1, 120)),
+        address=address,
+        phone=draw(optional(text(0, 30))),
+        protected_identity=protected,
+    )
 
 
 @st.composite
@@ -75,7 +93,8 @@ def orders(draw) -> Order:
         double_staffing=draw(st.booleans()),
         instructions=draw(optional(text(0, 300))),
         cancel_reason=draw(st.sampled_from(["moved", "deceased", "changed_provider", "ended", "other"]))
-        if kind == "cancel" else None,
+        if kind == "cancel"
+        else None,
     )
 
 
@@ -92,19 +111,29 @@ def acknowledgements(draw) -> OrderAcknowledgement:
     )
 
 
-receipts = st.builds(OrderReceipt, order_id=order_id, version=st.integers(1, 10**6),
-                     received_at=st.datetimes(timezones=timezones))
+receipts = st.builds(
+    OrderReceipt, order_id=order_id, version=st.integers(1, 10**6), received_at=st.datetimes(timezones=timezones)
+)
 
 
 def an_order(**changes) -> Order:
     rng = random.Random(7)
     order = Order(
-        order_id="ORD-1", version=1, kind="new", case_ref="ÄO-2026-17", effective_date=dt.date(2026, 3, 1),
-        person=Person(personnummer=generate_personnummer(rng), name="Testa Testsson",
-                      address=Address(street="Provgatan 1", postcode="123 45", city="Ekerö"), phone="070-1234567"),
+        order_id="ORD-1",
+        version=1,
+        kind="new",
+        case_ref="ÄO-2026-17",
+        effective_date=dt.date(2026, 3, 1),
+        person=Person(
+            personnummer=generate_personnummer(rng),
+            name="Testa Testsson",
+            address=Address(street="Provgatan 1", postcode="123 45", city="Ekerö"),
+            phone="070-1234567",
+        ),
         provider_org=generate_organisation_number(rng),
-        services=[OrderedService(code="HT-OMS", category="omsorg", hours_per_month="12.50",
-                                 valid_from=dt.date(2026, 3, 1))],
+        services=[
+            OrderedService(code="HT-OMS", category="omsorg", hours_per_month="12.50", valid_from=dt.date(2026, 3, 1))
+        ],
     )
     return order.model_copy(update=changes)
 
@@ -116,6 +145,7 @@ def rejected(decode, data: bytes) -> Rejected:
 
 
 # --- round trips ------------------------------------------------------------------------------
+
 
 @given(orders())
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
@@ -152,6 +182,7 @@ def test_the_encoding_carries_the_canonical_digits_in_utf8():
 
 # --- anything at all is an Order or a Rejected ------------------------------------------------
 
+
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_are_rejected(data):
     for decode in (order_xml.decode_order, order_xml.decode_acknowledgement, order_xml.decode_receipt):
@@ -183,6 +214,7 @@ def test_a_damaged_order_file_decodes_or_is_rejected_and_nothing_else(data):
 
 
 # --- bad inputs name the element and the line --------------------------------------------------
+
 
 def test_a_wrong_check_digit_names_the_personnummer_without_echoing_it():
     order = an_order()
@@ -217,14 +249,16 @@ def test_an_element_in_a_list_is_named_with_its_position():
 
 def test_a_broken_rule_of_the_model_names_the_order():
     data = order_xml.encode_order(an_order(kind="cancel", cancel_reason="moved")).replace(
-        b"<cancel_reason>moved</cancel_reason>", b"")
+        b"<cancel_reason>moved</cancel_reason>", b""
+    )
     error = rejected(order_xml.decode_order, data)
     assert "cancel_reason" in error.reason and error.where == "line 2: order"
 
 
 def test_a_rejection_without_a_reason_is_refused():
-    ack = OrderAcknowledgement(order_id="ORD-1", version=1, status="rejected", reason="full",
-                               provider_org=an_order().provider_org)
+    ack = OrderAcknowledgement(
+        order_id="ORD-1", version=1, status="rejected", reason="full", provider_org=an_order().provider_org
+    )
     data = order_xml.encode_acknowledgement(ack).replace(b"<reason>full</reason>", b"")
     assert "reason" in rejected(order_xml.decode_acknowledgement, data).reason
 
@@ -257,8 +291,11 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 EXTERNAL_ENTITY_UTF16 = EXTERNAL_ENTITY.decode().replace('"1.0"', '"1.0" encoding="UTF-16"').encode("utf-16")
 
 
-@pytest.mark.parametrize("data", [BILLION_LAUGHS, EXTERNAL_ENTITY, EXTERNAL_ENTITY_UTF16],
-                         ids=["billion-laughs", "external-entity", "external-entity-utf16"])
+@pytest.mark.parametrize(
+    "data",
+    [BILLION_LAUGHS, EXTERNAL_ENTITY, EXTERNAL_ENTITY_UTF16],
+    ids=["billion-laughs", "external-entity", "external-entity-utf16"],
+)
 def test_a_dtd_or_entity_is_refused(data):
     assert rejected(order_xml.decode_order, data).reason == "DTD and entities are not allowed"
 

@@ -1,4 +1,5 @@
 """The SFTP transport against a real OpenSSH sshd: delivery, pickup, host-key pinning and failures."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,14 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def endpoint(sshd) -> SftpEndpoint:
-    return SftpEndpoint(host=sshd.host, port=sshd.port, username=sshd.username,
-                        private_key=str(sshd.private_key), host_key=sshd.host_key, timeout=5.0)
+    return SftpEndpoint(
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.username,
+        private_key=str(sshd.private_key),
+        host_key=sshd.host_key,
+        timeout=5.0,
+    )
 
 
 @pytest.fixture
@@ -61,6 +68,7 @@ class WatchingSource(io.RawIOBase):
 
 
 # --- delivery ------------------------------------------------------------------------------------
+
 
 def test_upload_writes_a_part_file_then_renames_it(connection, partner_folder):
     data = os.urandom(300_000)
@@ -123,32 +131,47 @@ def test_the_fast_cipher_is_negotiated(connection):
 
 # --- pickup --------------------------------------------------------------------------------------
 
+
 def put(folder, *names: str) -> None:
     for name in names:
         (folder / name).write_bytes(b"x")
 
 
 def test_ready_files_are_those_with_a_done_file(connection, partner_folder):
-    put(partner_folder, "visits_v1_20250101_2.csv", "visits_v1_20250101_2.csv.done",
-        "visits_v1_20250101_1.csv", "visits_v1_20250101_1.csv.done",
+    put(
+        partner_folder,
+        "visits_v1_20250101_2.csv",
+        "visits_v1_20250101_2.csv.done",
+        "visits_v1_20250101_1.csv",
+        "visits_v1_20250101_1.csv.done",
         "visits_v1_20250102_1.csv",  # still being written: no done-file yet
-        "visits_v1_20250103_1.csv.part", "visits_v1_20250103_1.csv.part.done",
-        "notes.txt", "notes.txt.done")
+        "visits_v1_20250103_1.csv.part",
+        "visits_v1_20250103_1.csv.part.done",
+        "notes.txt",
+        "notes.txt.done",
+    )
     (partner_folder / "archive").mkdir()
     put(partner_folder / "archive", "visits_v1_20241231_1.csv", "visits_v1_20241231_1.csv.done")
 
     directory = str(partner_folder)
     assert connection.ready_files(directory, pattern="visits_*.csv") == [
-        "visits_v1_20250101_1.csv", "visits_v1_20250101_2.csv"]
+        "visits_v1_20250101_1.csv",
+        "visits_v1_20250101_2.csv",
+    ]
     assert connection.ready_files(directory, pattern="*") == [
-        "notes.txt", "visits_v1_20250101_1.csv", "visits_v1_20250101_2.csv"]
+        "notes.txt",
+        "visits_v1_20250101_1.csv",
+        "visits_v1_20250101_2.csv",
+    ]
 
 
 def test_ready_files_without_done_files_lists_every_match(connection, partner_folder):
     put(partner_folder, "ack_7_2.xml", "ack_7_1.xml", "ack_8_1.xml.part", "order_7_2.xml")
 
     assert connection.ready_files(str(partner_folder), pattern="ack_*.xml", done_suffix=None) == [
-        "ack_7_1.xml", "ack_7_2.xml"]
+        "ack_7_1.xml",
+        "ack_7_2.xml",
+    ]
 
 
 def test_archive_moves_the_file_and_its_done_file(connection, partner_folder):
@@ -179,8 +202,7 @@ def test_fail_moves_the_file_with_its_reason(connection, partner_folder):
     connection.fail(str(partner_folder), "visits.csv", "rad 3: okänt besöks-id")
 
     assert sorted(os.listdir(partner_folder)) == ["failed"]
-    assert sorted(os.listdir(partner_folder / "failed")) == [
-        "visits.csv", "visits.csv.done", "visits.csv.reason.txt"]
+    assert sorted(os.listdir(partner_folder / "failed")) == ["visits.csv", "visits.csv.done", "visits.csv.reason.txt"]
     assert (partner_folder / "failed" / "visits.csv.reason.txt").read_text("utf-8") == "rad 3: okänt besöks-id"
 
 
@@ -193,8 +215,8 @@ def test_a_missing_file_is_rejected(connection, partner_folder):
 
 # --- trust and failures ----------------------------------------------------------------------------
 
-def test_a_server_with_another_host_key_is_refused_and_nothing_is_written(endpoint, partner_folder, tmp_path,
-                                                                          caplog):
+
+def test_a_server_with_another_host_key_is_refused_and_nothing_is_written(endpoint, partner_folder, tmp_path, caplog):
     pinned = replace(endpoint, host_key=keygen(tmp_path / "someone_else"))
 
     caplog.set_level(logging.INFO, logger="adapters.sftp")

@@ -1,5 +1,6 @@
 """SOAP over real HTTP: the hub's order channel (zeep) against the simulated provider, and the hub's
 AcknowledgeOrder service called by two independent SOAP clients (zeep and suds)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,13 +32,20 @@ RECEIVED_AT = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
 
 def an_order(rng: random.Random, **changes) -> Order:
     values = dict(
-        order_id=f"ORD-{rng.randrange(10**6)}", version=1, kind="new", case_ref="ÄO-2026-17",
+        order_id=f"ORD-{rng.randrange(10**6)}",
+        version=1,
+        kind="new",
+        case_ref="ÄO-2026-17",
         effective_date=dt.date(2026, 3, 1),
-        person=Person(personnummer=generate_personnummer(rng), name="Testa Testsson",
-                      address=Address(street="Provgatan 1", postcode="123 45", city="Ekerö")),
+        person=Person(
+            personnummer=generate_personnummer(rng),
+            name="Testa Testsson",
+            address=Address(street="Provgatan 1", postcode="123 45", city="Ekerö"),
+        ),
         provider_org=generate_organisation_number(rng),
-        services=[OrderedService(code="HT-OMS", category="omsorg", hours_per_month="12.50",
-                                 valid_from=dt.date(2026, 3, 1))],
+        services=[
+            OrderedService(code="HT-OMS", category="omsorg", hours_per_month="12.50", valid_from=dt.date(2026, 3, 1))
+        ],
     )
     return Order(**(values | changes))
 
@@ -60,6 +68,7 @@ def provider():
 
 
 # --- the order channel: zeep against the provider -----------------------------------------------
+
 
 def test_submit_amend_and_cancel_give_receipts_and_carry_the_canonical_values(provider, rng):
     app, url = provider()
@@ -140,6 +149,7 @@ def test_the_provider_serves_its_wsdl_pointing_at_itself(provider):
 
 # --- the hub's service: AcknowledgeOrder -------------------------------------------------------
 
+
 @pytest.fixture
 def hub():
     """The hub's SOAP router on a live server, with a token check and a recording on_acknowledge."""
@@ -175,8 +185,14 @@ def suds_client(url: str) -> suds.client.Client:
 
 
 def an_acknowledgement(rng: random.Random, **changes) -> OrderAcknowledgement:
-    values = dict(order_id="ORD-1", version=2, status="rejected", reason="no staff in Ekerö",
-                  contact_person="Prova Provberg", provider_org=generate_organisation_number(rng))
+    values = dict(
+        order_id="ORD-1",
+        version=2,
+        status="rejected",
+        reason="no staff in Ekerö",
+        contact_person="Prova Provberg",
+        provider_org=generate_organisation_number(rng),
+    )
     return OrderAcknowledgement(**(values | changes))
 
 
@@ -242,19 +258,27 @@ def test_a_caller_without_a_token_is_refused_by_authenticate(hub, rng):
 
 def acknowledgement_body(rng: random.Random, provider_org: str | None = None) -> str:
     org = provider_org or generate_organisation_number(rng).digits
-    return (f'<AcknowledgeOrder xmlns="{NS}"><order_id>ORD-1</order_id><version>1</version>'
-            f"<status>accepted</status><provider_org>{org}</provider_org></AcknowledgeOrder>")
+    return (
+        f'<AcknowledgeOrder xmlns="{NS}"><order_id>ORD-1</order_id><version>1</version>'
+        f"<status>accepted</status><provider_org>{org}</provider_org></AcknowledgeOrder>"
+    )
 
 
 def envelope(body: str, prolog: str = "") -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?>{prolog}'
-            f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>{body}</soap:Body></soap:Envelope>').encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>{prolog}'
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>{body}</soap:Body></soap:Envelope>'
+    ).encode()
 
 
 def post(url: str, body: bytes) -> tuple[int, str | None, str | None, str | None]:
     """Status, faultcode, faultstring and the detail's `where` of the answer to a raw POST."""
-    answer = httpx.post(url, content=body, headers={"Content-Type": "text/xml; charset=utf-8",
-                                                     "Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    answer = httpx.post(
+        url,
+        content=body,
+        headers={"Content-Type": "text/xml; charset=utf-8", "Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
     assert answer.headers["content-type"] == "text/xml; charset=utf-8"
     fault = etree.fromstring(answer.content).find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault")
     where = fault.findtext(f"detail/{{{NS}}}fault/{{{NS}}}where")
@@ -284,8 +308,11 @@ def test_a_body_that_breaks_the_xsd_is_a_client_fault_naming_the_element(hub, rn
     assert acknowledged == []
 
 
-@pytest.mark.parametrize("body", [b"not xml at all", b"<Envelope/>", envelope(""), envelope("<Other/>")],
-                         ids=["not-xml", "not-soap", "empty-body", "unknown-operation"])
+@pytest.mark.parametrize(
+    "body",
+    [b"not xml at all", b"<Envelope/>", envelope(""), envelope("<Other/>")],
+    ids=["not-xml", "not-soap", "empty-body", "unknown-operation"],
+)
 def test_a_body_that_is_not_an_acknowledgement_is_a_client_fault(hub, body):
     url, acknowledged = hub
     status, code, *_ = post(url, body)

@@ -1,4 +1,5 @@
 """Visit codecs (specs/mobile-reporting.md): the JSON batch and poll page, the CSV file, file names."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,12 +31,22 @@ from schemas.visits import Visit, VisitRejection
 
 PNR = "194107086995"
 EXAMPLE = {  # the contract's example, edited once
-    "visit_id": "V-2026-000123", "version": 3, "provider_org": "5560360793", "customer_pnr": PNR,
+    "visit_id": "V-2026-000123",
+    "version": 3,
+    "provider_org": "5560360793",
+    "customer_pnr": PNR,
     "employee_id": "E1042",
-    "planned_start": "2026-03-02T08:00:00+01:00", "planned_end": "2026-03-02T08:30:00+01:00",
-    "actual_start": "2026-03-02T08:04:12+01:00", "actual_end": "2026-03-02T08:31:40+01:00",
-    "confirmation": "nfc", "tag_id": "04:A2:2B:9A:11:80", "manual_reason": None,
-    "services": ["HT-OMS", "HT-SERV"], "double_staffing": False, "declined": False, "approved": True,
+    "planned_start": "2026-03-02T08:00:00+01:00",
+    "planned_end": "2026-03-02T08:30:00+01:00",
+    "actual_start": "2026-03-02T08:04:12+01:00",
+    "actual_end": "2026-03-02T08:31:40+01:00",
+    "confirmation": "nfc",
+    "tag_id": "04:A2:2B:9A:11:80",
+    "manual_reason": None,
+    "services": ["HT-OMS", "HT-SERV"],
+    "double_staffing": False,
+    "declined": False,
+    "approved": True,
     "edit_reason": "wrong end time",
 }
 
@@ -87,8 +98,10 @@ def visits(draw) -> Visit:
         provider_org=generate_organisation_number(rng),
         customer_pnr=generate_personnummer(rng, coordination=draw(st.booleans())),
         employee_id=draw(texts),
-        planned_start=planned[0], planned_end=planned[1],
-        actual_start=actual[0], actual_end=actual[1],
+        planned_start=planned[0],
+        planned_end=planned[1],
+        actual_start=actual[0],
+        actual_end=actual[1],
         confirmation=confirmation,
         tag_id=draw(st.none() | texts),
         manual_reason=draw(texts if confirmation == "manual" else st.none() | texts),
@@ -124,7 +137,10 @@ def test_encode_visit_writes_the_contract():
 # --- hypothesis: anything at all is refused cleanly ------------------------------------------
 
 json_values = st.recursive(  # JSON as the contract has it: numbers of reasonable length, no NaN or Infinity
-    st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
@@ -205,47 +221,77 @@ def test_nesting_too_deep_is_rejected():
 
 # --- the contract's invalid visits -----------------------------------------------------------
 
+
 def without(field: str) -> dict:
     return {name: value for name, value in EXAMPLE.items() if name != field}
 
 
-@pytest.mark.parametrize(("visit", "reason"), [
-    pytest.param(without("version"), "version: Field required", id="missing version"),
-    pytest.param(without("customer_pnr"), "customer_pnr: Field required", id="missing customer_pnr"),
-    pytest.param(example(employee_id=None), "employee_id: Field required", id="null employee_id"),
-    pytest.param(example(version="3"), "version: Input should be a valid integer", id="version as text"),
-    pytest.param(example(version=3.0), "version: Input should be a valid integer", id="version as float"),
-    pytest.param(example(approved="yes"), "approved: Input should be a valid boolean", id="approved as text"),
-    pytest.param(example(double_staffing=1), "double_staffing: Input should be a valid boolean", id="bool as 1"),
-    pytest.param(example(services="HT-OMS"), "services: Input should be a valid array", id="services not a list"),
-    pytest.param(example(services=["HT-OMS,HT-SERV"]), "services.0: String should match pattern", id="comma in code"),
-    pytest.param(example(employee_id=1042), "employee_id: Input should be a valid string", id="id as number"),
-    pytest.param(example(confirmation="sms"), "confirmation: Input should be 'nfc', 'lock', 'button' or 'manual'",
-                 id="unknown confirmation"),
-    pytest.param(example(planned_start=1772434800), "planned_start: Input should be a valid datetime",
-                 id="epoch time"),
-    pytest.param(example(actual_start="2026-03-02T08:04:12"), "actual_start: Input should have timezone info",
-                 id="naive time"),
-    pytest.param(example(actual_end="2026-03-02T08:00:00+01:00"), "actual_end: actual_end is before actual_start",
-                 id="end before start"),
-    pytest.param(example(planned_end="2026-03-03T08:00:01+01:00"),
-                 "planned_end: the planned visit is longer than 24 hours", id="longer than 24 hours"),
-    pytest.param(example(customer_pnr="194107086996"), "customer_pnr: wrong check digit", id="pnr check digit"),
-    pytest.param(example(customer_pnr="194113086995"), "customer_pnr: impossible date", id="pnr date"),
-    pytest.param(example(customer_pnr="4107086995"), "customer_pnr: expected 12 digits", id="pnr without century"),
-    pytest.param(example(customer_pnr=int(PNR)), "customer_pnr: not a personnummer: expected a string",
-                 id="pnr number"),
-    pytest.param(example(provider_org="5560360794"), "provider_org: wrong check digit", id="org check digit"),
-    pytest.param(example(provider_org="5510360793"), "provider_org: not an organisation number",
-                 id="org third digit"),
-    pytest.param(example(confirmation="manual"),
-                 "manual_reason: manual_reason is required when confirmation is manual", id="manual without reason"),
-    pytest.param(example(confirmation="manual", manual_reason=""), "manual_reason: manual_reason is required",
-                 id="manual with empty reason"),
-    pytest.param(example(edit_reason=None), "edit_reason: edit_reason is required when version > 1",
-                 id="version 3 without edit_reason"),
-    pytest.param(["not", "an", "object"], "visit: expected a JSON object", id="not an object"),
-])
+@pytest.mark.parametrize(
+    ("visit", "reason"),
+    [
+        pytest.param(without("version"), "version: Field required", id="missing version"),
+        pytest.param(without("customer_pnr"), "customer_pnr: Field required", id="missing customer_pnr"),
+        pytest.param(example(employee_id=None), "employee_id: Field required", id="null employee_id"),
+        pytest.param(example(version="3"), "version: Input should be a valid integer", id="version as text"),
+        pytest.param(example(version=3.0), "version: Input should be a valid integer", id="version as float"),
+        pytest.param(example(approved="yes"), "approved: Input should be a valid boolean", id="approved as text"),
+        pytest.param(example(double_staffing=1), "double_staffing: Input should be a valid boolean", id="bool as 1"),
+        pytest.param(example(services="HT-OMS"), "services: Input should be a valid array", id="services not a list"),
+        pytest.param(
+            example(services=["HT-OMS,HT-SERV"]), "services.0: String should match pattern", id="comma in code"
+        ),
+        pytest.param(example(employee_id=1042), "employee_id: Input should be a valid string", id="id as number"),
+        pytest.param(
+            example(confirmation="sms"),
+            "confirmation: Input should be 'nfc', 'lock', 'button' or 'manual'",
+            id="unknown confirmation",
+        ),
+        pytest.param(
+            example(planned_start=1772434800), "planned_start: Input should be a valid datetime", id="epoch time"
+        ),
+        pytest.param(
+            example(actual_start="2026-03-02T08:04:12"),
+            "actual_start: Input should have timezone info",
+            id="naive time",
+        ),
+        pytest.param(
+            example(actual_end="2026-03-02T08:00:00+01:00"),
+            "actual_end: actual_end is before actual_start",
+            id="end before start",
+        ),
+        pytest.param(
+            example(planned_end="2026-03-03T08:00:01+01:00"),
+            "planned_end: the planned visit is longer than 24 hours",
+            id="longer than 24 hours",
+        ),
+        pytest.param(example(customer_pnr="194107086996"), "customer_pnr: wrong check digit", id="pnr check digit"),
+        pytest.param(example(customer_pnr="194113086995"), "customer_pnr: impossible date", id="pnr date"),
+        pytest.param(example(customer_pnr="4107086995"), "customer_pnr: expected 12 digits", id="pnr without century"),
+        pytest.param(
+            example(customer_pnr=int(PNR)), "customer_pnr: not a personnummer: expected a string", id="pnr number"
+        ),
+        pytest.param(example(provider_org="5560360794"), "provider_org: wrong check digit", id="org check digit"),
+        pytest.param(
+            example(provider_org="5510360793"), "provider_org: not an organisation number", id="org third digit"
+        ),
+        pytest.param(
+            example(confirmation="manual"),
+            "manual_reason: manual_reason is required when confirmation is manual",
+            id="manual without reason",
+        ),
+        pytest.param(
+            example(confirmation="manual", manual_reason=""),
+            "manual_reason: manual_reason is required",
+            id="manual with empty reason",
+        ),
+        pytest.param(
+            example(edit_reason=None),
+            "edit_reason: edit_reason is required when version > 1",
+            id="version 3 without edit_reason",
+        ),
+        pytest.param(["not", "an", "object"], "visit: expected a JSON object", id="not an object"),
+    ],
+)
 def test_each_invalid_visit_is_rejected_naming_the_field_and_the_rest_kept(visit, reason):
     decoded, rejections = decode_visit_batch(body(example(visit_id="A"), visit, example(visit_id="B")))
     assert [v.visit_id for v in decoded] == ["A", "B"]
@@ -257,14 +303,25 @@ def test_each_invalid_visit_is_rejected_naming_the_field_and_the_rest_kept(visit
 
 def test_several_errors_of_one_visit_are_all_named():
     (rejection,) = decode_visit_batch(body(example(version="x", approved="x", visit_id=None)))[1]
-    assert rejection == VisitRejection(visit_id=None, reason="visit_id: Field required; "
-                                                             "version: Input should be a valid integer; "
-                                                             "approved: Input should be a valid boolean")
+    assert rejection == VisitRejection(
+        visit_id=None,
+        reason="visit_id: Field required; "
+        "version: Input should be a valid integer; "
+        "approved: Input should be a valid boolean",
+    )
 
 
 def test_leniencies_unknown_fields_null_and_offsets():
-    visit = dict(example(extra={"any": "thing"}, planned_start=None, planned_end=None, double_staffing=None,
-                         tag_id="", actual_start="2026-03-02T07:04:12Z"))
+    visit = dict(
+        example(
+            extra={"any": "thing"},
+            planned_start=None,
+            planned_end=None,
+            double_staffing=None,
+            tag_id="",
+            actual_start="2026-03-02T07:04:12Z",
+        )
+    )
     del visit["services"]
     (decoded,), rejections = decode_visit_batch(body(visit))
     assert rejections == []
@@ -275,16 +332,20 @@ def test_leniencies_unknown_fields_null_and_offsets():
 
 # --- the whole body --------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("data", "where"), [
-    (b"", "body"),
-    (b"\xff\xfe\x00garbage", "body"),
-    (b"<visits/>", "body"),
-    (b"[]", "body"),
-    (b'"visits"', "body"),
-    (b"{}", "visits"),
-    (b'{"visits": {"visit_id": "A"}}', "visits"),
-    (b'{"visits": null}', "visits"),
-])
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (b"", "body"),
+        (b"\xff\xfe\x00garbage", "body"),
+        (b"<visits/>", "body"),
+        (b"[]", "body"),
+        (b'"visits"', "body"),
+        (b"{}", "visits"),
+        (b'{"visits": {"visit_id": "A"}}', "visits"),
+        (b'{"visits": null}', "visits"),
+    ],
+)
 def test_an_unreadable_body_is_rejected_naming_where(data, where):
     for decode in (decode_visit_batch, decode_poll_page):
         with pytest.raises(Rejected) as caught:
@@ -308,12 +369,15 @@ def test_a_poll_page():
     assert decode_poll_page(b'{"visits": []}') == ([], [], None, False)
 
 
-@pytest.mark.parametrize(("page", "where"), [
-    ({"visits": [], "has_more": True}, "next_cursor"),
-    ({"visits": [], "next_cursor": "", "has_more": True}, "next_cursor"),
-    ({"visits": [], "next_cursor": 42, "has_more": False}, "next_cursor"),
-    ({"visits": [], "next_cursor": "c", "has_more": "yes"}, "has_more"),
-])
+@pytest.mark.parametrize(
+    ("page", "where"),
+    [
+        ({"visits": [], "has_more": True}, "next_cursor"),
+        ({"visits": [], "next_cursor": "", "has_more": True}, "next_cursor"),
+        ({"visits": [], "next_cursor": 42, "has_more": False}, "next_cursor"),
+        ({"visits": [], "next_cursor": "c", "has_more": "yes"}, "has_more"),
+    ],
+)
 def test_a_poll_page_that_cannot_go_on_is_rejected(page, where):
     with pytest.raises(Rejected) as caught:
         decode_poll_page(json.dumps(page).encode())
@@ -337,16 +401,23 @@ def test_a_broken_row_among_good_rows_is_rejected_with_its_line():
 
 
 def test_csv_leniencies_bom_column_order_unknown_columns_booleans_blank_lines():
-    data = ("\ufeffnote;approved;customer_pnr;confirmation;visit_id;version;employee_id;provider_org;services;"
-            "declined;double_staffing;actual_start;actual_end\r\n"
-            f"hello;TRUE;{PNR};nfc;A;1;E1;5560360793;HT-OMS,HT-SERV;0;1;;\r\n"
-            "\r\n"
-            f"x;false;{PNR};button;B;1;E1;5560360793;;False;;2026-03-02T08:00:00+01:00;\n")
+    data = (
+        "\ufeffnote;approved;customer_pnr;confirmation;visit_id;version;employee_id;provider_org;services;"
+        "declined;double_staffing;actual_start;actual_end\r\n"
+        f"hello;TRUE;{PNR};nfc;A;1;E1;5560360793;HT-OMS,HT-SERV;0;1;;\r\n"
+        "\r\n"
+        f"x;false;{PNR};button;B;1;E1;5560360793;;False;;2026-03-02T08:00:00+01:00;\n"
+    )
     rows = read_all(data.encode())
     assert [line for line, _ in rows] == [2, 4]
     a, b = (row for _, row in rows)
-    assert (a.approved, a.declined, a.double_staffing, a.services, a.actual_start) == (True, False, True,
-                                                                                        ["HT-OMS", "HT-SERV"], None)
+    assert (a.approved, a.declined, a.double_staffing, a.services, a.actual_start) == (
+        True,
+        False,
+        True,
+        ["HT-OMS", "HT-SERV"],
+        None,
+    )
     assert (b.approved, b.double_staffing, b.services, b.actual_end) == (False, False, [], None)
     assert b.actual_start == dt.datetime(2026, 3, 2, 7, tzinfo=dt.timezone.utc)
 
@@ -354,23 +425,26 @@ def test_csv_leniencies_bom_column_order_unknown_columns_booleans_blank_lines():
 def with_cells(**cells: str) -> bytes:
     """A one-row file of GOOD[0] with some cells' text replaced."""
     header, row = csv_bytes(GOOD[:1]).decode().splitlines()
-    values = dict(zip(header.split(";"), row.split(";")))  # GOOD needs no quoting
+    values = dict(zip(header.split(";"), row.split(";"), strict=True))  # GOOD needs no quoting
     values.update(cells)
     return f"{header}\n{';'.join(values.values())}\n".encode()
 
 
-@pytest.mark.parametrize(("cells", "reason"), [
-    ({"version": "x"}, "line 2: version: Input should be a valid integer"),
-    ({"version": "9" * 5000}, "line 2: version: Input should be a valid integer"),
-    ({"version": ""}, "line 2: version: Field required"),
-    ({"approved": "yes"}, "line 2: approved: Input should be a valid boolean"),
-    ({"actual_start": "2026-03-02T08:04:12"}, "line 2: actual_start: Input should have timezone info"),
-    ({"actual_end": "2026-03-02T08:00:00+01:00"}, "line 2: actual_end: actual_end is before actual_start"),
-    ({"services": "HT-OMS,"}, "line 2: services.1: String should match pattern"),
-    ({"services": "HT-OMS, HT-SERV"}, "line 2: services.1: String should match pattern"),
-    ({"customer_pnr": "410708-6995"}, "line 2: customer_pnr: expected 12 digits"),
-    ({"confirmation": "manual", "manual_reason": ""}, "line 2: manual_reason: manual_reason is required"),
-])
+@pytest.mark.parametrize(
+    ("cells", "reason"),
+    [
+        ({"version": "x"}, "line 2: version: Input should be a valid integer"),
+        ({"version": "9" * 5000}, "line 2: version: Input should be a valid integer"),
+        ({"version": ""}, "line 2: version: Field required"),
+        ({"approved": "yes"}, "line 2: approved: Input should be a valid boolean"),
+        ({"actual_start": "2026-03-02T08:04:12"}, "line 2: actual_start: Input should have timezone info"),
+        ({"actual_end": "2026-03-02T08:00:00+01:00"}, "line 2: actual_end: actual_end is before actual_start"),
+        ({"services": "HT-OMS,"}, "line 2: services.1: String should match pattern"),
+        ({"services": "HT-OMS, HT-SERV"}, "line 2: services.1: String should match pattern"),
+        ({"customer_pnr": "410708-6995"}, "line 2: customer_pnr: expected 12 digits"),
+        ({"confirmation": "manual", "manual_reason": ""}, "line 2: manual_reason: manual_reason is required"),
+    ],
+)
 def test_a_bad_cell_names_line_and_field(cells, reason):
     assert isinstance(read_all(with_cells())[0][1], Visit)
     ((line, row),) = read_all(with_cells(**cells))
@@ -378,15 +452,22 @@ def test_a_bad_cell_names_line_and_field(cells, reason):
     assert PNR not in row.reason
 
 
-@pytest.mark.parametrize(("data", "where", "says"), [
-    (b"", "line 1", "empty file"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1", "not UTF-8"),
-    (b"hello world\nthis is not a visit file\n", "line 1", "required column(s) missing: visit_id, version"),
-    ("visit_id;version\nA;1\n".encode(), "line 1", "missing: provider_org, customer_pnr, employee_id, confirmation"),
-    ((";".join(FIELDS) + ";version\n").encode(), "line 1", "named twice: version"),
-    (("\n".join([";".join(FIELDS)] * 3) + "\n\xe5\n").encode("latin-1"), "line 4", "not UTF-8"),
-    ((";".join(FIELDS) + "\n").encode() + b"x" * (2 << 20), "line 2", "longer than"),
-])
+@pytest.mark.parametrize(
+    ("data", "where", "says"),
+    [
+        (b"", "line 1", "empty file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1", "not UTF-8"),
+        (b"hello world\nthis is not a visit file\n", "line 1", "required column(s) missing: visit_id, version"),
+        (
+            "visit_id;version\nA;1\n".encode(),
+            "line 1",
+            "missing: provider_org, customer_pnr, employee_id, confirmation",
+        ),
+        ((";".join(FIELDS) + ";version\n").encode(), "line 1", "named twice: version"),
+        (("\n".join([";".join(FIELDS)] * 3) + "\n\xe5\n").encode("latin-1"), "line 4", "not UTF-8"),
+        ((";".join(FIELDS) + "\n").encode() + b"x" * (2 << 20), "line 2", "longer than"),
+    ],
+)
 def test_an_unreadable_file_is_rejected_naming_the_line(data, where, says):
     with pytest.raises(Rejected) as caught:
         read_all(data)
@@ -405,9 +486,16 @@ def test_a_header_only_file_has_no_rows():
 def test_file_names():
     assert visit_file_pattern("acme") == "visits_acme_*.csv"
     assert parse_visit_file_name("visits_acme-care_20260302_12.csv") == ("acme-care", dt.date(2026, 3, 2), 12)
-    for name in ("visits_acme_20260230_1.csv", "visits_acme_2026030_1.csv", "visits_acme_20260302.csv",
-                 "visits_acme_20260302_1.csv.done", "visits__20260302_1.csv", "orders_acme_20260302_1.csv",
-                 "visits_a/b_20260302_1.csv", "visits_acme_20260302_x.csv"):
+    for name in (
+        "visits_acme_20260230_1.csv",
+        "visits_acme_2026030_1.csv",
+        "visits_acme_20260302.csv",
+        "visits_acme_20260302_1.csv.done",
+        "visits__20260302_1.csv",
+        "orders_acme_20260302_1.csv",
+        "visits_a/b_20260302_1.csv",
+        "visits_acme_20260302_x.csv",
+    ):
         with pytest.raises(Rejected):
             parse_visit_file_name(name)
 
@@ -441,6 +529,8 @@ def test_a_large_file_streams_with_flat_memory(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    print(f"\n{ROWS} rows ({size / 1e6:.1f} MB): {rate:,.0f} rows/s ({traced_rate:,.0f} with tracemalloc on); "
-          f"peak traced memory {peak / 1e3:.0f} kB")
+    print(
+        f"\n{ROWS} rows ({size / 1e6:.1f} MB): {rate:,.0f} rows/s ({traced_rate:,.0f} with tracemalloc on); "
+        f"peak traced memory {peak / 1e3:.0f} kB"
+    )
     assert peak < min(size / 4, 4 << 20)  # about 1 MB: mostly pydantic's bounded cache of JSON strings

@@ -1,4 +1,5 @@
 """The circuit breaker and bulkhead per partner (core.breaker), on a clock the test moves."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """How processes log an outage: library repeats held back (core.logs), every line redacted."""
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,10 @@ def test_a_repeated_line_passes_once_a_minute_and_then_says_how_many_were_held_b
             if repeats.filter(line):
                 passed.append((second, line.getMessage()))
     assert [second for second, _ in passed] == [0, 60, 120]
-    assert passed[1][1] == "Consumer encountered a connection error: Connection refused " \
-                           "(and 89 more like it in the last 60 s)"
+    assert (
+        passed[1][1] == "Consumer encountered a connection error: Connection refused "
+        "(and 89 more like it in the last 60 s)"
+    )
 
 
 def test_the_hubs_own_lines_other_lines_and_lines_below_warning_are_not_held_back():

@@ -1,4 +1,5 @@
 """The hand-written migrations build exactly the tables the code defines, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import shutil
@@ -67,14 +68,20 @@ def store_at_0007(request, tmp_path):
 def test_money_written_before_0008_becomes_exact_whole_ore(store_at_0007):
     store, config = store_at_0007
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO reimbursement_runs (id, tenant, period, kind, status, lock_at, created_at, "
-                             "created_by, visits, paid) VALUES (1, '0125', '2026-03', 'regular', 'approved', "
-                             "'2026-04-07 21:59:00+00', '2026-04-08 08:00:00+00', 'u', 1, 1)")
-        conn.exec_driver_sql("INSERT INTO reimbursement_lines VALUES (1, '5560360793', '194107086995', 'omsorg', "
-                             "'day', 420.00, 56, 0, 392.67)")
-        conn.exec_driver_sql("INSERT INTO reimbursement_adjustments (run_id, provider_org, customer, category, band, "
-                             "rate, minutes, by, why, at) VALUES (1, '5560360793', '194107086995', 'omsorg', 'day', "
-                             "420.00, 5, 'u', 'why', '2026-04-08 08:00:00+00')")
+        conn.exec_driver_sql(
+            "INSERT INTO reimbursement_runs (id, tenant, period, kind, status, lock_at, created_at, "
+            "created_by, visits, paid) VALUES (1, '0125', '2026-03', 'regular', 'approved', "
+            "'2026-04-07 21:59:00+00', '2026-04-08 08:00:00+00', 'u', 1, 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO reimbursement_lines VALUES (1, '5560360793', '194107086995', 'omsorg', "
+            "'day', 420.00, 56, 0, 392.67)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO reimbursement_adjustments (run_id, provider_org, customer, category, band, "
+            "rate, minutes, by, why, at) VALUES (1, '5560360793', '194107086995', 'omsorg', 'day', "
+            "420.00, 5, 'u', 'why', '2026-04-08 08:00:00+00')"
+        )
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -1,4 +1,5 @@
 """Background loops through an outage: one line when it stops, one when it works again, a short backoff."""
+
 from __future__ import annotations
 
 import logging

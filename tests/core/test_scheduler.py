@@ -1,4 +1,5 @@
 """The scheduler: each job fires once per slot, however many schedulers run."""
+
 from __future__ import annotations
 
 import datetime as dt

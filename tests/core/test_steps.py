@@ -1,4 +1,5 @@
 """The idempotent consumer and the two kinds of failure, on both runtimes."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
 
-from tests.conftest import wait_for
 from core import deadletters, metrics
 from core.consumer import StepContext
 from core.errors import Misconfigured, Rejected
 from core.steps import step
 from core.store.tables import dead_letters, messages, processed
 from schemas.envelope import Envelope
+from tests.conftest import wait_for
 
 calls: Counter[str] = Counter()
 transient_failures: Counter[str] = Counter()
@@ -33,8 +34,10 @@ def effect(ctx: StepContext) -> None:
     if transient_failures[ctx.envelope.id] > 0:
         transient_failures[ctx.envelope.id] -= 1
         raise ConnectionError("partner is down")
-    ctx.emit("hub.receipt", {"of": ctx.envelope.id, "step": "test.effect", "handled_at": "2026-03-02T08:00:00Z",
-                            "outcome": "done"})
+    ctx.emit(
+        "hub.receipt",
+        {"of": ctx.envelope.id, "step": "test.effect", "handled_at": "2026-03-02T08:00:00Z", "outcome": "done"},
+    )
 
 
 def event() -> Envelope:
@@ -49,14 +52,19 @@ def effects_of(hub, envelope_id: str) -> list[dict]:
 
 def outcome(hub, envelope_id: str, step_name: str = "test.effect") -> str | None:
     with hub.store.begin() as conn:
-        return conn.scalar(select(processed.c.outcome).where(processed.c.step == step_name,
-                                                             processed.c.key == envelope_id))
+        return conn.scalar(
+            select(processed.c.outcome).where(processed.c.step == step_name, processed.c.key == envelope_id)
+        )
 
 
 def open_letters(hub, envelope_id: str) -> list[dict]:
     with hub.store.begin() as conn:
-        return [dict(r._mapping) for r in conn.execute(
-            select(dead_letters).where(dead_letters.c.message_id == envelope_id, dead_letters.c.status == "open"))]
+        return [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(dead_letters).where(dead_letters.c.message_id == envelope_id, dead_letters.c.status == "open")
+            )
+        ]
 
 
 def test_a_message_delivered_twice_has_its_effect_once(make_hub):
@@ -180,8 +188,10 @@ def call_partner(ctx: StepContext) -> None:
     calls[ctx.envelope.id] += 1
     if ctx.envelope.id in held:
         raise Misconfigured("sftp.example:22 refused the key of user ekero", where="private_key")
-    ctx.emit("hub.receipt", {"of": ctx.envelope.id, "step": "test.partner", "handled_at": "2026-03-02T08:00:00Z",
-                            "outcome": "done"})
+    ctx.emit(
+        "hub.receipt",
+        {"of": ctx.envelope.id, "step": "test.partner", "handled_at": "2026-03-02T08:00:00Z", "outcome": "done"},
+    )
 
 
 def test_the_hubs_own_fault_is_held_for_operations_and_runs_again_once_fixed(make_hub):

@@ -1,5 +1,6 @@
 """The end-to-end suite: every test under tests/e2e is marked `e2e` (skipped when CASEHUB_SKIP_E2E=1),
 and the private RabbitMQ node and PostgreSQL cluster that its fault-injection tests may break."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ events over HTTP in a thread, each again with the same id until it is answered 2
 system does), reads the feed between posts, and keeps the status and time of every answer.
 `Outcome` reads what the hub did with the stream from its store.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,27 +33,39 @@ CASEHUB = Path(sys.executable).parent / "casehub"
 class HubProcesses:
     """`casehub serve` on a free port and any `casehub worker`s, with one log file each."""
 
-    def __init__(self, workdir: Path, *, database_url: str, broker_url: str, config: str,
-                 environ: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, *, database_url: str, broker_url: str, config: str, environ: dict[str, str]
+    ) -> None:
         self.workdir = workdir
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         config_path = workdir / "casehub.toml"
         config_path.write_text(config, encoding="utf-8")
-        self.env = os.environ | environ | {
-            "CASEHUB_DATABASE_URL": database_url, "CASEHUB_BROKER_URL": broker_url,
-            "CASEHUB_CONFIG": str(config_path), "CASEHUB_NETWORK_TIMEOUT": "5",
-            # a fault test's outages are short: retries come soon and last through a minute-long outage
-            "CASEHUB_RETRY_MAX": "200", "CASEHUB_RETRY_MIN_BACKOFF_MS": "200", "CASEHUB_RETRY_MAX_BACKOFF_MS": "2000",
-        }
+        self.env = (
+            os.environ
+            | environ
+            | {
+                "CASEHUB_DATABASE_URL": database_url,
+                "CASEHUB_BROKER_URL": broker_url,
+                "CASEHUB_CONFIG": str(config_path),
+                "CASEHUB_NETWORK_TIMEOUT": "5",
+                # a fault test's outages are short: retries come soon and last through a minute-long outage
+                "CASEHUB_RETRY_MAX": "200",
+                "CASEHUB_RETRY_MIN_BACKOFF_MS": "200",
+                "CASEHUB_RETRY_MAX_BACKOFF_MS": "2000",
+            }
+        )
         self.database_url = database_url
         self.processes: dict[str, subprocess.Popen] = {}
         self.starts: dict[str, int] = {}
 
     def start(self, name: str) -> subprocess.Popen:
         """Start `serve` or `worker` (again); for `serve`, return once it answers."""
-        command = [str(CASEHUB), "serve", "--port", str(self.port)] if name == "serve" else \
-            [str(CASEHUB), "worker", "--threads", "8"]
+        command = (
+            [str(CASEHUB), "serve", "--port", str(self.port)]
+            if name == "serve"
+            else [str(CASEHUB), "worker", "--threads", "8"]
+        )
         log = (self.workdir / f"{name}.log").open("ab")
         process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -130,8 +143,9 @@ class CaseSystemStream:
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._stop.set()
-            raise AssertionError(f"the case system had {len(self.events) - len(self.answered)} events unanswered "
-                                 f"after {timeout} s")
+            raise AssertionError(
+                f"the case system had {len(self.events) - len(self.answered)} events unanswered after {timeout} s"
+            )
 
     def echoed(self) -> set[str]:
         """The events answered 2xx that the echo step handles (the case events, not the orders)."""
@@ -152,8 +166,9 @@ class CaseSystemStream:
                         self.answered.append(event["id"])
                         break
                     self._stop.wait(0.2)
-                read = self._call(http, "feed", lambda: http.get("/api/v1/feed", params={"since": cursor,
-                                                                                           "limit": 100}))
+                read = self._call(
+                    http, "feed", lambda: http.get("/api/v1/feed", params={"since": cursor, "limit": 100})
+                )
                 if read == 200:
                     cursor = self._last_cursor or cursor
                 self._stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
@@ -189,8 +204,9 @@ class Outcome:
     def receipts_by_event(self) -> dict[str, int]:
         """How many receipts the echo step sent the case system for each event."""
         with self.engine.connect() as conn:
-            found = conn.scalars(select(messages.c.envelope).where(messages.c.direction == "out",
-                                                                   messages.c.type == "hub.receipt"))
+            found = conn.scalars(
+                select(messages.c.envelope).where(messages.c.direction == "out", messages.c.type == "hub.receipt")
+            )
             counts: dict[str, int] = {}
             for envelope in found:
                 cause = json.loads(envelope)["causation_id"]
@@ -231,4 +247,4 @@ def outage_of(*loops: str) -> list[str]:
 
 def assert_no_personnummer(text: str) -> None:
     found = PERSONNUMMER.search(text)
-    assert found is None, f"a personnummer in a log: ...{text[max(0, found.start() - 200):found.end() + 50]}..."
+    assert found is None, f"a personnummer in a log: ...{text[max(0, found.start() - 200) : found.end() + 50]}..."

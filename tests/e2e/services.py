@@ -8,6 +8,7 @@ process, is how `kill()`, `crash()` and `close()` find everything it started, an
 what left its session (Erlang's erl_child_setup calls setsid). A watchdog process per server does
 the same cleanup when the test process dies without closing it, even by SIGKILL.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,6 +41,7 @@ class ServiceError(RuntimeError):
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 def free_ports(count: int = 1) -> list[int]:
     """`count` distinct ports of 127.0.0.1 that were free a moment ago (bound to port 0 together)."""
@@ -134,9 +136,14 @@ def _start_watchdog(marker: str) -> subprocess.Popen:
     exits in any way, SIGKILL included, and then kills every process carrying `marker` and removes
     the folders it was sent, one a line. Without it a test run killed by a timeout or by CI would
     leave a RabbitMQ node or a PostgreSQL cluster running."""
-    return subprocess.Popen([sys.executable, "-I", __file__, "--watchdog", marker], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-I", __file__, "--watchdog", marker],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+    )
 
 
 def _watchdog(marker: str) -> None:
@@ -160,8 +167,9 @@ def _tail(*paths: Path, lines: int = 40) -> str:
     return "\n".join(parts) or "(no log written)"
 
 
-def _wait_until(ready: Callable[[], bool], process: subprocess.Popen, timeout: float, what: str,
-                log: Callable[[], str]) -> None:
+def _wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen, timeout: float, what: str, log: Callable[[], str]
+) -> None:
     """Polls `ready` until it holds; a ServiceError with the log's tail when `process` exits or on timeout."""
     deadline = time.monotonic() + timeout
     while not ready():
@@ -225,9 +233,15 @@ class _Managed:
         for attempt in range(3):
             offset = log.stat().st_size if log.exists() else 0
             with log.open("ab") as out:
-                self._process = subprocess.Popen(argv, env=self._env | {MARKER_VAR: self._marker}, cwd=cwd,
-                                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                                 start_new_session=True)
+                self._process = subprocess.Popen(
+                    argv,
+                    env=self._env | {MARKER_VAR: self._marker},
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             try:
                 _wait_until(ready, self._process, self.start_timeout, self._describe(), self.log_tail)
                 break
@@ -299,6 +313,7 @@ class _Managed:
 
 
 # --- RabbitMQ ----------------------------------------------------------------------------------
+
 
 def rabbitmq_scripts() -> tuple[Path, Path]:
     """The real rabbitmq-server and rabbitmqctl scripts, not Debian's wrapper that /usr/sbin links to
@@ -468,8 +483,15 @@ class PrivateRabbitMQ(_Managed):
         returns its result (text), code 124 when it timed out. Never the default node: here that is
         the shared one."""
         try:
-            return subprocess.run([str(self.ctl), "-n", self.nodename, *args], env=self._env, cwd=self.dir,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(
+                [str(self.ctl), "-n", self.nodename, *args],
+                env=self._env,
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired as expired:
             return subprocess.CompletedProcess(expired.cmd, 124, "", f"timed out after {timeout} s")
 
@@ -490,18 +512,23 @@ class PrivateRabbitMQ(_Managed):
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
+
 def postgres_bindir() -> Path:
     """The newest PostgreSQL's bin folder holding initdb, pg_ctl and postgres."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
     on_path = shutil.which("initdb", path=SBIN_PATH)
     if on_path:
         candidates.append(Path(on_path).parent)
     for bindir in candidates:
         if all(os.access(bindir / name, os.X_OK) for name in ("initdb", "pg_ctl", "postgres")):
             return bindir
-    raise ServiceMissing("PostgreSQL's server is not installed: no initdb, pg_ctl and postgres "
-                         "(apt-get install postgresql)")
+    raise ServiceMissing(
+        "PostgreSQL's server is not installed: no initdb, pg_ctl and postgres (apt-get install postgresql)"
+    )
 
 
 class PrivatePostgres(_Managed):
@@ -520,7 +547,7 @@ class PrivatePostgres(_Managed):
             try:
                 self._owner = pwd.getpwnam("postgres")
             except KeyError:
-                raise ServiceMissing("running as root and there is no `postgres` user to run PostgreSQL as")
+                raise ServiceMissing("running as root and there is no `postgres` user to run PostgreSQL as") from None
             if runuser is None:
                 raise ServiceMissing("running as root and there is no runuser to run PostgreSQL as `postgres`")
             self._as_postgres = [runuser, "-u", "postgres", "--"]
@@ -552,8 +579,12 @@ class PrivatePostgres(_Managed):
             return
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
-        self._start([*self._as_postgres, str(self.bindir / "postgres"), "-D", str(self.data_dir)], self.home,
-                    self.log_file, self._accepts_connections)
+        self._start(
+            [*self._as_postgres, str(self.bindir / "postgres"), "-D", str(self.data_dir)],
+            self.home,
+            self.log_file,
+            self._accepts_connections,
+        )
 
     def crash(self) -> None:
         """SIGKILL of the postmaster and all its children at once: a real crash, recovered from on start()."""
@@ -571,9 +602,24 @@ class PrivatePostgres(_Managed):
             self._kill_all()
             return
         began = time.monotonic()
-        stop = subprocess.run([*self._as_postgres, str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data_dir),
-                               "-m", "fast", "-w", "-t", "60"], env=self._env, cwd=self.home,
-                              stdin=subprocess.DEVNULL, capture_output=True)
+        stop = subprocess.run(
+            [
+                *self._as_postgres,
+                str(self.bindir / "pg_ctl"),
+                "stop",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+            ],
+            env=self._env,
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
         if stop.returncode != 0 or not self._wait_exit(30):
             self._kill_all()
         self.timings["stop"] = time.monotonic() - began
@@ -615,10 +661,25 @@ class PrivatePostgres(_Managed):
     def _initdb(self) -> None:
         began = time.monotonic()
         initdb = subprocess.run(
-            [*self._as_postgres, str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
-            env=self._env | {MARKER_VAR: self._marker}, cwd=self.home, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True)
+            [
+                *self._as_postgres,
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            env=self._env | {MARKER_VAR: self._marker},
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
         if initdb.returncode != 0:
             raise ServiceError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}\n{initdb.stderr}")
         with (self.data_dir / "postgresql.conf").open("a") as conf:
@@ -660,8 +721,12 @@ class PrivatePostgres(_Managed):
     def _reachable(self, folder: Path) -> bool:
         if not self._as_postgres:
             return True
-        return subprocess.run([*self._as_postgres, "test", "-w", str(folder)],
-                              stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                [*self._as_postgres, "test", "-w", str(folder)], stdin=subprocess.DEVNULL, capture_output=True
+            ).returncode
+            == 0
+        )
 
     def _accepts_connections(self) -> bool:
         if not _port_open(self.port):
@@ -676,6 +741,7 @@ class PrivatePostgres(_Managed):
 
 
 # --- TCP proxy ---------------------------------------------------------------------------------
+
 
 class _Link:
     """One proxied connection: the client's socket and the target's; cut() closes both, once."""
@@ -779,8 +845,9 @@ class TcpProxy:
         self.close()
 
     def _thread(self, target, name: str, *args) -> threading.Thread:
-        thread = threading.Thread(target=self._run, args=(target, *args), name=f"tcpproxy-{self.port}-{name}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(target, *args), name=f"tcpproxy-{self.port}-{name}", daemon=True
+        )
         with self._lock:
             self._threads.add(thread)
         thread.start()
@@ -821,8 +888,12 @@ class TcpProxy:
         server_bytes, client_bytes = limits
         if 0 in (server_bytes, client_bytes):
             link.cut()
-        up = threading.Thread(target=self._pump, args=(link, client, server, client_bytes, "bytes_from_client"),
-                              daemon=True, name=f"tcpproxy-{self.port}-up")
+        up = threading.Thread(
+            target=self._pump,
+            args=(link, client, server, client_bytes, "bytes_from_client"),
+            daemon=True,
+            name=f"tcpproxy-{self.port}-up",
+        )
         up.start()
         try:
             self._pump(link, server, client, server_bytes, "bytes_from_server")
@@ -832,8 +903,7 @@ class TcpProxy:
             with self._lock:
                 self._links.discard(link)
 
-    def _pump(self, link: _Link, source: socket.socket, sink: socket.socket, limit: int | None,
-              counter: str) -> None:
+    def _pump(self, link: _Link, source: socket.socket, sink: socket.socket, limit: int | None, counter: str) -> None:
         """Copies source to sink; passes EOF on as a half-close; on an error, or once `limit` bytes have
         passed, cuts the whole link."""
         passed = 0
@@ -844,7 +914,7 @@ class TcpProxy:
                     link.end_one_way(sink)
                     return
                 if limit is not None:
-                    data = data[:limit - passed]
+                    data = data[: limit - passed]
                 with self._lock:  # counted before it is sent: a reader never sees bytes not counted yet
                     setattr(self, counter, getattr(self, counter) + len(data))
                 sink.sendall(data)

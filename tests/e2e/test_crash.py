@@ -1,5 +1,6 @@
 """A worker killed with SIGKILL in the middle of 5 000 events on RabbitMQ and PostgreSQL:
 after a restart every event has had its effect exactly once, and none is lost."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def count(hub: Hub, table, *where) -> int:
 
 
 def start_worker(env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(CASEHUB), "worker", "--threads", "8"], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [str(CASEHUB), "worker", "--threads", "8"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 @pytest.mark.timeout(600)
@@ -41,14 +43,16 @@ def test_kill_9_of_a_worker_loses_nothing_and_duplicates_nothing(tmp_path, postg
     config = tmp_path / "casehub.toml"
     config.write_text(CONFIG)
     env = os.environ | {
-        "CASEHUB_BROKER_URL": amqp_vhost, "CASEHUB_DATABASE_URL": postgres_database,
-        "CASEHUB_CONFIG": str(config), TOKEN_ENV: "crash-test-token",
+        "CASEHUB_BROKER_URL": amqp_vhost,
+        "CASEHUB_DATABASE_URL": postgres_database,
+        "CASEHUB_CONFIG": str(config),
+        TOKEN_ENV: "crash-test-token",
     }
     os.environ[TOKEN_ENV] = "crash-test-token"
     hub = Hub(Settings(broker_url=amqp_vhost, database_url=postgres_database, config=config))
     case_system = CaseSystem("http://unused", "crash-test-token", TENANT)
 
-    for start in range(0, EVENTS, 500):
+    for _ in range(0, EVENTS, 500):
         batch = [case_system.event() for _ in range(500)]
         hub.accept([(envelope_from(e, hub.config, sender="case_system"), None) for e in batch], channel="test")
     hub.relay.drain()  # all 5 000 are on RabbitMQ now, durable
@@ -65,13 +69,17 @@ def test_kill_9_of_a_worker_loses_nothing_and_duplicates_nothing(tmp_path, postg
 
         second = start_worker(env, log)
         try:
-            wait_for(lambda: count(hub, processed, *echoed) == EVENTS, timeout=300,
-                     what=f"all {EVENTS} events after the restart (log: {log})")
+            wait_for(
+                lambda: count(hub, processed, *echoed) == EVENTS,
+                timeout=300,
+                what=f"all {EVENTS} events after the restart (log: {log})",
+            )
             receipts = (messages.c.direction == "out", messages.c.type == "hub.receipt")
             wait_for(lambda: count(hub, messages, *receipts) == EVENTS, timeout=30)
             with hub.store.begin() as conn:
-                causes = {json.loads(e)["causation_id"] for e in conn.scalars(select(messages.c.envelope)
-                                                                                .where(*receipts))}
+                causes = {
+                    json.loads(e)["causation_id"] for e in conn.scalars(select(messages.c.envelope).where(*receipts))
+                }
             assert len(causes) == EVENTS  # one receipt for each event, none twice
             assert count(hub, dead_letters) == 0
             assert count(hub, processed, *echoed, processed.c.outcome == "done") == EVENTS

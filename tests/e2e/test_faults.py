@@ -6,6 +6,7 @@ the machine's shared services are never touched. Each test asserts that every ev
 is processed exactly once, that no process needed a restart (but the ones killed), and that no
 personnummer reached a log.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,10 +35,17 @@ from schemas.identity import generate_organisation_number
 from schemas.orders import Order
 from tests.conftest import wait_for
 from tests.e2e.conftest import REQUIRE_SERVICES
+from tests.e2e.hub import (
+    CaseSystemStream,
+    HubProcesses,
+    Outcome,
+    assert_no_personnummer,
+    assert_processed_exactly_once,
+    assert_said,
+    outage_of,
+)
 from tests.e2e.services import TcpProxy
 from tests.sshd import Sshd, SshdMissing, running_sshd, sshd_binary
-from tests.e2e.hub import (CaseSystemStream, HubProcesses, Outcome, assert_no_personnummer,
-                           assert_processed_exactly_once, assert_said, outage_of)
 
 TOKEN = "e2e-case-system-token"
 _numbers = itertools.count(1)
@@ -79,8 +87,11 @@ def case_events(count: int, seed: int) -> list[dict]:
 
 def settle(outcome: Outcome, stream: CaseSystemStream, timeout: float = 60) -> None:
     stream.wait(timeout)
-    wait_for(lambda: outcome.echoed() >= len(stream.echoed()), timeout=timeout,
-             what=f"all {len(stream.echoed())} answered events processed")
+    wait_for(
+        lambda: outcome.echoed() >= len(stream.echoed()),
+        timeout=timeout,
+        what=f"all {len(stream.echoed())} answered events processed",
+    )
     assert_processed_exactly_once(outcome, stream)
 
 
@@ -170,18 +181,26 @@ def test_every_provider_down_for_a_minute_holds_up_nothing_else(tmp_path, scale)
     feed reads: every request is answered within a second, and once the providers are back every
     order reaches its provider once, none refused."""
     with SimulatedProviders(TENANT) as providers, ExitStack() as stack:
-        proxies = {channel: stack.enter_context(TcpProxy(("127.0.0.1", server.port)))
-                   for channel, server in (("soap", providers.soap), ("rest", providers.rest),
-                                           ("sftp", providers.sftp))}
+        proxies = {
+            channel: stack.enter_context(TcpProxy(("127.0.0.1", server.port)))
+            for channel, server in (("soap", providers.soap), ("rest", providers.rest), ("sftp", providers.sftp))
+        }
         config = CONFIG + providers.partners_toml({c: p.port for c, p in proxies.items()})
         rate, seconds = 15, PROVIDER_OUTAGE + 15
         runs = []
-        for store, (database, broker) in {"sqlite": (f"sqlite:///{tmp_path / 'hub.db'}", "memory://"),
-                                          "postgresql": scale[:2]}.items():
+        for store, (database, broker) in {
+            "sqlite": (f"sqlite:///{tmp_path / 'hub.db'}", "memory://"),
+            "postgresql": scale[:2],
+        }.items():
             workdir = tmp_path / store
             workdir.mkdir()
-            hub = HubProcesses(workdir, database_url=database, broker_url=broker, config=config,
-                               environ={TOKEN_ENV: TOKEN} | providers.environment)
+            hub = HubProcesses(
+                workdir,
+                database_url=database,
+                broker_url=broker,
+                config=config,
+                environ={TOKEN_ENV: TOKEN} | providers.environment,
+            )
             outcome = Outcome(database)
             stack.callback(outcome.close)
             stack.callback(hub.stop)
@@ -207,8 +226,11 @@ def test_every_provider_down_for_a_minute_holds_up_nothing_else(tmp_path, scale)
 
         for store, hub, outcome, orders, stream in runs:
             stream.wait(seconds + 60)
-            wait_for(lambda: all(set(orders[c]) <= set(taken()[c]) for c in orders), timeout=60,
-                     what=f"every order of the hub on {store} at its provider")
+            wait_for(
+                lambda: all(set(orders[c]) <= set(taken()[c]) for c in orders),
+                timeout=60,
+                what=f"every order of the hub on {store} at its provider",
+            )
             slow = [a for a in stream.answers if a.seconds >= 1.0]
             assert not slow, f"{store}: {len(slow)} requests took a second or more: {slow[:5]}"
             assert all(a.status in (200, 202) for a in stream.answers)
@@ -217,8 +239,14 @@ def test_every_provider_down_for_a_minute_holds_up_nothing_else(tmp_path, scale)
             assert outcome.count(orders_table, orders_table.c.state == "refused") == 0
             settle(outcome, stream)
             assert hub.alive() and set(hub.starts.values()) == {1}
-            assert_said(hub.logs(), *[f"partner {TENANT}/{partner} {said}" for partner in PROVIDERS
-                                      for said in ("is down", "answers again")])
+            assert_said(
+                hub.logs(),
+                *[
+                    f"partner {TENANT}/{partner} {said}"
+                    for partner in PROVIDERS
+                    for said in ("is down", "answers again")
+                ],
+            )
             assert_no_personnummer(hub.logs())
         for channel in ("soap", "rest"):  # an SFTP file of the same name replaces: a repeat is not seen there
             assert sorted(taken()[channel]) == sorted(set(taken()[channel])), f"an order reached {channel} twice"
@@ -247,16 +275,19 @@ class KillableSshd:
         self.process: subprocess.Popen | None = None
 
     def kill(self) -> None:
-        pid = self.process.pid if self.process is not None else \
-            int((self.server.workdir / "sshd.pid").read_text())
+        pid = self.process.pid if self.process is not None else int((self.server.workdir / "sshd.pid").read_text())
         os.killpg(pid, signal.SIGKILL)
         if self.process is not None:
             self.process.wait(10)
 
     def start(self) -> None:
         log = (self.server.workdir / "sshd.log").open("ab")
-        self.process = subprocess.Popen([sshd_binary(), "-D", "-e", "-f", str(self.server.workdir / "sshd_config")],
-                                        stdout=log, stderr=log, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sshd_binary(), "-D", "-e", "-f", str(self.server.workdir / "sshd_config")],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         log.close()
         wait_for(lambda: _answers(self.server.port), timeout=10, what="sshd again")
 
@@ -304,9 +335,13 @@ def test_sshd_killed_during_deliveries(tmp_path, provider_sshd):
     every order is delivered, none refused, no partial file left where the provider reads."""
     org = generate_organisation_number(random.Random(21)).digits
     database = f"sqlite:///{tmp_path / 'hub.db'}"
-    hub = HubProcesses(tmp_path, database_url=database, broker_url="memory://",
-                       config=CONFIG + sftp_provider_toml(provider_sshd, org),
-                       environ={TOKEN_ENV: TOKEN, "CASEHUB_E2E_SFTP_KEY": str(provider_sshd.private_key)})
+    hub = HubProcesses(
+        tmp_path,
+        database_url=database,
+        broker_url="memory://",
+        config=CONFIG + sftp_provider_toml(provider_sshd, org),
+        environ={TOKEN_ENV: TOKEN, "CASEHUB_E2E_SFTP_KEY": str(provider_sshd.private_key)},
+    )
     outcome, sshd = Outcome(database), KillableSshd(provider_sshd)
     try:
         hub.start("serve")
@@ -320,8 +355,11 @@ def test_sshd_killed_during_deliveries(tmp_path, provider_sshd):
         time.sleep(3)
         sshd.start()
         settle(outcome, stream)
-        wait_for(lambda: {decode_order(f.read_bytes()).order_id for f in inbound.glob("order_*.xml")} == orders,
-                 timeout=60, what="every order delivered")
+        wait_for(
+            lambda: {decode_order(f.read_bytes()).order_id for f in inbound.glob("order_*.xml")} == orders,
+            timeout=60,
+            what="every order delivered",
+        )
         assert not list(inbound.glob("*.part")), "a partial file was left where the provider reads"
         assert outcome.count(orders_table, orders_table.c.state != "delivered") == 0
         assert_said(hub.logs())  # a short outage: the channel's own retries may bridge it, the breaker stays shut
@@ -337,21 +375,38 @@ def test_a_connection_cut_at_each_step_of_the_ssh_handshake_is_transient(provide
     """A TCP proxy between the hub and sshd cuts the connection after so many bytes: in the server's
     banner, after it, in the key exchange, in authentication. Each is Transient (tried again later),
     never the provider's refusal of the order nor the hub's misconfiguration; healed, it delivers."""
-    order = Order.model_validate(CaseSystem("http://unused", TOKEN, TENANT, seed=17).order(
-        generate_organisation_number(random.Random(22)).digits)["payload"])
+    order = Order.model_validate(
+        CaseSystem("http://unused", TOKEN, TENANT, seed=17).order(
+            generate_organisation_number(random.Random(22)).digits
+        )["payload"]
+    )
     with TcpProxy(("127.0.0.1", provider_sshd.port)) as proxy:
-        endpoint = SftpEndpoint(host="127.0.0.1", port=proxy.port, username=provider_sshd.username,
-                                private_key=str(provider_sshd.private_key), host_key=provider_sshd.host_key,
-                                timeout=5)
-        channel = SftpOrderChannel(endpoint, inbound_dir=f"{provider_sshd.root}/in",
-                                   outbound_dir=f"{provider_sshd.root}/out")
+        endpoint = SftpEndpoint(
+            host="127.0.0.1",
+            port=proxy.port,
+            username=provider_sshd.username,
+            private_key=str(provider_sshd.private_key),
+            host_key=provider_sshd.host_key,
+            timeout=5,
+        )
+        channel = SftpOrderChannel(
+            endpoint, inbound_dir=f"{provider_sshd.root}/in", outbound_dir=f"{provider_sshd.root}/out"
+        )
         banner, kex, login, sftp = _handshake_steps(proxy, provider_sshd)
         print(f"server bytes at the end of: banner {banner}, key exchange {kex}, login {login}, SFTP open {sftp}")
-        steps = {"in the banner": banner // 2, "after the banner": banner, "in the key exchange": (banner + kex) // 2,
-                 "at the end of the key exchange": kex - 1, "in authentication": (kex + login) // 2,
-                 "at the last byte of the login": login - 1, "opening the SFTP channel": (login + sftp) // 2}
+        steps = {
+            "in the banner": banner // 2,
+            "after the banner": banner,
+            "in the key exchange": (banner + kex) // 2,
+            "at the end of the key exchange": kex - 1,
+            "in authentication": (kex + login) // 2,
+            "at the last byte of the login": login - 1,
+            "opening the SFTP channel": (login + sftp) // 2,
+        }
         cuts = [(f"server {step}", {"server_bytes": cut}) for step, cut in steps.items()] + [
-            ("in the client's banner", {"client_bytes": 10}), ("in the client's key exchange", {"client_bytes": 600})]
+            ("in the client's banner", {"client_bytes": 10}),
+            ("in the client's key exchange", {"client_bytes": 600}),
+        ]
         for step, cut in cuts:
             proxy.cut_after(**cut)
             before = proxy.accepted

@@ -1,6 +1,7 @@
 """The fault-injection harness does what it says: a private RabbitMQ that keeps a persistent message
 across a stop, comes back after a kill and forgets everything on reset; a private PostgreSQL that
 keeps a committed row across a crash; a TCP proxy that forwards, and cuts where it is told."""
+
 from __future__ import annotations
 
 import os
@@ -37,6 +38,7 @@ def refused(port: int) -> bool:
 
 
 # --- RabbitMQ ----------------------------------------------------------------------------------
+
 
 def amqp(node) -> pika.BlockingConnection:
     return pika.BlockingConnection(pika.URLParameters(node.url))
@@ -112,6 +114,7 @@ def test_after_a_kill_the_node_comes_back_with_what_it_confirmed(private_rabbitm
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
+
 def test_a_committed_row_survives_a_crash_and_an_open_connection_sees_it(private_postgres):
     cluster = private_postgres
     port = cluster.port
@@ -162,6 +165,7 @@ def test_close_twice_leaves_no_process_and_no_data(private_postgres, tmp_path):
 
 
 # --- TcpProxy ----------------------------------------------------------------------------------
+
 
 class EchoServer:
     """Sends back what it receives; remembers how many bytes each connection brought."""

@@ -1,4 +1,5 @@
 """What the order-flow tests share: issuing orders and reading where they stand."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,10 @@ from flows.orders.tables import orders
 
 
 def issue(hub, *orders_json: dict) -> None:
-    hub.accept([(envelope_from(o, hub.config, sender="case_system"), json.dumps(o).encode()) for o in orders_json],
-               channel="test")
+    hub.accept(
+        [(envelope_from(o, hub.config, sender="case_system"), json.dumps(o).encode()) for o in orders_json],
+        channel="test",
+    )
 
 
 def row(hub, order_id: str):
@@ -27,6 +30,8 @@ def first_dead_letter(hub):
 
 def statuses(hub, order_id: str) -> list[str]:
     with hub.store.begin() as conn:
-        found = [json.loads(e) for e in conn.scalars(select(messages.c.envelope).where(
-            messages.c.type == "order.status_changed"))]
+        found = [
+            json.loads(e)
+            for e in conn.scalars(select(messages.c.envelope).where(messages.c.type == "order.status_changed"))
+        ]
     return [e["payload"]["status"] for e in found if e["payload"]["order_id"] == order_id]

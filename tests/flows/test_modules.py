@@ -1,5 +1,6 @@
 """Flows as modules: one flow's module imports nothing of the other flows, and `flows.load()`
 registers every step and job."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ def test_a_flows_tables_import_nothing_of_the_other_flows():
 
 
 def test_load_registers_every_step_and_job():
-    code = ("import flows; from core.steps import steps; from core.scheduler import jobs; flows.load(); "
-            "import json; print(json.dumps([sorted(steps()), sorted(jobs())]))")
+    code = (
+        "import flows; from core.steps import steps; from core.scheduler import jobs; flows.load(); "
+        "import json; print(json.dumps([sorted(steps()), sorted(jobs())]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     registered_steps, registered_jobs = json.loads(done.stdout)
     assert registered_steps == ["echo", "orders.deliver", "orders.remind", "reimbursement.deliver"]

@@ -1,5 +1,6 @@
 """The order flow end to end on the SOAP and SFTP channels, against the real things: zeep against
 a live SOAP service, the hub's own SOAP service called by zeep, and an OpenSSH sshd."""
+
 from __future__ import annotations
 
 import os
@@ -42,17 +43,45 @@ def soap_provider():
 def hub_config(soap_provider, sshd, partner_folder) -> HubConfig:
     for folder in ("in", "out"):
         (partner_folder / folder).mkdir()
-    os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_SOAP_TOKEN": PROVIDER_TOKEN,
-                       "CASEHUB_TEST_SFTP_KEY": str(sshd.private_key)})
-    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [
-        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
-        {"id": "soap-ab", "kind": "provider", "organisation_number": SOAP_ORG, "token_env": "CASEHUB_TEST_SOAP_TOKEN",
-         "channel": {"type": "soap", "url": soap_provider[1], "timeout": 5}},
-        {"id": "sftp-ab", "kind": "provider", "organisation_number": SFTP_ORG,
-         "channel": {"type": "sftp", "host": sshd.host, "port": sshd.port, "username": sshd.username,
-                     "private_key_env": "CASEHUB_TEST_SFTP_KEY", "host_key": sshd.host_key,
-                     "inbound_dir": f"{partner_folder}/in", "outbound_dir": f"{partner_folder}/out", "timeout": 5}},
-    ]}]})
+    os.environ.update(
+        {TOKEN_ENV: TOKEN, "CASEHUB_TEST_SOAP_TOKEN": PROVIDER_TOKEN, "CASEHUB_TEST_SFTP_KEY": str(sshd.private_key)}
+    )
+    return HubConfig.model_validate(
+        {
+            "tenants": [
+                {
+                    "code": TENANT,
+                    "name": "Ekerö kommun",
+                    "partners": [
+                        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
+                        {
+                            "id": "soap-ab",
+                            "kind": "provider",
+                            "organisation_number": SOAP_ORG,
+                            "token_env": "CASEHUB_TEST_SOAP_TOKEN",
+                            "channel": {"type": "soap", "url": soap_provider[1], "timeout": 5},
+                        },
+                        {
+                            "id": "sftp-ab",
+                            "kind": "provider",
+                            "organisation_number": SFTP_ORG,
+                            "channel": {
+                                "type": "sftp",
+                                "host": sshd.host,
+                                "port": sshd.port,
+                                "username": sshd.username,
+                                "private_key_env": "CASEHUB_TEST_SFTP_KEY",
+                                "host_key": sshd.host_key,
+                                "inbound_dir": f"{partner_folder}/in",
+                                "outbound_dir": f"{partner_folder}/out",
+                                "timeout": 5,
+                            },
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
 
 def test_soap_delivery_and_acknowledgement_through_the_hubs_wsdl(make_hub, soap_provider):
@@ -75,8 +104,9 @@ def test_soap_delivery_and_acknowledgement_through_the_hubs_wsdl(make_hub, soap_
         with pytest.raises(zeep.exceptions.Fault, match="version 2 is not the delivered version 1"):
             client.service.AcknowledgeOrder(order_id=order_id, version=2, status="accepted", provider_org=SOAP_ORG)
         assert row(hub, order_id).state == "delivered"
-        answer = client.service.AcknowledgeOrder(order_id=order_id, version=1, status="rejected",
-                                                 reason="no staff that evening", provider_org=SOAP_ORG)
+        answer = client.service.AcknowledgeOrder(
+            order_id=order_id, version=1, status="rejected", reason="no staff that evening", provider_org=SOAP_ORG
+        )
         assert answer.order_id == order_id
     found = row(hub, order_id)
     assert (found.state, found.reason) == ("rejected", "no staff that evening")
@@ -141,4 +171,3 @@ def test_a_wrong_pinned_host_key_holds_the_order_until_the_configuration_is_fixe
         assert (partner_folder / "in" / f"order_{order_id}_1.xml").exists()
     finally:
         fixed.stop()
-

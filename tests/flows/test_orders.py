@@ -1,4 +1,5 @@
 """The LOV order flow over the REST channel (SOAP and SFTP have their own tests), on both runtimes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,16 +39,51 @@ def provider():
 
 @pytest.fixture
 def hub_config(provider) -> HubConfig:
-    os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_PROVIDER_TOKEN": PROVIDER_TOKEN,
-                       "CASEHUB_TEST_OUR_TOKEN": OUR_TOKEN, "CASEHUB_TEST_OTHER_TOKEN": "other-provider"})
-    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [
-        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
-        {"id": "omsorg-ab", "kind": "provider", "organisation_number": PROVIDER_ORG,
-         "token_env": "CASEHUB_TEST_PROVIDER_TOKEN", "ack_deadline_hours": 24,
-         "channel": {"type": "rest", "url": provider[1], "token_env": "CASEHUB_TEST_OUR_TOKEN", "timeout": 5}},
-        {"id": "other-ab", "kind": "provider", "organisation_number": OTHER_ORG, "token_env": "CASEHUB_TEST_OTHER_TOKEN",
-         "channel": {"type": "rest", "url": "http://127.0.0.1:9/", "token_env": "CASEHUB_TEST_OUR_TOKEN"}},
-    ]}]})
+    os.environ.update(
+        {
+            TOKEN_ENV: TOKEN,
+            "CASEHUB_TEST_PROVIDER_TOKEN": PROVIDER_TOKEN,
+            "CASEHUB_TEST_OUR_TOKEN": OUR_TOKEN,
+            "CASEHUB_TEST_OTHER_TOKEN": "other-provider",
+        }
+    )
+    return HubConfig.model_validate(
+        {
+            "tenants": [
+                {
+                    "code": TENANT,
+                    "name": "Ekerö kommun",
+                    "partners": [
+                        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
+                        {
+                            "id": "omsorg-ab",
+                            "kind": "provider",
+                            "organisation_number": PROVIDER_ORG,
+                            "token_env": "CASEHUB_TEST_PROVIDER_TOKEN",
+                            "ack_deadline_hours": 24,
+                            "channel": {
+                                "type": "rest",
+                                "url": provider[1],
+                                "token_env": "CASEHUB_TEST_OUR_TOKEN",
+                                "timeout": 5,
+                            },
+                        },
+                        {
+                            "id": "other-ab",
+                            "kind": "provider",
+                            "organisation_number": OTHER_ORG,
+                            "token_env": "CASEHUB_TEST_OTHER_TOKEN",
+                            "channel": {
+                                "type": "rest",
+                                "url": "http://127.0.0.1:9/",
+                                "token_env": "CASEHUB_TEST_OUR_TOKEN",
+                            },
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
 
 @pytest.fixture
@@ -72,14 +108,25 @@ def test_an_order_reaches_its_provider_and_the_acknowledgement_comes_back(hub, p
     from adapters.http_app import create_app
     from flows import routes
 
-    ack = {"order_id": order["payload"]["order_id"], "version": 1, "status": "accepted",
-           "contact_person": "Anna Kontakt", "provider_org": PROVIDER_ORG}
+    ack = {
+        "order_id": order["payload"]["order_id"],
+        "version": 1,
+        "status": "accepted",
+        "contact_person": "Anna Kontakt",
+        "provider_org": PROVIDER_ORG,
+    }
     with LiveServer(create_app(hub, routes(hub))) as server:
-        answer = httpx.post(f"{server.url}/api/v1/orders/{ack['order_id']}/acknowledgement", json=ack,
-                            headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"})
+        answer = httpx.post(
+            f"{server.url}/api/v1/orders/{ack['order_id']}/acknowledgement",
+            json=ack,
+            headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
+        )
         assert answer.status_code == 202, answer.text
-        again = httpx.post(f"{server.url}/api/v1/orders/{ack['order_id']}/acknowledgement", json=ack,
-                           headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"})
+        again = httpx.post(
+            f"{server.url}/api/v1/orders/{ack['order_id']}/acknowledgement",
+            json=ack,
+            headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
+        )
         assert again.status_code == 202 and again.json() == answer.json()
     assert row(hub, ack["order_id"]).state == "accepted"
     wait_for(lambda: statuses(hub, ack["order_id"]) == ["delivered", "accepted"])
@@ -92,8 +139,12 @@ def test_protected_identity_never_sends_an_address(hub, provider):
     wait_for(lambda: app.state.received, what="the delivery")
     raw = app.state.received[0][2]
     person = order["payload"]["person"]
-    for secret in [person["address"]["street"], person["address"]["postcode"], person["address"]["city"],
-                   person["phone"]]:
+    for secret in [
+        person["address"]["street"],
+        person["address"]["postcode"],
+        person["address"]["city"],
+        person["phone"],
+    ]:
         assert secret.encode() not in raw
     assert json.loads(raw)["person"]["protected_identity"] is True
 
@@ -125,8 +176,9 @@ def test_versions_sent_concurrently_arrive_in_order(hub, provider):
     case_system = CaseSystem("http://unused", TOKEN, TENANT)
     first = case_system.order(PROVIDER_ORG)
     order_id, person = first["payload"]["order_id"], first["payload"]["person"]["personnummer"]
-    amendments = [case_system.order(PROVIDER_ORG, order_id=order_id, version=v, kind="amend", person=person)
-                  for v in range(2, 9)]
+    amendments = [
+        case_system.order(PROVIDER_ORG, order_id=order_id, version=v, kind="amend", person=person) for v in range(2, 9)
+    ]
     issue(hub, first)
     threads = [threading.Thread(target=issue, args=(hub, a)) for a in reversed(amendments)]
     for thread in threads:
@@ -157,11 +209,18 @@ def test_wrong_acknowledgements_are_refused_and_change_nothing(hub, provider, ch
     order = CaseSystem("http://unused", TOKEN, TENANT).order(PROVIDER_ORG)
     issue(hub, order)
     wait_for(lambda: (r := row(hub, order["payload"]["order_id"])) and r.state == "delivered")
-    ack = {"order_id": order["payload"]["order_id"], "version": 1, "status": "accepted",
-           "provider_org": PROVIDER_ORG} | change
+    ack = {
+        "order_id": order["payload"]["order_id"],
+        "version": 1,
+        "status": "accepted",
+        "provider_org": PROVIDER_ORG,
+    } | change
     with LiveServer(create_app(hub, routes(hub))) as server:
-        answer = httpx.post(f"{server.url}/api/v1/orders/{ack['order_id']}/acknowledgement", json=ack,
-                            headers={"Authorization": f"Bearer {token}"})
+        answer = httpx.post(
+            f"{server.url}/api/v1/orders/{ack['order_id']}/acknowledgement",
+            json=ack,
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert answer.status_code == status and reason in answer.json()["error"]
     found = row(hub, order["payload"]["order_id"])
     assert (found.state, found.acknowledged_at) == ("delivered", None)
@@ -250,8 +309,11 @@ def test_an_overdue_order_is_reminded_once_per_interval_until_it_is_answered(hub
     def an_interval_passes(column) -> None:
         with hub.store.begin() as conn:
             found = conn.execute(select(orders).where(orders.c.order_id == order_id)).one()
-            conn.execute(orders.update().where(orders.c.order_id == order_id)
-                         .values({column: getattr(found, column) - dt.timedelta(hours=24, seconds=1)}))
+            conn.execute(
+                orders.update()
+                .where(orders.c.order_id == order_id)
+                .values({column: getattr(found, column) - dt.timedelta(hours=24, seconds=1)})
+            )
 
     an_interval_passes("ack_due_at")
     assert flag_overdue(hub.jobs) == 1
@@ -267,8 +329,14 @@ def test_an_overdue_order_is_reminded_once_per_interval_until_it_is_answered(hub
 
     ack = {"order_id": order_id, "version": 1, "status": "accepted", "provider_org": PROVIDER_ORG}
     with LiveServer(create_app(hub, routes(hub))) as server:
-        assert httpx.post(f"{server.url}/api/v1/orders/{order_id}/acknowledgement", json=ack,
-                          headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"}).status_code == 202
+        assert (
+            httpx.post(
+                f"{server.url}/api/v1/orders/{order_id}/acknowledgement",
+                json=ack,
+                headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
+            ).status_code
+            == 202
+        )
     an_interval_passes("reminded_at")
     assert flag_overdue(hub.jobs) == 0
     assert statuses(hub, order_id).count("overdue") == 1
@@ -286,8 +354,9 @@ def test_a_provider_that_hangs_holds_up_only_its_own_deliveries(runtime, provide
     with LiveServer(hanging) as hanging_server:
         data = hub_config.model_dump(mode="json")
         next(p for p in data["tenants"][0]["partners"] if p["id"] == "other-ab")["channel"]["url"] = hanging_server.url
-        hub = Hub(runtime.model_copy(update={"retry_max": 30, "retry_max_backoff_ms": 1000}),
-                  HubConfig.model_validate(data))
+        hub = Hub(
+            runtime.model_copy(update={"retry_max": 30, "retry_max_backoff_ms": 1000}), HubConfig.model_validate(data)
+        )
         hub.store.migrate()
         hub.start(worker=True)
         case_system = CaseSystem("http://unused", TOKEN, TENANT)

@@ -1,5 +1,6 @@
 """The monthly run over stored visits and orders: the spec's worked example end to end, review,
 adjustments, approval, the basis delivered to the provider, and a correction run after approval."""
+
 from __future__ import annotations
 
 import csv
@@ -14,12 +15,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from adapters.basis_files import basis_json
 from core.config import HubConfig
 from core.errors import Rejected
 from core.store import utcnow
 from core.store.tables import audit
 from core.transfers import transfers
-from adapters.basis_files import basis_json
 from flows.reimbursement import run as reimbursement
 from flows.reimbursement.queries import basis
 from flows.reimbursement.tables import findings, lines, runs
@@ -52,20 +53,45 @@ def provider():
 @pytest.fixture
 def hub_config(provider) -> HubConfig:
     os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_OUT": "out"})
-    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun",
-                                                  "personal_data_readers": [READER], "partners": [
-        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
-        {"id": "omsorg-ab", "kind": "provider", "organisation_number": ORG,
-         "channel": {"type": "rest", "url": provider[1], "token_env": "CASEHUB_TEST_OUT"}},
-    ]}]})
+    return HubConfig.model_validate(
+        {
+            "tenants": [
+                {
+                    "code": TENANT,
+                    "name": "Ekerö kommun",
+                    "personal_data_readers": [READER],
+                    "partners": [
+                        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
+                        {
+                            "id": "omsorg-ab",
+                            "kind": "provider",
+                            "organisation_number": ORG,
+                            "channel": {"type": "rest", "url": provider[1], "token_env": "CASEHUB_TEST_OUT"},
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
 
-def visit(number: int, start: str, end: str, services: list[str], version: int = 1, customer: str = PERSON,
-          **flags) -> Visit:
-    return Visit(visit_id=f"V-{number}", version=version, provider_org=ORG, customer_pnr=customer, employee_id="E1",
-                 actual_start=dt.datetime.fromisoformat(start).replace(tzinfo=CET),
-                 actual_end=dt.datetime.fromisoformat(end).replace(tzinfo=CET), confirmation="nfc", services=services,
-                 approved=True, edit_reason="corrected end" if version > 1 else None, **flags)
+def visit(
+    number: int, start: str, end: str, services: list[str], version: int = 1, customer: str = PERSON, **flags
+) -> Visit:
+    return Visit(
+        visit_id=f"V-{number}",
+        version=version,
+        provider_org=ORG,
+        customer_pnr=customer,
+        employee_id="E1",
+        actual_start=dt.datetime.fromisoformat(start).replace(tzinfo=CET),
+        actual_end=dt.datetime.fromisoformat(end).replace(tzinfo=CET),
+        confirmation="nfc",
+        services=services,
+        approved=True,
+        edit_reason="corrected end" if version > 1 else None,
+        **flags,
+    )
 
 
 WORKED_EXAMPLE = [
@@ -79,13 +105,15 @@ WORKED_EXAMPLE = [
 @pytest.fixture
 def hub(make_hub):
     hub = make_hub()
-    order = CaseSystem("http://unused", TOKEN, TENANT).order(ORG, person=PERSON, double_staffing=True,
-                                                             service_hours="8.00")
+    order = CaseSystem("http://unused", TOKEN, TENANT).order(
+        ORG, person=PERSON, double_staffing=True, service_hours="8.00"
+    )
     issue(hub, order)
     wait_for(lambda: (r := row(hub, order["payload"]["order_id"])) and r.state == "delivered")
     with hub.store.begin() as conn:
-        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=WORKED_EXAMPLE, rejected=[], raw=b"{}",
-                     channel="push")
+        store_visits(
+            conn, tenant=TENANT, vendor="vendor", accepted=WORKED_EXAMPLE, rejected=[], raw=b"{}", channel="push"
+        )
     # the visits are stored today, long after March's default lock date: the review group moves it
     reimbursement.set_lock(hub.store, TENANT, MARCH, LOCK, by="user:granskningsgrupp")
     return hub
@@ -93,8 +121,10 @@ def hub(make_hub):
 
 def run_lines(hub, run_id: int) -> dict[tuple, tuple[int, Decimal]]:
     with hub.store.begin() as conn:
-        return {(r.category, r.band, r.rate): (r.minutes + r.adjusted_minutes, r.amount)
-                for r in conn.execute(select(lines).where(lines.c.run_id == run_id))}
+        return {
+            (r.category, r.band, r.rate): (r.minutes + r.adjusted_minutes, r.amount)
+            for r in conn.execute(select(lines).where(lines.c.run_id == run_id))
+        }
 
 
 def test_the_worked_example_end_to_end(hub):
@@ -132,8 +162,9 @@ def test_approval_freezes_the_run_and_sends_the_provider_its_basis(hub, provider
     totals = reimbursement.approve(hub.store, run_id, by="user:granskningsgrupp")
     assert totals == {ORG: Decimal("931.50")}
     with pytest.raises(Rejected, match="approved run never changes"):
-        reimbursement.adjust(hub.store, run_id, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 1,
-                             by="user:a", why="late")
+        reimbursement.adjust(
+            hub.store, run_id, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 1, by="user:a", why="late"
+        )
     with pytest.raises(Rejected):
         reimbursement.approve(hub.store, run_id, by="user:a")
     hub.relay.nudge()
@@ -164,8 +195,10 @@ def test_a_change_after_approval_is_paid_by_a_correction_run_of_differences(hub)
 
 def basis_files(app, run_id: int) -> tuple[list[dict], bytes]:
     name = f"ersattning_{TENANT}_202603_{run_id}_{ORG}"
-    return (list(csv.DictReader(io.StringIO(app.state.files[f"{name}.csv"].decode()), delimiter=";")),
-            app.state.files[f"{name}.html"])
+    return (
+        list(csv.DictReader(io.StringIO(app.state.files[f"{name}.csv"].decode()), delimiter=";")),
+        app.state.files[f"{name}.html"],
+    )
 
 
 def test_what_came_after_the_lock_is_paid_by_the_correction_run_and_delivered(hub, provider):
@@ -174,8 +207,10 @@ def test_what_came_after_the_lock_is_paid_by_the_correction_run_and_delivered(hu
     app, _ = provider
     reimbursement.set_lock(hub.store, TENANT, MARCH, utcnow(), by=READER)
     time.sleep(0.01)
-    late = [visit(5, "2026-03-04T20:00:00", "2026-03-04T20:30:00", ["HT-OMS"]),     # evening, 30 min: 247.50
-            visit(1, "2026-03-02T08:04:12", "2026-03-02T08:16:40", ["HT-OMS"], version=2)]  # 27 -> 12 min
+    late = [
+        visit(5, "2026-03-04T20:00:00", "2026-03-04T20:30:00", ["HT-OMS"]),  # evening, 30 min: 247.50
+        visit(1, "2026-03-02T08:04:12", "2026-03-02T08:16:40", ["HT-OMS"], version=2),
+    ]  # 27 -> 12 min
     with hub.store.begin() as conn:
         store_visits(conn, tenant=TENANT, vendor="vendor", accepted=late, rejected=[], raw=b"{}", channel="push")
     regular = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
@@ -191,15 +226,18 @@ def test_what_came_after_the_lock_is_paid_by_the_correction_run_and_delivered(hu
     }
     with hub.store.begin() as conn:
         run = conn.execute(select(runs).where(runs.c.id == correction)).one()
-        assert not conn.execute(select(findings).where(findings.c.run_id == correction,
-                                                        findings.c.code == "after_lock")).first()
+        assert not conn.execute(
+            select(findings).where(findings.c.run_id == correction, findings.c.code == "after_lock")
+        ).first()
     assert run.kind == "correction" and run.lock_at == run.created_at  # everything received before it started
     assert reimbursement.approve(hub.store, correction, by=READER) == {ORG: Decimal("142.50")}
     hub.relay.nudge()
     wait_for(lambda: len(app.state.files) == 4, what="both runs' files")
     sent, report = basis_files(app, correction)
-    assert sorted((r["band"], r["minutes"], r["amount"]) for r in sent) == [("day", "-15", "-105.00"),
-                                                                           ("evening", "30", "247.50")]
+    assert sorted((r["band"], r["minutes"], r["amount"]) for r in sent) == [
+        ("day", "-15", "-105.00"),
+        ("evening", "30", "247.50"),
+    ]
     assert "rättelse".encode() in report
     again = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
     assert run_lines(hub, again) == {}  # a second correction: nothing more to pay
@@ -207,8 +245,9 @@ def test_what_came_after_the_lock_is_paid_by_the_correction_run_and_delivered(hu
 
 def test_approved_adjustments_stand_in_a_correction(hub):
     approved = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
-    reimbursement.adjust(hub.store, approved, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 13, by=READER,
-                         why="visit on paper")
+    reimbursement.adjust(
+        hub.store, approved, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 13, by=READER, why="visit on paper"
+    )
     reimbursement.approve(hub.store, approved, by=READER)
     edited = visit(1, "2026-03-02T08:04:12", "2026-03-02T08:46:40", ["HT-OMS"], version=2)  # 27 -> 42 minutes
     with hub.store.begin() as conn:
@@ -221,8 +260,9 @@ def test_approved_adjustments_stand_in_a_correction(hub):
 def test_money_is_exact_in_the_store_itself(hub):
     """A raw read (no SQLAlchemy type in between) of every money column, and a sum done in SQL."""
     run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by=READER)
-    reimbursement.adjust(hub.store, run_id, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 1, by=READER,
-                         why="one minute")  # 28 min x 7.00 = 196.00
+    reimbursement.adjust(
+        hub.store, run_id, (ORG, PERSON, "omsorg", "day", Decimal("420.00")), 1, by=READER, why="one minute"
+    )  # 28 min x 7.00 = 196.00
     with hub.store.begin() as conn:
         raw = conn.exec_driver_sql("SELECT rate, amount FROM reimbursement_lines ORDER BY rate").all()
         total = conn.exec_driver_sql("SELECT sum(amount) FROM reimbursement_lines").scalar()
@@ -242,7 +282,8 @@ def test_the_basis_as_json_is_what_the_provider_received(hub, provider):
     sent, _report = basis_files(app, run_id)
     assert [line | {"period": "2026-03"} for line in shown["lines"]] == [
         {key: int(value) if key in ("minutes", "adjusted_minutes") else value for key, value in row.items()}
-        for row in sent]
+        for row in sent
+    ]
     assert shown["totals"] == [{"provider_org": ORG, "lines": 2, "minutes": 117, "amount": "931.50"}]
     assert shown["run"]["lock_at"] == "2099-01-01T01:00:00+01:00"  # local time
     masked = basis(hub.store, hub.config, run_id, by="user:someone")
@@ -276,22 +317,26 @@ def test_an_edit_that_moves_a_visit_counts_once_where_its_counted_version_is(hub
 
     def store(*versions):
         with hub.store.begin() as conn:
-            store_visits(conn, tenant=TENANT, vendor="vendor", accepted=list(versions), rejected=[], raw=b"{}",
-                         channel="push")
+            store_visits(
+                conn, tenant=TENANT, vendor="vendor", accepted=list(versions), rejected=[], raw=b"{}", channel="push"
+            )
 
-    store(visit(7, "2026-03-05T10:00:00", "2026-03-05T10:30:00", ["HT-OMS"], customer=other),
-          visit(7, "2026-03-05T10:00:00", "2026-03-05T10:30:00", ["HT-OMS"], version=2),  # the right customer
-          visit(8, "2026-03-31T10:00:00", "2026-03-31T10:30:00", ["HT-OMS"]),
-          visit(8, "2026-04-02T10:00:00", "2026-04-02T10:30:00", ["HT-OMS"], version=2),  # in April, not March
-          visit(9, "2026-03-06T10:00:00", "2026-03-06T10:30:00", ["HT-OMS"], customer=other))
+    store(
+        visit(7, "2026-03-05T10:00:00", "2026-03-05T10:30:00", ["HT-OMS"], customer=other),
+        visit(7, "2026-03-05T10:00:00", "2026-03-05T10:30:00", ["HT-OMS"], version=2),  # the right customer
+        visit(8, "2026-03-31T10:00:00", "2026-03-31T10:30:00", ["HT-OMS"]),
+        visit(8, "2026-04-02T10:00:00", "2026-04-02T10:30:00", ["HT-OMS"], version=2),  # in April, not March
+        visit(9, "2026-03-06T10:00:00", "2026-03-06T10:30:00", ["HT-OMS"], customer=other),
+    )
     time.sleep(0.01)
     reimbursement.set_lock(hub.store, TENANT, MARCH, utcnow(), by="user:granskningsgrupp")
     time.sleep(0.01)
     store(visit(9, "2026-03-06T10:00:00", "2026-03-06T10:30:00", ["HT-OMS"], version=2))  # after the lock
     run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
     with hub.store.begin() as conn:
-        found = sorted((f.visit_id, f.customer, f.code)
-                       for f in conn.execute(select(findings).where(findings.c.run_id == run_id)))
+        found = sorted(
+            (f.visit_id, f.customer, f.code) for f in conn.execute(select(findings).where(findings.c.run_id == run_id))
+        )
         run = conn.execute(select(runs).where(runs.c.id == run_id)).one()
     assert found == [("V-4", PERSON, "declined"), ("V-9", other, "no_order")]
     assert (run.visits, run.paid) == (6, 4)  # the worked example's four, V-7 and V-9, each once
@@ -311,13 +356,24 @@ def test_a_cancellation_without_services_pays_what_was_granted_until_the_day_bef
     issue(hub, cancel)
     wait_for(lambda: row(hub, order_id).delivered_version == 2)
     with hub.store.begin() as conn:
-        store_visits(conn, tenant=TENANT, vendor="vendor", rejected=[], raw=b"{}", channel="push", accepted=[
-            visit(21, "2026-03-14T10:00:00", "2026-03-14T10:30:00", ["HT-OMS"], customer=person),
-            visit(22, "2026-03-15T10:00:00", "2026-03-15T10:30:00", ["HT-OMS"], customer=person)])
+        store_visits(
+            conn,
+            tenant=TENANT,
+            vendor="vendor",
+            rejected=[],
+            raw=b"{}",
+            channel="push",
+            accepted=[
+                visit(21, "2026-03-14T10:00:00", "2026-03-14T10:30:00", ["HT-OMS"], customer=person),
+                visit(22, "2026-03-15T10:00:00", "2026-03-15T10:30:00", ["HT-OMS"], customer=person),
+            ],
+        )
     run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a")
     with hub.store.begin() as conn:
-        found = {f.visit_id: f.code for f in conn.execute(select(findings).where(findings.c.run_id == run_id,
-                                                                                 findings.c.customer == person))}
+        found = {
+            f.visit_id: f.code
+            for f in conn.execute(select(findings).where(findings.c.run_id == run_id, findings.c.customer == person))
+        }
     assert found == {"V-22": "outside_order_period"}  # V-21, the day before, is paid
 
 
@@ -330,19 +386,32 @@ def test_a_run_split_between_processes_is_the_same_run(make_hub, hub_config):
     made = []
     for number in range(3):  # three providers, none with an order: every visit is a finding
         org = generate_organisation_number(rng).digits
-        made += [Visit(visit_id=f"S-{number}-{n}", version=1, provider_org=org,
-                       customer_pnr=generate_personnummer(rng).digits, employee_id="E1",
-                       actual_start=dt.datetime(2026, 3, 2 + n, 9, tzinfo=CET),
-                       actual_end=dt.datetime(2026, 3, 2 + n, 9, 40, tzinfo=CET), confirmation="nfc",
-                       services=["HT-OMS"], approved=True) for n in range(5)]
+        made += [
+            Visit(
+                visit_id=f"S-{number}-{n}",
+                version=1,
+                provider_org=org,
+                customer_pnr=generate_personnummer(rng).digits,
+                employee_id="E1",
+                actual_start=dt.datetime(2026, 3, 2 + n, 9, tzinfo=CET),
+                actual_end=dt.datetime(2026, 3, 2 + n, 9, 40, tzinfo=CET),
+                confirmation="nfc",
+                services=["HT-OMS"],
+                approved=True,
+            )
+            for n in range(5)
+        ]
     with hub.store.begin() as conn:
-        store_visits(conn, tenant=TENANT, vendor="vendor", accepted=WORKED_EXAMPLE + made, rejected=[], raw=b"{}",
-                     channel="push")
+        store_visits(
+            conn, tenant=TENANT, vendor="vendor", accepted=WORKED_EXAMPLE + made, rejected=[], raw=b"{}", channel="push"
+        )
     reimbursement.set_lock(hub.store, TENANT, MARCH, LOCK, by="user:a")
 
     def outcome(run_id):
         with hub.store.begin() as conn:
-            found = sorted((f.visit_id, f.code) for f in conn.execute(select(findings).where(findings.c.run_id == run_id)))
+            found = sorted(
+                (f.visit_id, f.code) for f in conn.execute(select(findings).where(findings.c.run_id == run_id))
+            )
             run = conn.execute(select(runs).where(runs.c.id == run_id)).one()
         return found, run_lines(hub, run_id), (run.visits, run.paid, run.status)
 

@@ -1,4 +1,5 @@
 """Visit reporting on its three channels: push, poll and daily files over SFTP (a real sshd)."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+import flows.visits.files as visit_files
+import flows.visits.versions as visit_versions
 from adapters.http_app import create_app
-from adapters.visit_codecs import encode_visit
 from adapters.rest import VisitVendorApi
+from adapters.visit_codecs import encode_visit
 from core.config import HubConfig, RestChannel, SftpChannel
 from core.errors import Transient
 from core.store.tables import dead_letters
 from flows import routes
-import flows.visits.files as visit_files
-import flows.visits.versions as visit_versions
 from flows.visits.channels import vendors
 from flows.visits.files import pick_up_files
 from flows.visits.poll import poll
@@ -38,8 +39,9 @@ PUSH_TOKEN, POLL_TOKEN = "vendor-pushes", "hub-polls"
 
 @pytest.fixture
 def vendor_api():
-    app = create_vendor_api(month_of_visits(random.Random(1), MARCH, CUSTOMERS, prefix="P", per_customer=50),
-                            token=POLL_TOKEN)
+    app = create_vendor_api(
+        month_of_visits(random.Random(1), MARCH, CUSTOMERS, prefix="P", per_customer=50), token=POLL_TOKEN
+    )
     with LiveServer(app) as server:
         yield app, server.url
 
@@ -47,18 +49,52 @@ def vendor_api():
 @pytest.fixture
 def hub_config(vendor_api, sshd, partner_folder) -> HubConfig:
     (partner_folder / "out").mkdir()
-    os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_PUSH": PUSH_TOKEN, "CASEHUB_TEST_POLL": POLL_TOKEN,
-                       "CASEHUB_TEST_SFTP_KEY": str(sshd.private_key)})
-    return HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [
-        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
-        {"id": "pusher", "kind": "visit_vendor", "token_env": "CASEHUB_TEST_PUSH"},
-        {"id": "poller", "kind": "visit_vendor",
-         "channel": {"type": "rest", "url": vendor_api[1], "token_env": "CASEHUB_TEST_POLL", "timeout": 5}},
-        {"id": "filer", "kind": "visit_vendor",
-         "channel": {"type": "sftp", "host": sshd.host, "port": sshd.port, "username": sshd.username,
-                     "private_key_env": "CASEHUB_TEST_SFTP_KEY", "host_key": sshd.host_key,
-                     "outbound_dir": f"{partner_folder}/out", "timeout": 5}},
-    ]}]})
+    os.environ.update(
+        {
+            TOKEN_ENV: TOKEN,
+            "CASEHUB_TEST_PUSH": PUSH_TOKEN,
+            "CASEHUB_TEST_POLL": POLL_TOKEN,
+            "CASEHUB_TEST_SFTP_KEY": str(sshd.private_key),
+        }
+    )
+    return HubConfig.model_validate(
+        {
+            "tenants": [
+                {
+                    "code": TENANT,
+                    "name": "Ekerö kommun",
+                    "partners": [
+                        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
+                        {"id": "pusher", "kind": "visit_vendor", "token_env": "CASEHUB_TEST_PUSH"},
+                        {
+                            "id": "poller",
+                            "kind": "visit_vendor",
+                            "channel": {
+                                "type": "rest",
+                                "url": vendor_api[1],
+                                "token_env": "CASEHUB_TEST_POLL",
+                                "timeout": 5,
+                            },
+                        },
+                        {
+                            "id": "filer",
+                            "kind": "visit_vendor",
+                            "channel": {
+                                "type": "sftp",
+                                "host": sshd.host,
+                                "port": sshd.port,
+                                "username": sshd.username,
+                                "private_key_env": "CASEHUB_TEST_SFTP_KEY",
+                                "host_key": sshd.host_key,
+                                "outbound_dir": f"{partner_folder}/out",
+                                "timeout": 5,
+                            },
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
 
 def stored(hub, vendor: str | None = None) -> int:
@@ -90,16 +126,18 @@ def test_pushed_visits_are_stored_before_the_answer_and_a_replay_changes_nothing
 
 def test_bad_visits_are_rejected_one_by_one_and_the_rest_stored(served):
     hub, url = served
-    good = [encode_visit(v) for v in month_of_visits(random.Random(3), MARCH, CUSTOMERS[:1], prefix="B",
-                                                      per_customer=3)]
+    good = [
+        encode_visit(v) for v in month_of_visits(random.Random(3), MARCH, CUSTOMERS[:1], prefix="B", per_customer=3)
+    ]
     bad = [
         good[0] | {"visit_id": "BAD-1", "customer_pnr": "194107086996"},
         good[0] | {"visit_id": "BAD-2", "version": "three"},
         good[0] | {"visit_id": "BAD-3", "actual_end": "2026-03-01T00:00:00+01:00"},
         good[0] | {"visit_id": "BAD-4", "provider_org": "5560360790"},
     ]
-    answer = httpx.post(f"{url}/api/v1/visits", json={"visits": good + bad},
-                        headers={"Authorization": f"Bearer {PUSH_TOKEN}"})
+    answer = httpx.post(
+        f"{url}/api/v1/visits", json={"visits": good + bad}, headers={"Authorization": f"Bearer {PUSH_TOKEN}"}
+    )
     assert answer.status_code == 202
     body = answer.json()
     assert body["accepted"] == 3
@@ -114,10 +152,15 @@ def test_bad_visits_are_rejected_one_by_one_and_the_rest_stored(served):
 
 def test_a_changed_visit_sent_again_with_the_same_version_is_a_conflict(served):
     hub, url = served
-    first, other = [encode_visit(v) for v in month_of_visits(random.Random(5), MARCH, CUSTOMERS[:1], prefix="C",
-                                                             per_customer=2)]
-    send = lambda *items: httpx.post(f"{url}/api/v1/visits", json={"visits": list(items)},  # noqa: E731
-                                     headers={"Authorization": f"Bearer {PUSH_TOKEN}"}).json()
+    first, other = [
+        encode_visit(v) for v in month_of_visits(random.Random(5), MARCH, CUSTOMERS[:1], prefix="C", per_customer=2)
+    ]
+
+    def send(*items):
+        return httpx.post(
+            f"{url}/api/v1/visits", json={"visits": list(items)}, headers={"Authorization": f"Bearer {PUSH_TOKEN}"}
+        ).json()
+
     assert send(first) == {"accepted": 1, "rejected": []}
     assert send(first, other) == {"accepted": 2, "rejected": []}  # a repeat is harmless
     changed = first | {"employee_id": "E-OTHER"}
@@ -137,7 +180,7 @@ def test_a_changed_visit_sent_again_with_the_same_version_is_a_conflict(served):
     [
         (b"{not json", PUSH_TOKEN, 422),
         (json.dumps({"visits": [{}] * 5000}).encode(), PUSH_TOKEN, 422),  # over 1 000 visits
-        (b'{"visits": [' + b'{"visit_id": "x"},' * 70_000 + b'{}]}', PUSH_TOKEN, 413),  # over 1 MiB
+        (b'{"visits": [' + b'{"visit_id": "x"},' * 70_000 + b"{}]}", PUSH_TOKEN, 413),  # over 1 MiB
         (json.dumps({"visits": "many"}).encode(), PUSH_TOKEN, 422),
         (b'{"visits": []}', "wrong", 401),
         (b'{"visits": []}', TOKEN, 403),
@@ -153,7 +196,7 @@ def test_bad_requests_are_4xx_and_store_nothing(served, body, token, status):
 def test_the_poll_cursor_neither_skips_nor_repeats_across_a_crash(make_hub, vendor_api, monkeypatch):
     hub = make_hub()
     app, _ = vendor_api
-    (tenant, vendor), = vendors(hub.config, RestChannel)
+    ((tenant, vendor),) = vendors(hub.config, RestChannel)
     original = app.state.visits
 
     class Crash(Exception):
@@ -186,7 +229,7 @@ def test_the_poll_cursor_neither_skips_nor_repeats_across_a_crash(make_hub, vend
 
 def test_daily_files_with_a_broken_row_and_an_unreadable_file(make_hub, partner_folder):
     hub = make_hub()
-    (tenant, vendor), = vendors(hub.config, SftpChannel)
+    ((tenant, vendor),) = vendors(hub.config, SftpChannel)
     out = partner_folder / "out"
     day = month_of_visits(random.Random(4), MARCH, CUSTOMERS[:2], prefix="F", per_customer=10)
     good = drop_daily_file(out, "filer", MARCH.first_day, day)
@@ -206,19 +249,20 @@ def test_daily_files_with_a_broken_row_and_an_unreadable_file(make_hub, partner_
     assert (out / "visits_filer_20260303_1.csv").exists()
 
 
-def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(make_hub, partner_folder,
-                                                                             monkeypatch):
+def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(make_hub, partner_folder, monkeypatch):
     """A row the store cannot hold, a file that breaks the reader and a name outside the contract:
     each refused with its reason, and the folder moves on."""
     hub = make_hub()
-    (tenant, vendor), = vendors(hub.config, SftpChannel)
+    ((tenant, vendor),) = vendors(hub.config, SftpChannel)
     out = partner_folder / "out"
-    days = [month_of_visits(random.Random(10 + n), MARCH, CUSTOMERS[:2], prefix=f"P{n}", per_customer=5)
-            for n in range(4)]
+    days = [
+        month_of_visits(random.Random(10 + n), MARCH, CUSTOMERS[:2], prefix=f"P{n}", per_customer=5) for n in range(4)
+    ]
     first = drop_daily_file(out, "filer", MARCH.first_day, days[0])
     broken = drop_daily_file(out, "filer", MARCH.first_day, days[1], seq=2)
-    later = [drop_daily_file(out, "filer", MARCH.first_day.replace(day=2), day, seq=n) for n, day in
-             enumerate(days[2:], 1)]
+    later = [
+        drop_daily_file(out, "filer", MARCH.first_day.replace(day=2), day, seq=n) for n, day in enumerate(days[2:], 1)
+    ]
     misnamed = out / "visits_filer_2026-03-04_1.csv"
     misnamed.write_bytes(first.read_bytes())
     (out / f"{misnamed.name}.done").write_bytes(b"")
@@ -257,19 +301,25 @@ def test_status_shows_per_vendor_what_is_stored_and_how_intake_goes(make_hub, ve
     with LiveServer(create_app(hub, routes(hub))) as server:
         pushed = month_of_visits(random.Random(6), MARCH, CUSTOMERS[:1], prefix="S", per_customer=4)
         bad = encode_visit(pushed[0]) | {"visit_id": "BAD", "version": 0}
-        answer = httpx.post(f"{server.url}/api/v1/visits", json={"visits": [encode_visit(v) for v in pushed] + [bad]},
-                            headers={"Authorization": f"Bearer {PUSH_TOKEN}"})
+        answer = httpx.post(
+            f"{server.url}/api/v1/visits",
+            json={"visits": [encode_visit(v) for v in pushed] + [bad]},
+            headers={"Authorization": f"Bearer {PUSH_TOKEN}"},
+        )
         assert answer.json()["accepted"] == 4
-    (tenant, poller), = vendors(hub.config, RestChannel)
+    ((tenant, poller),) = vendors(hub.config, RestChannel)
     polled = poll(hub.jobs, tenant, poller)
-    (_, filer), = vendors(hub.config, SftpChannel)
+    ((_, filer),) = vendors(hub.config, SftpChannel)
     drop_daily_file(partner_folder / "out", "filer", MARCH.first_day, pushed[:2])
     assert pick_up_files(hub.jobs, tenant, filer) == (1, 0)
 
     found = {vendor.vendor: vendor for vendor in status(hub.store, hub.config, TENANT, MARCH)}
     assert set(found) == {"pusher", "poller", "filer"}
-    assert (found["pusher"].channels, found["poller"].channels, found["filer"].channels) == (["push"], ["poll"],
-                                                                                             ["file"])
+    assert (found["pusher"].channels, found["poller"].channels, found["filer"].channels) == (
+        ["push"],
+        ["poll"],
+        ["file"],
+    )
     assert (found["pusher"].versions, found["pusher"].rejected, found["pusher"].open_dead_letters) == (4, 1, 1)
     assert found["poller"].versions == polled and found["poller"].last_poll_at is not None
     assert found["filer"].versions == 2 and found["filer"].last_batch_at is not None

@@ -1,4 +1,5 @@
 """The Envelope, money and periods: round trips and the errors that name the field."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,8 +14,13 @@ from schemas.documents import DOCUMENTS, document_of, json_schemas
 from schemas.envelope import Envelope
 from schemas.money import Money, Period, round_ore
 
-PAYLOAD = {"case_ref": "ÄO-000001", "person": "19410708-6995", "kind": "note",
-           "recorded_at": "2026-03-02T08:00:00+01:00", "recorded_by": "HANDL1"}
+PAYLOAD = {
+    "case_ref": "ÄO-000001",
+    "person": "19410708-6995",
+    "kind": "note",
+    "recorded_at": "2026-03-02T08:00:00+01:00",
+    "recorded_by": "HANDL1",
+}
 
 envelopes = st.builds(
     Envelope,
@@ -80,7 +86,7 @@ class Line(BaseModel):
     period: Period
 
 
-@given(st.decimals(min_value=-10**9, max_value=10**9, places=2), st.integers(1900, 2999), st.integers(1, 12))
+@given(st.decimals(min_value=-(10**9), max_value=10**9, places=2), st.integers(1900, 2999), st.integers(1, 12))
 def test_money_and_period_round_trip(amount, year, month):
     line = Line(amount=amount, period=Period(year, month))
     text = line.model_dump_json()

@@ -1,4 +1,5 @@
 """Personnummer, samordningsnummer and organisationsnummer: parsing, errors, pydantic, generation."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,6 +42,7 @@ def short_form(pn: Personnummer, reference: dt.date) -> str:
 
 # --- parsing ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "text",
     ["410708-6995", "4107086995", "19410708-6995", "194107086995", "  410708-6995\n", "\t194107086995 "],
@@ -75,11 +77,14 @@ def test_century_is_inferred_from_separator_and_reference(text, reference, digit
     assert Personnummer.parse(text, reference=reference).digits == digits
 
 
-@pytest.mark.parametrize(("text", "reference"), [
-    ("410708+6995", REF),                   # 1841
-    ("186912319999", REF),                  # the last day before 1870
-    ("251231+4564", dt.date(2025, 12, 30)),  # 1825
-])
+@pytest.mark.parametrize(
+    ("text", "reference"),
+    [
+        ("410708+6995", REF),  # 1841
+        ("186912319999", REF),  # the last day before 1870
+        ("251231+4564", dt.date(2025, 12, 30)),  # 1825
+    ],
+)
 def test_a_birth_date_before_1870_is_invalid(text, reference):
     with pytest.raises(ValueError, match="before 1870"):
         Personnummer.parse(text, reference=reference)
@@ -165,6 +170,7 @@ def test_impossible_samordningsnummer_date_names_the_birth_date():
 
 # --- value behaviour -------------------------------------------------------------------------
 
+
 def test_str_and_repr_are_masked():
     pn = Personnummer.parse("410708-6995", reference=REF)
     assert repr(pn) == "Personnummer(19410708-****)"
@@ -187,6 +193,7 @@ def test_equality_hash_and_immutability():
 
 
 # --- pydantic --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("value", "reason"),
@@ -262,6 +269,7 @@ def test_personnummer_given_as_organisation_number_is_not_echoed():
 
 # --- organisation numbers --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["556036-0793", "5560360793", "165560360793", "16556036-0793", " 556036-0793 "])
 def test_organisation_number_forms(text):
     org = OrganisationNumber.parse(text)
@@ -302,6 +310,7 @@ def test_organisation_number_equality():
 
 # --- generation ------------------------------------------------------------------------------
 
+
 def test_generation_is_deterministic():
     assert generate_personnummer(random.Random(7)) == generate_personnummer(random.Random(7))
     assert generate_organisation_number(random.Random(7)) == generate_organisation_number(random.Random(7))
@@ -325,6 +334,7 @@ def test_generation_rejects_an_empty_range():
 
 # --- properties ------------------------------------------------------------------------------
 
+
 @given(
     seed=st.integers(),
     reference=st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date.today()),
@@ -333,7 +343,9 @@ def test_generation_rejects_an_empty_range():
 def test_generated_numbers_parse_back_in_every_form(seed, reference, coordination):
     # A 10-digit form spans 200 years: under 100 with '-', 100 to 199 with '+'.
     pn = generate_personnummer(
-        random.Random(seed), born_from=max(FIRST_BIRTH_DATE, dt.date(reference.year - 199, 1, 1)), born_to=reference,
+        random.Random(seed),
+        born_from=max(FIRST_BIRTH_DATE, dt.date(reference.year - 199, 1, 1)),
+        born_to=reference,
         coordination=coordination,
     )
     short = short_form(pn, reference)

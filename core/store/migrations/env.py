@@ -1,4 +1,5 @@
 """Alembic environment: runs on the connection that `core.store.migrate` hands it."""
+
 from alembic import context
 
 from core.store.tables import metadata

@@ -5,11 +5,11 @@ Revises: 0009
 Create Date: 2026-12-01
 
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "0010"
 down_revision: Union[str, Sequence[str], None] = "0009"

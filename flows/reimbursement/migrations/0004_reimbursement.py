@@ -5,6 +5,7 @@ Revises: 0003
 Create Date: 2026-11-25
 
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
@@ -91,6 +92,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("reimbursement_locks", "reimbursement_adjustments", "reimbursement_findings",
-                  "reimbursement_lines", "reimbursement_runs"):
+    for table in (
+        "reimbursement_locks",
+        "reimbursement_adjustments",
+        "reimbursement_findings",
+        "reimbursement_lines",
+        "reimbursement_runs",
+    ):
         op.drop_table(table)

@@ -8,6 +8,7 @@ Revises: 0007
 Create Date: 2026-11-30
 
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
@@ -39,7 +40,10 @@ def _convert(table: str, column: str, type_, *, existing, to_ore: bool) -> None:
         op.alter_column(table, column, type_=type_, existing_type=existing, postgresql_using=using)
         return
     # SQLite: values first (a REAL of whole öre becomes an INTEGER when the column takes that type)
-    op.execute(f"UPDATE {table} SET {column} = CAST(round({column} * 100) AS INTEGER)" if to_ore
-               else f"UPDATE {table} SET {column} = {column} / 100.0")
+    op.execute(
+        f"UPDATE {table} SET {column} = CAST(round({column} * 100) AS INTEGER)"
+        if to_ore
+        else f"UPDATE {table} SET {column} = {column} / 100.0"
+    )
     with op.batch_alter_table(table) as batch:
         batch.alter_column(column, type_=type_, existing_type=existing)

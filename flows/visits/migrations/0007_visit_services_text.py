@@ -5,6 +5,7 @@ Revises: 0006
 Create Date: 2026-11-30
 
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
