@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import flows  # noqa: E402
 from adapters.visit_codecs import encode_visit_batch  # noqa: E402
 from benchmarks.common import drop_postgres, drop_vhost, fresh_postgres, fresh_vhost, start, wait_port  # noqa: E402
 from core.store import Store  # noqa: E402
@@ -32,6 +33,8 @@ from sandbox.server import free_port  # noqa: E402
 from sandbox.visit_vendor import month_of_visits  # noqa: E402
 from schemas.identity import generate_organisation_number, generate_personnummer  # noqa: E402
 from schemas.money import Period  # noqa: E402
+
+flows.load()  # every flow's tables, and so their migrations
 
 MARCH = Period(2026, 3)
 VENDOR_TOKEN = "bench-vendor"

@@ -111,7 +111,13 @@ class Store:
         config = alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            try:
+                command.upgrade(config, "head")
+            except KeyError as missing:  # a revision revises one in a folder not added
+                raise RuntimeError(
+                    f"migration {missing} is not found: load every flow (flows.load()) before migrating, "
+                    "so that each flow's tables add their migrations"
+                ) from None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -117,3 +119,12 @@ def test_a_new_revision_sees_every_flows_tables_and_goes_to_its_owners_folder(tm
     finally:
         for extra in set(folder.iterdir()) - before:
             extra.unlink() if extra.is_file() else shutil.rmtree(extra)
+
+
+def test_migrating_without_the_flows_loaded_says_what_is_missing(tmp_path):
+    code = (
+        "from core.store import Store\n"
+        f"Store('sqlite:///{tmp_path / 'hub.db'}').migrate()\n"  # no flow's tables imported: their revisions unknown
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1 and "load every flow (flows.load()) before migrating" in done.stderr
