@@ -8,13 +8,14 @@ from types import SimpleNamespace
 import typer
 
 from cli.common import LIMIT, OFFSET, build_hub, fail, new_table, open_store, out, print_page, whoami
+from flows.orders.queries import STATES
 
 app = typer.Typer(no_args_is_help=True, help="Orders to LOV providers and where they stand")
 
 
 @app.command("list")
 def orders_list(
-    state: str = typer.Option(None, help="pending, delivered, accepted, rejected, refused, overdue, withdrawn"),
+    state: str = typer.Option(None, help=", ".join(STATES)),
     tenant: str = None,
     limit: int = LIMIT,
     offset: int = OFFSET,

@@ -95,9 +95,7 @@ def deliver(ctx: StepContext) -> PartnerCall | None:
 
 def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
     tenant = ctx.envelope.tenant
-    row = rows.locked(ctx.conn, tenant, order.order_id)
-    if row.sending_version == order.version:
-        rows.set_values(ctx.conn, tenant, order.order_id, sending_version=None, sending_since=None)
+    row = _release(ctx.conn, tenant, order)
     if isinstance(outcome, Rejected):
         rows.set_values(ctx.conn, tenant, order.order_id, state="refused", reason=str(outcome))
         _status(ctx, order, "rejected", str(outcome))
@@ -117,14 +115,7 @@ def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: OrderR
             reminded_at=None,
             ack_due_at=utcnow() + dt.timedelta(hours=partner.ack_deadline_hours),
         )
-        audit.record(
-            ctx.conn,
-            actor=f"step:{ctx.step.name}",
-            action="order.transfer",
-            tenant=tenant,
-            subject=f"order:{order.order_id}",
-            detail=f"version {order.version} to {partner.id}",
-        )
+        _transferred(ctx, partner, order, f"version {order.version} to {partner.id}")
         _status(ctx, order, "delivered")
 
 
@@ -147,18 +138,9 @@ def remind(ctx: StepContext) -> PartnerCall | None:
 
 
 def _reminded(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
-    tenant = ctx.envelope.tenant
-    if rows.locked(ctx.conn, tenant, order.order_id).sending_version == order.version:
-        rows.set_values(ctx.conn, tenant, order.order_id, sending_version=None, sending_since=None)
+    _release(ctx.conn, ctx.envelope.tenant, order)
     if not isinstance(outcome, Exception):
-        audit.record(
-            ctx.conn,
-            actor=f"step:{ctx.step.name}",
-            action="order.transfer",
-            tenant=tenant,
-            subject=f"order:{order.order_id}",
-            detail=f"version {order.version} to {partner.id} again",
-        )
+        _transferred(ctx, partner, order, f"version {order.version} to {partner.id} again")
 
 
 def resend(store: Store, tenant: str, order_id: str, *, by: str) -> str:
@@ -187,6 +169,25 @@ def _claim(conn: Connection, row, version: int) -> bool:
         return False
     rows.set_values(conn, row.tenant, row.order_id, sending_version=version, sending_since=now)
     return True
+
+
+def _release(conn: Connection, tenant: str, order: Order):
+    """The order's row, locked, no longer saying `order`'s version is being sent (if it still did)."""
+    row = rows.locked(conn, tenant, order.order_id)
+    if row.sending_version == order.version:
+        rows.set_values(conn, tenant, order.order_id, sending_version=None, sending_since=None)
+    return row
+
+
+def _transferred(ctx: StepContext, partner: Partner, order: Order, detail: str) -> None:
+    audit.record(
+        ctx.conn,
+        actor=f"step:{ctx.step.name}",
+        action="order.transfer",
+        tenant=ctx.envelope.tenant,
+        subject=f"order:{order.order_id}",
+        detail=detail,
+    )
 
 
 def _status(ctx: StepContext, order: Order, status: str, reason: str | None = None) -> None:

@@ -11,7 +11,15 @@ from core.paging import Page, page
 from core.store.tables import messages
 from flows.orders.tables import orders
 
-STATES = ("pending", "delivered", "accepted", "rejected", "refused", "overdue", "withdrawn")
+STATES = (  # as in the table's `state` column
+    "pending",
+    "delivered",
+    "accepted",
+    "rejected",
+    "refused",
+    "overdue",
+    "withdrawn",
+)
 
 
 def listing(

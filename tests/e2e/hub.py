@@ -55,7 +55,6 @@ class HubProcesses:
                 "CASEHUB_RETRY_MAX_BACKOFF_MS": "2000",
             }
         )
-        self.database_url = database_url
         self.processes: dict[str, subprocess.Popen] = {}
         self.starts: dict[str, int] = {}
 
@@ -161,31 +160,26 @@ class CaseSystemStream:
             for event in self.events:
                 started = time.monotonic()
                 while not self._stop.is_set():
-                    status = self._call(http, "post", lambda: http.post("/api/v1/events", json=event))
-                    if 200 <= status < 300:
+                    posted = self._call("post", lambda: http.post("/api/v1/events", json=event))
+                    if posted is not None and posted.is_success:
                         self.answered.append(event["id"])
                         break
                     self._stop.wait(0.2)
-                read = self._call(
-                    http, "feed", lambda: http.get("/api/v1/feed", params={"since": cursor, "limit": 100})
-                )
-                if read == 200:
-                    cursor = self._last_cursor or cursor
+                read = self._call("feed", lambda: http.get("/api/v1/feed", params={"since": cursor, "limit": 100}))
+                if read is not None and read.status_code == 200:
+                    cursor = read.json()["next_cursor"]
                 self._stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
 
-    _last_cursor: int | None = None
-
-    def _call(self, http: httpx.Client, what: str, request) -> int:
+    def _call(self, what: str, request) -> httpx.Response | None:
+        """The answer to `request()`, or None when there was none; its status and time kept either way."""
         started = time.monotonic()
         try:
             response = request()
-            status = response.status_code
-            if what == "feed" and status == 200:
-                self._last_cursor = response.json()["next_cursor"]
         except httpx.HTTPError:
-            status = 0
+            response = None
+        status = response.status_code if response is not None else 0
         self.answers.append(Answer(started, what, status, time.monotonic() - started))
-        return status
+        return response
 
 
 class Outcome:

@@ -208,6 +208,17 @@ class _Managed:
         # Kills whatever is left if the object is collected or the interpreter exits without close().
         self._finalizer = weakref.finalize(self, _clean_up, self._marker, self._leftovers, self._watchdog)
 
+    def close(self) -> None:
+        """Stops the server (its own `stop`) and removes its data, not its logs; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.stop()
+        finally:
+            self._kill_all()
+            self._finalizer()  # removes the data
+
     def _remove_at_close(self, folder: Path) -> None:
         """Registers a folder of data for close(), the finalizer and the watchdog to remove."""
         self._leftovers.append(folder)
@@ -441,17 +452,6 @@ class PrivateRabbitMQ(_Managed):
         self.start()
         self.timings["reset"] = time.monotonic() - began
 
-    def close(self) -> None:
-        """Stops the node and removes its data (logs stay); safe to call twice or from a finalizer."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.stop()
-        finally:
-            self._kill_all()
-            self._finalizer()  # removes the data
-
     def beam_pid(self) -> int | None:
         """The OS pid of the node's Erlang VM, from its pid file."""
         try:
@@ -623,17 +623,6 @@ class PrivatePostgres(_Managed):
         if stop.returncode != 0 or not self._wait_exit(30):
             self._kill_all()
         self.timings["stop"] = time.monotonic() - began
-
-    def close(self) -> None:
-        """Stops the cluster and removes its data (the log stays); safe to call twice or from a finalizer."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.stop()
-        finally:
-            self._kill_all()
-            self._finalizer()  # removes the data
 
     def log_tail(self) -> str:
         """The last lines of the server's log."""
