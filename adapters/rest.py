@@ -1,26 +1,29 @@
-"""Orders to a provider's REST API (specs/provider-orders.md, "REST").
+"""The REST transport: documents and files to a partner's REST API (specs/provider-orders.md, "REST").
 
-`POST {base}/orders` a new order, `PUT {base}/orders/{id}` an amendment, `DELETE {base}/orders/{id}`
-with a JSON reason a cancellation, each with the bearer token. A 2xx is the receipt. A 4xx says the
-order is wrong (Rejected, never retried), except 408 and 429; those, 5xx and network errors are
-retried with backoff, then Transient.
+A document goes as its REST form (for an order: `POST {base}/orders`, `PUT {base}/orders/{id}`,
+`DELETE {base}/orders/{id}` with a JSON reason); a file as `PUT {base}/files/{name}`; each with
+the bearer token. A 2xx is the receipt. A 4xx says the item is wrong (Rejected, never retried),
+except 401 and 403 (the hub's token: Misconfigured) and 408, 425 and 429; those, 5xx and network
+errors are retried with backoff, then Transient.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import httpx
 
 from adapters.retry import transient_retrying
+from adapters.transport import Outgoing
 from core.errors import Misconfigured, Rejected, Transient
-from schemas.orders import Order, OrderReceipt
+from core.transfers import Receipt
 
 RETRYABLE = {408, 425, 429}
 
 
-class RestOrderChannel:
-    """Delivers orders to one provider's REST API; one pooled HTTP client, every call with a timeout."""
+class RestTransport:
+    """A partner's REST API as a channel; one pooled HTTP client, every call with a timeout."""
 
     def __init__(
         self,
@@ -40,31 +43,19 @@ class RestOrderChannel:
         )
         self._retrying = transient_retrying(attempts=attempts, backoff=backoff, max_backoff=10)
 
-    def deliver(self, order: Order) -> OrderReceipt:
-        body = order.model_dump(mode="json")
-        if order.kind == "new":
-            response = self._send("POST", "/orders", body)
-        elif order.kind == "amend":
-            response = self._send("PUT", f"/orders/{order.order_id}", body)
+    def send(self, item: Outgoing) -> Receipt:
+        """The item's REST form, or its file; the receipt describes the body that was sent."""
+        if item.rest is None:
+            method, path, body, kind = "PUT", f"/files/{item.name}", item.data, "application/octet-stream"
         else:
-            response = self._send(
-                "DELETE", f"/orders/{order.order_id}", {"reason": order.cancel_reason, "version": order.version}
-            )
-        return OrderReceipt(order_id=order.order_id, version=order.version, received_at=_received_at(response))
+            method, path, kind = item.rest.method, item.rest.path, "application/json"
+            body = json.dumps(item.rest.body, ensure_ascii=False, separators=(",", ":")).encode()
+        response = self._retrying(self._send_once, method, path, body, kind)
+        return Receipt.of(item.name, body, "rest", _received_at(response))
 
-    def send_file(self, name: str, data: bytes) -> None:
-        """`PUT {base}/files/{name}`: a file for the provider (the reimbursement basis); a resend replaces."""
-        self._send("PUT", f"/files/{name}", data)
-
-    def _send(self, method: str, path: str, body: dict | bytes) -> httpx.Response:
-        return self._retrying(self._send_once, method, path, body)
-
-    def _send_once(self, method: str, path: str, body: dict | bytes) -> httpx.Response:
+    def _send_once(self, method: str, path: str, body: bytes, kind: str) -> httpx.Response:
         try:
-            if isinstance(body, bytes):
-                response = self.http.request(method, path, content=body)
-            else:
-                response = self.http.request(method, path, json=body)
+            response = self.http.request(method, path, content=body, headers={"Content-Type": kind})
         except httpx.HTTPError as error:
             raise Transient(f"{method} {path}: {error.__class__.__name__}: {error}") from error
         if response.is_success:

@@ -34,7 +34,10 @@ from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
 from tenacity import stop_after_attempt
 
 from adapters.retry import transient_retrying
+from adapters.transport import Outgoing
 from core.errors import Misconfigured, Rejected, Transient
+from core.store import utcnow
+from core.transfers import Receipt
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +308,47 @@ class SftpConnection:
             raise Rejected(f"{error.strerror} on {endpoint.address}", where=path) from error
         except (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError) as error:
             raise Transient(f"sftp {endpoint.address}: {type(error).__name__}: {error}") from error
+
+
+class SftpTransport:
+    """A partner's SFTP server as a channel: the hub writes into `inbound_dir` and picks up from
+    `outbound_dir` (the folders are named from the partner's side)."""
+
+    def __init__(self, endpoint: SftpEndpoint, *, inbound_dir: str, outbound_dir: str) -> None:
+        self.endpoint = endpoint
+        self.inbound_dir = inbound_dir
+        self.outbound_dir = outbound_dir
+
+    def send(self, item: Outgoing) -> Receipt:
+        """Write the item's file (as .part, then renamed: a resend replaces)."""
+        with SftpConnection(self.endpoint) as sftp:
+            delivery = sftp.upload(self.inbound_dir, item.name, item.data)
+        return Receipt(item.name, delivery.size, delivery.sha256, "sftp", utcnow())
+
+    @contextmanager
+    def inbox(self) -> Iterator[SftpInbox]:
+        with SftpConnection(self.endpoint) as sftp:
+            yield SftpInbox(sftp, self.outbound_dir)
+
+
+@dataclass(frozen=True)
+class SftpInbox:
+    """The partner's outbound folder, on one open connection."""
+
+    sftp: SftpConnection
+    folder: str
+
+    def ready(self, pattern: str, *, done_suffix: str | None) -> list[str]:
+        return self.sftp.ready_files(self.folder, pattern=pattern, done_suffix=done_suffix)
+
+    def fetch(self, name: str, target: BinaryIO) -> int:
+        return self.sftp.download(posixpath.join(self.folder, name), target)
+
+    def archive(self, name: str, *, done_suffix: str | None) -> None:
+        self.sftp.archive(self.folder, name, done_suffix=done_suffix)
+
+    def fail(self, name: str, reason: str, *, done_suffix: str | None) -> None:
+        self.sftp.fail(self.folder, name, reason, done_suffix=done_suffix)
 
 
 class _PipelinedReads:

@@ -26,7 +26,7 @@ import paramiko
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.sftp import SftpConnection, SftpEndpoint  # noqa: E402
+from adapters.sftp import SftpConnection  # noqa: E402
 from tests.sshd import Sshd, running_sshd  # noqa: E402
 
 MB = 1_000_000
@@ -99,13 +99,7 @@ def main() -> None:
         remote = server.root / "remote.bin"
         remote_name = str(remote)
 
-        endpoint = SftpEndpoint(
-            host=server.host,
-            port=server.port,
-            username=server.username,
-            private_key=str(server.private_key),
-            host_key=server.host_key,
-        )
+        endpoint = server.endpoint(timeout=10.0)
         hub = stack.enter_context(SftpConnection(endpoint))
         default = paramiko_default(server)
         stack.callback(default.get_channel().get_transport().close)

@@ -171,9 +171,10 @@ from benchmarks.common import ChildPeaks, peak_rss_mb
 from core.config import load
 from core.store import Store
 from flows.reimbursement import run
+from flows.reimbursement.configuration import rules_of
 from schemas.money import Period
 store = Store({database!r})
-rules = load({str(config)!r}).tenant({TENANT!r}).reimbursement
+rules = rules_of(load({str(config)!r}).tenant({TENANT!r}))
 children = ChildPeaks()
 began = time.perf_counter()
 run_id = run.draft(store, {TENANT!r}, Period(2026, 3), rules, by="bench", processes={processes})

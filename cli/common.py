@@ -49,15 +49,19 @@ def build_hub():
     """The hub of this process, with every flow registered; exits 3 on a bad configuration."""
     import flows
     from core import logs
-    from core.config import ConfigError
+    from core.config import ConfigError, unknown_sections
     from core.runtime import Hub
 
     logs.install()
     flows.load()
     try:
-        return Hub()
+        hub = Hub()
     except ConfigError as error:
         raise fail(str(error), CONFIG) from None
+    unknown = unknown_sections(hub.config)
+    if unknown:
+        raise fail(f"{hub.settings.config}: " + "; ".join(unknown), CONFIG)
+    return hub
 
 
 def whoami() -> str:

@@ -241,4 +241,6 @@ def _tenant_rules(hub, tenant: str):
     found = hub.config.tenant(tenant)
     if found is None:
         raise fail(f"--tenant: no tenant {tenant} in the configuration", CONFIG)
-    return found.reimbursement
+    from flows.reimbursement.configuration import rules_of
+
+    return rules_of(found)

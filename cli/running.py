@@ -139,8 +139,10 @@ def db_revision(
 @config.command("check")
 def config_check(file: Path) -> None:
     """Validate a configuration file; prints each problem with its place and exits 3 if any."""
+    import flows
     from core import config
 
+    flows.load()  # each flow validates its own section
     problems = config.check(file)
     for problem in problems:
         err.print(f"{file}: {problem}", markup=False, highlight=False)

@@ -12,23 +12,26 @@ token_env = "CASEHUB_TOKEN_0125_CASE_SYSTEM"
 ```
 
 Secrets never stand in the file: a partner names the environment variable that holds its token.
+
+A flow owns its part of the configuration: it registers a section (`section("tenant",
+"reimbursement", Rules)`), a table of each tenant's or each partner's, validated with the rest of
+the file; `check` names a table no flow registered.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from schemas.documents import PartnerKind
 from schemas.identity import OrganisationNumber
-from schemas.reimbursement import Rules
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="the name of an environment variable")]
 
@@ -77,24 +80,53 @@ class SftpChannel(BaseModel):
 Channel = Annotated[SoapChannel | RestChannel | SftpChannel, Field(discriminator="type")]
 
 
-class Partner(BaseModel):
+Scope = Literal["tenant", "partner"]
+Section = TypeVar("Section", bound=BaseModel)
+_sections: dict[tuple[Scope, str], type[BaseModel]] = {}
+
+
+def section(scope: Scope, name: str, model: type[Section]) -> Callable[[Tenant | Partner], Section]:
+    """Register a flow's section: the table `name` of each tenant (scope "tenant") or partner,
+    validated by `model`. Returns the function that reads it, the model's defaults where absent."""
+    _sections[(scope, name)] = model
+
+    def read(owner: Tenant | Partner) -> Section:
+        value = (owner.model_extra or {}).get(name)
+        return value if isinstance(value, model) else model.model_validate(value or {})
+
+    return read
+
+
+class _HasSections(BaseModel):
+    """A tenant or partner: its own fields, and the tables of the flows' sections beside them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    scope: ClassVar[Scope]
+
+    @model_validator(mode="after")
+    def _flow_sections(self) -> _HasSections:
+        extra = self.model_extra or {}
+        for name, value in extra.items():
+            model = _sections.get((self.scope, name))
+            if model is None or isinstance(value, model):
+                continue  # a table no flow registered (yet): `check` names it
+            try:
+                extra[name] = model.model_validate(value)
+            except ValidationError as error:
+                raise ValueError("; ".join(_describe(e, name) for e in error.errors())) from None
+        return self
+
+
+class Partner(_HasSections):
     """Someone the hub exchanges data with, on behalf of one tenant."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    scope = "partner"
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     kind: PartnerKind
     token_env: EnvName | None = Field(default=None, description="holds the token the partner calls the hub with")
     organisation_number: OrganisationNumber | None = None
     channel: Channel | None = Field(default=None, description="how the hub reaches the partner")
-    ack_deadline_hours: float = Field(default=24, gt=0, description="a provider's time to acknowledge an order")
-    remind_every_hours: float | None = Field(
-        default=None, gt=0, description="how often an overdue order is delivered again; default: ack_deadline_hours"
-    )
-
-    @property
-    def reminder_interval(self) -> dt.timedelta:
-        return dt.timedelta(hours=self.remind_every_hours or self.ack_deadline_hours)
 
     @model_validator(mode="after")
     def _provider(self) -> Partner:
@@ -103,15 +135,14 @@ class Partner(BaseModel):
         return self
 
 
-class Tenant(BaseModel):
+class Tenant(_HasSections):
     """A municipality, by its kommunkod."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    scope = "tenant"
 
     code: str = Field(pattern=r"^\d{4}$")
     name: str = Field(min_length=1)
     partners: list[Partner] = Field(default_factory=list)
-    reimbursement: Rules = Field(default_factory=Rules, description="bands, rounding, rates, lock date")
     personal_data_readers: list[Annotated[str, Field(pattern=r"^user:[A-Za-z0-9._-]+$")]] = Field(
         default_factory=list, description="operators (user:NAME) who may see personnummer in full in listings"
     )
@@ -197,7 +228,7 @@ def check(path: Path, environ: dict[str, str] | None = None) -> list[str]:
         config = load(path)
     except ConfigError as error:
         return error.problems
-    problems = []
+    problems = unknown_sections(config)
     for t, tenant in enumerate(config.tenants):
         for p, partner in enumerate(tenant.partners):
             where = f"tenants[{t}].partners[{p}]"
@@ -214,9 +245,24 @@ def check(path: Path, environ: dict[str, str] | None = None) -> list[str]:
     return problems
 
 
-def _describe(error: dict) -> str:
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
-    return f"{where or 'file'}: {error['msg'].removeprefix('Value error, ')}"
+def unknown_sections(config: HubConfig) -> list[str]:
+    """The tables of tenants and partners that no loaded flow registered, each with its place."""
+    problems = []
+    for t, tenant in enumerate(config.tenants):
+        owners: list[tuple[str, _HasSections]] = [(f"tenants[{t}]", tenant)]
+        owners += [(f"tenants[{t}].partners[{p}]", partner) for p, partner in enumerate(tenant.partners)]
+        for where, owner in owners:
+            for name in owner.model_extra or {}:
+                if (owner.scope, name) not in _sections:
+                    known = sorted(n for scope, n in _sections if scope == owner.scope) or ["none"]
+                    problems.append(f"{where}.{name}: not a setting, nor a flow's section ({', '.join(known)})")
+    return problems
+
+
+def _describe(error: dict, within: str = "") -> str:
+    parts = [within] if within else []
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in (*parts, *error["loc"]))
+    return f"{where.lstrip('.') or 'file'}: {error['msg'].removeprefix('Value error, ')}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The business flows, one package each, and the echo flow.
 
-`load()` registers every flow's steps and jobs (the bus and the scheduler find them); importing
-one module of a flow, its tables say, imports nothing of the other flows.
+`load()` registers every flow's steps, jobs and configuration sections (the bus, the scheduler
+and `config check` find them); importing one module of a flow, its tables say, imports nothing of
+the other flows.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ import importlib
 
 MODULES = (
     "flows.echo",
+    "flows.orders.configuration",
     "flows.orders.delivery",
     "flows.orders.acknowledgements",
     "flows.orders.overdue",
     "flows.visits.poll",
     "flows.visits.files",
+    "flows.reimbursement.configuration",
     "flows.reimbursement.delivery",
 )
-"""The modules that declare steps and jobs."""
+"""The modules that declare steps, jobs and configuration sections."""
 
 
 def load() -> None:
-    """Import every module that declares a step or a job, so that they are registered."""
+    """Import every module that declares a step, a job or a section, so that they are registered."""
     for name in MODULES:
         importlib.import_module(name)
 

@@ -212,6 +212,7 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
 
     from core.transfers import transfers
     from flows.reimbursement import run as reimbursement
+    from flows.reimbursement.configuration import rules_of
     from flows.reimbursement.tables import findings
     from flows.visits.files import pick_up_all_files
     from flows.visits.poll import poll_all
@@ -237,7 +238,7 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
         f"vendors reported {len(made)} visits for {period}: " + ", ".join(f"{v} {n}" for v, n in stored.items())
     )
 
-    rules = hub.config.tenant(TENANT).reimbursement
+    rules = rules_of(hub.config.tenant(TENANT))
     run_id = reimbursement.draft(hub.store, TENANT, period, rules, by="user:demo")
     with hub.store.begin() as conn:
         review = dict(

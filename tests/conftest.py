@@ -126,6 +126,14 @@ def partner_folder(sshd) -> Path:
 # --- hubs -----------------------------------------------------------------------------------
 
 
+def one_tenant(*partners: dict) -> HubConfig:
+    """A configuration of the tenant TENANT with its case system and `partners`."""
+    case_system = {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV}
+    return HubConfig.model_validate(
+        {"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [case_system, *partners]}]}
+    )
+
+
 @pytest.fixture
 def hub_config() -> HubConfig:
     os.environ[TOKEN_ENV] = TOKEN

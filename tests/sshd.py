@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.sftp import SftpEndpoint
+
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 
 
@@ -37,6 +39,31 @@ class Sshd:
     known_hosts: Path  # the same key in a known_hosts file, for OpenSSH's own clients
     root: Path  # a folder inside the user's reach, for the tests' partner folders
     workdir: Path
+
+    def channel(self, key_env: str, folder: Path) -> dict:
+        """A partner's `sftp` channel in the configuration: this server, `folder`/in and `folder`/out."""
+        return {
+            "type": "sftp",
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "private_key_env": key_env,
+            "host_key": self.host_key,
+            "inbound_dir": f"{folder}/in",
+            "outbound_dir": f"{folder}/out",
+            "timeout": 5,
+        }
+
+    def endpoint(self, timeout: float = 5.0) -> SftpEndpoint:
+        """The hub's view of this server: its address, the client key and the pinned host key."""
+        return SftpEndpoint(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            private_key=str(self.private_key),
+            host_key=self.host_key,
+            timeout=timeout,
+        )
 
 
 def sshd_binary() -> str:

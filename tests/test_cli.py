@@ -181,6 +181,50 @@ channel = { type = "rest", url = "ftp:/x", token_env = "CASEHUB_TEST_UNSET" }
     assert "tenants[0].partners[4].channel.rest.url" in lines
 
 
+def test_config_check_validates_each_flows_section_and_names_a_table_no_flow_owns(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASEHUB_TEST_TOKEN_0125", "x")
+    monkeypatch.setenv("CASEHUB_TEST_OUT", "y")
+    provider = """
+[[tenants.partners]]
+id = "rest-ab"
+kind = "provider"
+organisation_number = "5560360793"
+channel = { type = "rest", url = "https://rest-ab.example", token_env = "CASEHUB_TEST_OUT" }
+"""
+    good = tmp_path / "good.toml"
+    good.write_text(
+        CONFIG
+        + provider
+        + "[tenants.partners.orders]\nack_deadline_hours = 2\n"
+        + "[tenants.reimbursement]\nmax_duration_hours = 5\n"
+    )
+    assert CliRunner().invoke(app, ["config", "check", str(good)]).output.strip().endswith("ok")
+    from core.config import load
+    from flows.orders.configuration import order_settings
+    from flows.reimbursement.configuration import rules_of
+
+    config = load(good)
+    partner = config.partner("0125", "rest-ab")
+    assert order_settings(partner).ack_deadline_hours == 2 and order_settings(partner).reminder_interval.seconds == 7200
+    assert order_settings(config.partner("0125", "case-system")).ack_deadline_hours == 24  # the default
+    assert rules_of(config.tenant("0125")).max_duration_hours == 5
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        CONFIG
+        + provider
+        + "[tenants.partners.orders]\nack_deadline_hours = -1\n"
+        + "[tenants.reimbursment]\nrounding_minutes = 5\n"
+    )
+    result = CliRunner().invoke(app, ["config", "check", str(bad)])
+    assert result.exit_code == 3
+    assert "tenants[0].partners[1]: orders.ack_deadline_hours: Input should be greater than 0" in result.output
+    bad.write_text(CONFIG + provider + "[tenants.reimbursment]\nrounding_minutes = 5\n")
+    result = CliRunner().invoke(app, ["config", "check", str(bad)])
+    assert result.exit_code == 3
+    assert "tenants[0].reimbursment: not a setting, nor a flow's section (reimbursement)" in result.output
+
+
 def test_orders_list_show_and_resend(cli):
     from core.store import utcnow
     from core.store.tables import outbox
@@ -409,9 +453,8 @@ def test_transfers_list_shows_the_whole_sha256_when_wide(cli):
 
     data = b"ersattning;2026-03\n"
     with cli.store.begin() as conn:
-        transfers.record(
-            conn, tenant=TENANT, receiver="omsorg-ab", channel="sftp", name="basis.csv", data=data, cause=None
-        )
+        receipt = transfers.Receipt.of("basis.csv", data, "sftp")
+        transfers.record(conn, tenant=TENANT, receiver="omsorg-ab", receipt=receipt, cause=None)
     whole = hashlib.sha256(data).hexdigest()
     narrow, wide = cli("transfers", "list"), cli("transfers", "list", "--wide")
     assert whole[:16] in narrow.output and whole not in narrow.output

@@ -21,6 +21,7 @@ from core import deadletters, messages
 from core.config import HubConfig
 from flows import routes
 from flows.reimbursement import run
+from flows.reimbursement.configuration import rules_of
 from sandbox.case_system import CaseSystem
 from sandbox.rest_provider import create_rest_provider_app
 from sandbox.server import LiveServer
@@ -220,7 +221,7 @@ def test_the_delivering_step_checks_the_runs_tenant_and_state(make_hub, provider
     approved run of its own tenant: anything else is rejected, never retried, and nothing is sent."""
     hub = make_hub()
     a, b = TENANTS
-    draft = run.draft(hub.store, a, Period(2026, 3), hub.config.tenant(a).reimbursement, by="test")
+    draft = run.draft(hub.store, a, Period(2026, 3), rules_of(hub.config.tenant(a)), by="test")
     cases = {
         b: ({"run_id": draft, "provider_org": ORG[b], "period": "2026-03"}, f"no run {draft} in tenant {b}"),
         a: ({"run_id": draft, "provider_org": ORG[a], "period": "2026-03"}, f"run {draft} is draft"),

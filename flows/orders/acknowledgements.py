@@ -1,18 +1,20 @@
 """Providers' acknowledgements of their orders, from any channel: REST and SOAP (flows/orders/routes.py)
-and ack files on SFTP (`orders.sftp_acknowledgements`, every 30 s). An unknown order, another
+and ack files in a provider's folder (`orders.sftp_acknowledgements`, every 30 s). An unknown order, another
 version than the one delivered, or another provider is refused and nothing changes."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import BinaryIO
 
 from sqlalchemy import select
 
-from adapters.channels import sftp_order_channel
+from adapters.channels import pick_up, source_for
+from adapters.order_forms import ACK_PATTERN
 from adapters.order_xml import decode_acknowledgement
 from core import audit, messages
-from core.config import Caller, HubConfig, Partner, SftpChannel
+from core.config import Caller, HubConfig, Partner
 from core.consumer import CASE_SYSTEM
 from core.errors import Misconfigured, Rejected, Transient
 from core.scheduler import JobContext, every
@@ -97,23 +99,25 @@ def _refusal(row, ack: OrderAcknowledgement, partner: Partner | None) -> Rejecte
 
 @every(30, name="orders.sftp_acknowledgements")
 def pick_up_sftp_acknowledgements(ctx: JobContext) -> int:
-    """Take the ack files SFTP providers dropped: archived when taken, failed with the reason when refused."""
+    """Take the ack files providers dropped in their folders: archived when taken, failed with the
+    reason when refused."""
     taken = 0
     for tenant in ctx.config.tenants:
         for partner in tenant.partners:
-            if partner.kind != "provider" or not isinstance(partner.channel, SftpChannel):
+            if partner.kind != "provider":
                 continue
             caller = Caller(tenant.code, partner.id, partner.kind)
 
-            def handle(data: bytes, _name: str) -> None:
+            def handle(_name: str, file: BinaryIO) -> None:
+                data = file.read()
                 acknowledge(ctx.store, ctx.config, decode_acknowledgement(data), caller, data)
 
             try:
-                archived, _failed = sftp_order_channel(partner).pick_up_acknowledgements(handle)
+                source = source_for(partner)
+                if source is not None:
+                    taken += len(pick_up(source, ACK_PATTERN, handle, done_suffix=None).archived)
             except (Misconfigured, Rejected, Transient) as error:
                 log.warning("acknowledgements of %s not picked up: %s", partner.id, error)
-                continue
-            taken += archived
     if taken:
         ctx.nudge()
     return taken

@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from functools import partial
 
 from sqlalchemy import Connection, select
 
-from adapters.channels import order_channel
-from core import audit, messages
+from adapters import order_forms
+from adapters.channels import channel_for, send_all
+from core import audit, messages, transfers
 from core.config import HubConfig, Partner
 from core.consumer import PartnerCall, StepContext
 from core.errors import Rejected, Transient
 from core.steps import step
 from core.store import Store, utcnow
+from core.transfers import Receipt
 from flows.orders import rows
+from flows.orders.configuration import order_settings
 from flows.orders.tables import orders
-from schemas.orders import Order, OrderReceipt, OrderStatusChanged
+from schemas.orders import Order, OrderStatusChanged
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +90,30 @@ def deliver(ctx: StepContext) -> PartnerCall | None:
         _status(ctx, order, "superseded", "the provider never received the order: there is nothing to cancel")
         return None
     sent = order if row.delivered_version else order.model_copy(update={"kind": "new"})
-    return PartnerCall(
-        f"{tenant}/{partner.id}",
-        partial(order_channel(partner).deliver, for_provider(sent)),
-        partial(_delivered, partner, order),
+    return _sending(ctx, partner, sent, f"version {order.version} to {partner.id}", partial(_delivered, partner, order))
+
+
+def _sending(
+    ctx: StepContext,
+    partner: Partner,
+    order: Order,
+    detail: str,
+    settle: Callable[[StepContext, list[Receipt] | Exception], None],
+) -> PartnerCall:
+    """The call that sends what a provider may see of `order`, recorded as a transfer when taken."""
+    item = order_forms.outgoing(for_provider(order))
+    return transfers.call(
+        ctx,
+        partner,
+        partial(send_all, channel_for(partner), [item]),
+        action="order.transfer",
+        subject=f"order:{order.order_id}",
+        detail=detail,
+        settle=settle,
     )
 
 
-def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
+def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: list[Receipt] | Exception) -> None:
     tenant = ctx.envelope.tenant
     row = _release(ctx.conn, tenant, order)
     if isinstance(outcome, Rejected):
@@ -110,12 +130,11 @@ def _delivered(partner: Partner, order: Order, ctx: StepContext, outcome: OrderR
             state="delivered",
             delivered_version=order.version,
             reason=None,
-            delivered_at=outcome.received_at,
+            delivered_at=outcome[0].received_at,
             acknowledged_at=None,
             reminded_at=None,
-            ack_due_at=utcnow() + dt.timedelta(hours=partner.ack_deadline_hours),
+            ack_due_at=utcnow() + order_settings(partner).ack_deadline,
         )
-        _transferred(ctx, partner, order, f"version {order.version} to {partner.id}")
         _status(ctx, order, "delivered")
 
 
@@ -130,17 +149,11 @@ def remind(ctx: StepContext) -> PartnerCall | None:
         return None
     if not _claim(ctx.conn, row, order.version):
         return None
-    return PartnerCall(
-        f"{ctx.envelope.tenant}/{partner.id}",
-        partial(order_channel(partner).deliver, for_provider(order)),
-        partial(_reminded, partner, order),
-    )
+    return _sending(ctx, partner, order, f"version {order.version} to {partner.id} again", partial(_released, order))
 
 
-def _reminded(partner: Partner, order: Order, ctx: StepContext, outcome: OrderReceipt | Exception) -> None:
+def _released(order: Order, ctx: StepContext, _outcome: list[Receipt] | Exception) -> None:
     _release(ctx.conn, ctx.envelope.tenant, order)
-    if not isinstance(outcome, Exception):
-        _transferred(ctx, partner, order, f"version {order.version} to {partner.id} again")
 
 
 def resend(store: Store, tenant: str, order_id: str, *, by: str) -> str:
@@ -177,17 +190,6 @@ def _release(conn: Connection, tenant: str, order: Order):
     if row.sending_version == order.version:
         rows.set_values(conn, tenant, order.order_id, sending_version=None, sending_since=None)
     return row
-
-
-def _transferred(ctx: StepContext, partner: Partner, order: Order, detail: str) -> None:
-    audit.record(
-        ctx.conn,
-        actor=f"step:{ctx.step.name}",
-        action="order.transfer",
-        tenant=ctx.envelope.tenant,
-        subject=f"order:{order.order_id}",
-        detail=detail,
-    )
 
 
 def _status(ctx: StepContext, order: Order, status: str, reason: str | None = None) -> None:

@@ -12,6 +12,7 @@ from core.consumer import CASE_SYSTEM
 from core.scheduler import JobContext, every
 from core.store import utcnow
 from flows.orders import rows
+from flows.orders.configuration import order_settings
 from flows.orders.tables import orders
 from schemas.orders import OrderStatusChanged
 
@@ -54,7 +55,7 @@ def flag_overdue(ctx: JobContext) -> int:
             row
             for row in still
             if (partner := ctx.config.partner(row.tenant, row.provider)) is not None
-            and row.reminded_at + partner.reminder_interval <= now
+            and row.reminded_at + order_settings(partner).reminder_interval <= now
         ]
         for row in again:
             rows.set_values(conn, row.tenant, row.order_id, reminded_at=now)

@@ -9,9 +9,9 @@ from functools import partial
 from sqlalchemy import select
 
 from adapters.basis_files import basis_csv, basis_file_name, basis_html
-from adapters.channels import file_channel
-from core import audit, transfers
-from core.config import Partner
+from adapters.channels import channel_for, send_all
+from adapters.transport import Outgoing
+from core import transfers
 from core.consumer import PartnerCall, StepContext
 from core.errors import Rejected
 from core.steps import step
@@ -62,47 +62,15 @@ def deliver_basis(ctx: StepContext) -> PartnerCall:
             adjustments=changes,
         ),
     }
-    named = {
-        basis_file_name(tenant.code, run.period, run_id, provider_org, suffix): data for suffix, data in files.items()
-    }
-    return PartnerCall(
-        f"{tenant.code}/{partner.id}",
-        partial(_send, file_channel(partner), named),
-        partial(_sent, partner, run_id, provider_org, len(mine), named),
-    )
-
-
-def _send(channel, named: dict[str, bytes]) -> None:
-    for name, data in named.items():
-        channel.send_file(name, data)
-
-
-def _sent(
-    partner: Partner,
-    run_id: int,
-    provider_org: str,
-    line_count: int,
-    named: dict[str, bytes],
-    ctx: StepContext,
-    outcome: object,
-) -> None:
-    if isinstance(outcome, Exception):
-        return
-    for name, data in named.items():
-        transfers.record(
-            ctx.conn,
-            tenant=ctx.envelope.tenant,
-            receiver=partner.id,
-            channel=partner.channel.type,
-            name=name,
-            data=data,
-            cause=ctx.envelope.id,
-        )
-    audit.record(
-        ctx.conn,
-        actor=f"step:{ctx.step.name}",
+    items = [
+        Outgoing(basis_file_name(tenant.code, run.period, run_id, provider_org, suffix), data)
+        for suffix, data in files.items()
+    ]
+    return transfers.call(
+        ctx,
+        partner,
+        partial(send_all, channel_for(partner), items),
         action="reimbursement.transfer",
-        tenant=ctx.envelope.tenant,
         subject=f"run:{run_id}",
-        detail=f"basis of {provider_org} to {partner.id}: {line_count} lines",
+        detail=f"basis of {provider_org} to {partner.id}: {len(mine)} lines",
     )

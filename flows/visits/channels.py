@@ -7,20 +7,20 @@ import logging
 from sqlalchemy import select
 
 from core import deadletters
-from core.config import Partner
+from core.config import HubConfig, Partner
 from core.scheduler import JobContext
 from core.store.tables import dead_letters
 
 log = logging.getLogger(__name__)
 
 
-def vendors(config, kind) -> list[tuple[str, Partner]]:
-    """(tenant, vendor) for every visit vendor reached over a channel of type `kind`."""
+def vendors(config: HubConfig, kind: type | None = None) -> list[tuple[str, Partner]]:
+    """(tenant, vendor) for every visit vendor, or every one configured with a channel of type `kind`."""
     return [
         (tenant.code, partner)
         for tenant in config.tenants
         for partner in tenant.partners
-        if partner.kind == "visit_vendor" and isinstance(partner.channel, kind)
+        if partner.kind == "visit_vendor" and (kind is None or isinstance(partner.channel, kind))
     ]
 
 

@@ -5,17 +5,13 @@ the reason, and the files after it are taken as usual."""
 from __future__ import annotations
 
 import logging
-import tempfile
-import traceback
+from typing import BinaryIO
 
-from adapters.channels import sftp_endpoint
-from adapters.sftp import SftpConnection
+from adapters.channels import pick_up, source_for
 from adapters.visit_codecs import parse_visit_file_name, read_visit_csv, visit_file_pattern
-from core.config import Partner, SftpChannel
+from core.config import Partner
 from core.errors import Misconfigured, Rejected, Transient
-from core.redaction import redact
 from core.scheduler import JobContext, every
-from core.store import is_outage
 from flows.visits.channels import configuration_error, vendors
 from flows.visits.versions import in_transaction, store
 from schemas.visits import Visit, VisitRejection
@@ -29,36 +25,21 @@ def pick_up_files(ctx: JobContext, tenant: str, vendor: Partner) -> tuple[int, i
     """Store every ready CSV file of the vendor; returns (files archived, files failed).
 
     A file whose name is outside the contract, that cannot be read, or that fails in any way
-    but an outage of the store goes to `failed/` with its reason, and the folder moves on. An
-    outage leaves the file where it is for the next round.
+    but an outage of the store goes to `failed/` with its reason, kept as a dead letter for IT
+    operations, and the folder moves on. An outage leaves the file where it is for the next round.
     """
-    folder = vendor.channel.outbound_dir
-    archived = failed = 0
-    with SftpConnection(sftp_endpoint(vendor)) as sftp:
-        for name in sftp.ready_files(folder, pattern=visit_file_pattern(vendor.id)):
-            try:
-                _check_name(name, vendor.id)
-                with tempfile.TemporaryFile() as local:
-                    sftp.download(f"{folder}/{name}", local)
-                    local.seek(0)
-                    _store_file(ctx, tenant, vendor.id, name, local)
-            except (Transient, Misconfigured):
-                raise
-            except Exception as error:
-                if is_outage(error):
-                    raise Transient(f"the store is not reachable: {type(error).__name__}") from error
-                if isinstance(error, Rejected):
-                    reason = str(error)
-                else:
-                    reason = f"could not be processed ({type(error).__name__})"
-                    log.error("visit file %s of %s failed\n%s", name, vendor.id, redact(traceback.format_exc()))
-                sftp.fail(folder, name, reason)
-                configuration_error(ctx, tenant, "visits.file", f"{vendor.id} {name}: {reason}")
-                failed += 1
-                continue
-            sftp.archive(folder, name)
-            archived += 1
-    return archived, failed
+
+    def handle(name: str, file: BinaryIO) -> None:
+        _check_name(name, vendor.id)
+        _store_file(ctx, tenant, vendor.id, name, file)
+
+    source = source_for(vendor)
+    if source is None:
+        raise Misconfigured(f"{vendor.id} has no folder of files to pick up", where="channel")
+    done = pick_up(source, visit_file_pattern(vendor.id), handle)
+    for name, reason in done.failed:
+        configuration_error(ctx, tenant, "visits.file", f"{vendor.id} {name}: {reason}")
+    return len(done.archived), len(done.failed)
 
 
 def _check_name(name: str, vendor: str) -> None:
@@ -71,7 +52,7 @@ def _check_name(name: str, vendor: str) -> None:
         raise Rejected(f"the file is named for vendor {named}, not {vendor}")
 
 
-def _store_file(ctx: JobContext, tenant: str, vendor: str, name: str, local) -> None:
+def _store_file(ctx: JobContext, tenant: str, vendor: str, name: str, local: BinaryIO) -> None:
     """Stream the file's rows into the store in chunks; Rejected when the file as a whole is unreadable.
     A row that is wrong, or that the store cannot hold, is rejected with its line."""
     accepted: list[Visit] = []
@@ -109,9 +90,10 @@ def _store_chunk(ctx: JobContext, tenant, vendor, accepted, rejected, lines) -> 
 @every(60, name="visits.files")
 def pick_up_all_files(ctx: JobContext) -> int:
     archived = 0
-    for tenant, vendor in vendors(ctx.config, SftpChannel):
+    for tenant, vendor in vendors(ctx.config):
         try:
-            archived += pick_up_files(ctx, tenant, vendor)[0]
+            if source_for(vendor) is not None:
+                archived += pick_up_files(ctx, tenant, vendor)[0]
         except Transient as error:
             log.warning("visit files of %s not picked up: %s; the next round tries again", vendor.id, error)
         except (Misconfigured, Rejected) as error:

@@ -22,14 +22,7 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def endpoint(sshd) -> SftpEndpoint:
-    return SftpEndpoint(
-        host=sshd.host,
-        port=sshd.port,
-        username=sshd.username,
-        private_key=str(sshd.private_key),
-        host_key=sshd.host_key,
-        timeout=5.0,
-    )
+    return sshd.endpoint()
 
 
 @pytest.fixture

@@ -17,9 +17,11 @@ import zeep
 from fastapi import FastAPI, HTTPException, Request
 from lxml import etree
 
+from adapters.order_forms import order_file_name, outgoing
 from adapters.order_xml import NS
-from adapters.soap.client import SoapOrderChannel
+from adapters.soap.client import SoapTransport
 from adapters.soap.server import SOAP_ENV, soap_router
+from adapters.transport import Outgoing
 from core.errors import Rejected, Transient
 from sandbox.server import LiveServer, free_port
 from sandbox.soap_provider import create_provider_app
@@ -67,18 +69,22 @@ def provider():
         yield serve
 
 
-# --- the order channel: zeep against the provider -----------------------------------------------
+# --- the SOAP transport: zeep against the provider ----------------------------------------------
+
+
+def deliver(channel: SoapTransport, order):
+    return channel.send(outgoing(order))
 
 
 def test_submit_amend_and_cancel_give_receipts_and_carry_the_canonical_values(provider, rng):
     app, url = provider()
-    channel = SoapOrderChannel(url, timeout=5)
+    channel = SoapTransport(url, timeout=5)
     new = an_order(rng)
     amended = new.model_copy(update={"kind": "amend", "version": 2, "instructions": "Nyckel i tubben"})
     cancelled = new.model_copy(update={"kind": "cancel", "version": 3, "services": [], "cancel_reason": "moved"})
     for order in (new, amended, cancelled):
-        receipt = channel.deliver(order)
-        assert (receipt.order_id, receipt.version) == (order.order_id, order.version)
+        receipt = deliver(channel, order)
+        assert (receipt.name, receipt.transport) == (order_file_name(order), "soap")
         assert receipt.received_at.tzinfo is not None
     assert [call.order for call in app.state.received] == [new, amended, cancelled]
     operations = [etree.fromstring(call.raw).find(f"{{{SOAP_ENV}}}Body")[0].tag for call in app.state.received]
@@ -93,23 +99,23 @@ def test_no_log_line_of_a_delivery_holds_the_persons_data(provider, rng, caplog)
     caplog.set_level(logging.DEBUG)
     _app, url = provider(down_for=1)
     order = an_order(rng)
-    SoapOrderChannel(url, timeout=5).deliver(order)
+    deliver(SoapTransport(url, timeout=5), order)
     assert "HTTP 503" in caplog.text  # the retry is logged
     assert order.person.personnummer.digits not in caplog.text and order.person.name not in caplog.text
 
 
 def test_a_repeated_delivery_gets_the_same_receipt(provider, rng):
     app, url = provider()
-    channel = SoapOrderChannel(url, timeout=5)
+    channel = SoapTransport(url, timeout=5)
     order = an_order(rng)
-    assert channel.deliver(order) == channel.deliver(order)
+    assert deliver(channel, order) == deliver(channel, order)
     assert len(app.state.received) == 2
 
 
 def test_a_rejected_order_is_rejected_with_the_reason_and_not_retried(provider, rng):
     app, url = provider()
     with pytest.raises(Rejected) as caught:
-        SoapOrderChannel(url, timeout=5).deliver(an_order(rng, instructions="please REJECT this"))
+        deliver(SoapTransport(url, timeout=5), an_order(rng, instructions="please REJECT this"))
     assert caught.value.reason == "order rejected: the instructions say REJECT"
     assert app.state.calls == 1
 
@@ -117,8 +123,8 @@ def test_a_rejected_order_is_rejected_with_the_reason_and_not_retried(provider, 
 def test_a_provider_that_is_down_is_retried_and_the_order_delivered_once(provider, rng):
     app, url = provider(down_for=2)
     order = an_order(rng)
-    receipt = SoapOrderChannel(url, timeout=5).deliver(order)
-    assert receipt.order_id == order.order_id
+    receipt = deliver(SoapTransport(url, timeout=5), order)
+    assert receipt.name == order_file_name(order)
     assert app.state.calls == 3
     assert [call.order for call in app.state.received] == [order]
 
@@ -126,19 +132,19 @@ def test_a_provider_that_is_down_is_retried_and_the_order_delivered_once(provide
 def test_a_provider_that_stays_down_is_transient(provider, rng):
     app, url = provider(down_for=100)
     with pytest.raises(Transient, match="HTTP 503"):
-        SoapOrderChannel(url, timeout=5).deliver(an_order(rng))
+        deliver(SoapTransport(url, timeout=5), an_order(rng))
     assert app.state.calls > 1 and app.state.received == []
 
 
 def test_nothing_listening_is_transient(rng):
     with pytest.raises(Transient, match="not reachable"):
-        SoapOrderChannel(f"http://127.0.0.1:{free_port()}/soap", timeout=2).deliver(an_order(rng))
+        deliver(SoapTransport(f"http://127.0.0.1:{free_port()}/soap", timeout=2), an_order(rng))
 
 
 def test_the_zeep_client_is_built_once_per_endpoint():
-    first, again = SoapOrderChannel("http://127.0.0.1:9/a"), SoapOrderChannel("http://127.0.0.1:9/a")
+    first, again = SoapTransport("http://127.0.0.1:9/a"), SoapTransport("http://127.0.0.1:9/a")
     assert first._service is again._service
-    assert SoapOrderChannel("http://127.0.0.1:9/b")._service is not first._service
+    assert SoapTransport("http://127.0.0.1:9/b")._service is not first._service
 
 
 def test_the_provider_serves_its_wsdl_pointing_at_itself(provider):
@@ -321,10 +327,10 @@ def test_a_body_that_is_not_an_acknowledgement_is_a_client_fault(hub, body):
 
 def test_a_file_is_delivered_with_deliver_file_and_a_resend_replaces_it(provider):
     app, url = provider()
-    channel = SoapOrderChannel(url, timeout=5)
-    channel.send_file("ersattning_0125_202603_1_5560360793.csv", b"period;amount\r\n2026-03;931.50\r\n")
-    channel.send_file("ersattning_0125_202603_1_5560360793.csv", b"period;amount\r\n2026-03;931.51\r\n")
+    channel = SoapTransport(url, timeout=5)
+    channel.send(Outgoing("ersattning_0125_202603_1_5560360793.csv", b"period;amount\r\n2026-03;931.50\r\n"))
+    channel.send(Outgoing("ersattning_0125_202603_1_5560360793.csv", b"period;amount\r\n2026-03;931.51\r\n"))
     assert app.state.files == {"ersattning_0125_202603_1_5560360793.csv": b"period;amount\r\n2026-03;931.51\r\n"}
     with pytest.raises(Rejected):
-        channel.send_file("../escape.csv", b"x")
+        channel.send(Outgoing("../escape.csv", b"x"))
     assert len(app.state.files) == 1

@@ -23,9 +23,9 @@ import paramiko
 import psycopg
 import pytest
 
-from adapters.order_files import SftpOrderChannel
+from adapters.order_forms import outgoing
 from adapters.order_xml import decode_order
-from adapters.sftp import SftpConnection, SftpEndpoint
+from adapters.sftp import SftpConnection, SftpEndpoint, SftpTransport
 from core.errors import Transient
 from flows.orders.tables import orders as orders_table
 from sandbox.case_system import CaseSystem
@@ -389,7 +389,7 @@ def test_a_connection_cut_at_each_step_of_the_ssh_handshake_is_transient(provide
             host_key=provider_sshd.host_key,
             timeout=5,
         )
-        channel = SftpOrderChannel(
+        channel = SftpTransport(
             endpoint, inbound_dir=f"{provider_sshd.root}/in", outbound_dir=f"{provider_sshd.root}/out"
         )
         banner, kex, login, sftp = _handshake_steps(proxy, provider_sshd)
@@ -415,7 +415,7 @@ def test_a_connection_cut_at_each_step_of_the_ssh_handshake_is_transient(provide
                     pass
             assert proxy.accepted == before + 2, f"cut {step}: not tried again"
         proxy.heal()
-        assert channel.deliver(order).order_id == order.order_id
+        assert channel.send(outgoing(order)).name == f"order_{order.order_id}_{order.version}.xml"
     assert (provider_sshd.root / "in" / f"order_{order.order_id}_{order.version}.xml").exists()
 
 

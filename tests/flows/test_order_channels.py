@@ -23,7 +23,7 @@ from sandbox.server import LiveServer
 from sandbox.soap_provider import create_provider_app
 from schemas.identity import generate_organisation_number
 from schemas.orders import OrderAcknowledgement
-from tests.conftest import TENANT, TOKEN, TOKEN_ENV, wait_for
+from tests.conftest import TENANT, TOKEN, TOKEN_ENV, one_tenant, wait_for
 from tests.flows.orders import first_dead_letter, issue, row, statuses
 from tests.sshd import keygen
 
@@ -46,41 +46,20 @@ def hub_config(soap_provider, sshd, partner_folder) -> HubConfig:
     os.environ.update(
         {TOKEN_ENV: TOKEN, "CASEHUB_TEST_SOAP_TOKEN": PROVIDER_TOKEN, "CASEHUB_TEST_SFTP_KEY": str(sshd.private_key)}
     )
-    return HubConfig.model_validate(
+    return one_tenant(
         {
-            "tenants": [
-                {
-                    "code": TENANT,
-                    "name": "Ekerö kommun",
-                    "partners": [
-                        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
-                        {
-                            "id": "soap-ab",
-                            "kind": "provider",
-                            "organisation_number": SOAP_ORG,
-                            "token_env": "CASEHUB_TEST_SOAP_TOKEN",
-                            "channel": {"type": "soap", "url": soap_provider[1], "timeout": 5},
-                        },
-                        {
-                            "id": "sftp-ab",
-                            "kind": "provider",
-                            "organisation_number": SFTP_ORG,
-                            "channel": {
-                                "type": "sftp",
-                                "host": sshd.host,
-                                "port": sshd.port,
-                                "username": sshd.username,
-                                "private_key_env": "CASEHUB_TEST_SFTP_KEY",
-                                "host_key": sshd.host_key,
-                                "inbound_dir": f"{partner_folder}/in",
-                                "outbound_dir": f"{partner_folder}/out",
-                                "timeout": 5,
-                            },
-                        },
-                    ],
-                }
-            ]
-        }
+            "id": "soap-ab",
+            "kind": "provider",
+            "organisation_number": SOAP_ORG,
+            "token_env": "CASEHUB_TEST_SOAP_TOKEN",
+            "channel": {"type": "soap", "url": soap_provider[1], "timeout": 5},
+        },
+        {
+            "id": "sftp-ab",
+            "kind": "provider",
+            "organisation_number": SFTP_ORG,
+            "channel": sshd.channel("CASEHUB_TEST_SFTP_KEY", partner_folder),
+        },
     )
 
 

@@ -22,7 +22,7 @@ from sandbox.case_system import CaseSystem
 from sandbox.rest_provider import create_rest_provider_app
 from sandbox.server import LiveServer
 from schemas.identity import generate_organisation_number
-from tests.conftest import TENANT, TOKEN, TOKEN_ENV, wait_for
+from tests.conftest import TENANT, TOKEN, TOKEN_ENV, one_tenant, wait_for
 from tests.flows.orders import first_dead_letter, issue, row, statuses
 
 PROVIDER_ORG = generate_organisation_number(random.Random(7)).digits
@@ -47,42 +47,31 @@ def hub_config(provider) -> HubConfig:
             "CASEHUB_TEST_OTHER_TOKEN": "other-provider",
         }
     )
-    return HubConfig.model_validate(
+    return one_tenant(
         {
-            "tenants": [
-                {
-                    "code": TENANT,
-                    "name": "Ekerö kommun",
-                    "partners": [
-                        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
-                        {
-                            "id": "omsorg-ab",
-                            "kind": "provider",
-                            "organisation_number": PROVIDER_ORG,
-                            "token_env": "CASEHUB_TEST_PROVIDER_TOKEN",
-                            "ack_deadline_hours": 24,
-                            "channel": {
-                                "type": "rest",
-                                "url": provider[1],
-                                "token_env": "CASEHUB_TEST_OUR_TOKEN",
-                                "timeout": 5,
-                            },
-                        },
-                        {
-                            "id": "other-ab",
-                            "kind": "provider",
-                            "organisation_number": OTHER_ORG,
-                            "token_env": "CASEHUB_TEST_OTHER_TOKEN",
-                            "channel": {
-                                "type": "rest",
-                                "url": "http://127.0.0.1:9/",
-                                "token_env": "CASEHUB_TEST_OUR_TOKEN",
-                            },
-                        },
-                    ],
-                }
-            ]
-        }
+            "id": "omsorg-ab",
+            "kind": "provider",
+            "organisation_number": PROVIDER_ORG,
+            "token_env": "CASEHUB_TEST_PROVIDER_TOKEN",
+            "orders": {"ack_deadline_hours": 24},
+            "channel": {
+                "type": "rest",
+                "url": provider[1],
+                "token_env": "CASEHUB_TEST_OUR_TOKEN",
+                "timeout": 5,
+            },
+        },
+        {
+            "id": "other-ab",
+            "kind": "provider",
+            "organisation_number": OTHER_ORG,
+            "token_env": "CASEHUB_TEST_OTHER_TOKEN",
+            "channel": {
+                "type": "rest",
+                "url": "http://127.0.0.1:9/",
+                "token_env": "CASEHUB_TEST_OUR_TOKEN",
+            },
+        },
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -175,9 +176,10 @@ def test_approval_freezes_the_run_and_sends_the_provider_its_basis(hub, provider
     assert {r["provider_org"] for r in rows} == {ORG}
     assert b"931.50" in app.state.files[f"{name}.html"]
     with hub.store.begin() as conn:
-        sent = conn.execute(select(transfers)).all()
+        sent = conn.execute(select(transfers).where(transfers.c.name.like("ersattning_%"))).all()
     assert {t.name for t in sent} == {f"{name}.csv", f"{name}.html"}
-    assert all(len(t.sha256) == 64 and t.size > 0 for t in sent)
+    assert {t.sha256 for t in sent} == {hashlib.sha256(data).hexdigest() for data in app.state.files.values()}
+    assert {t.size for t in sent} == {len(data) for data in app.state.files.values()}
 
 
 def test_a_change_after_approval_is_paid_by_a_correction_run_of_differences(hub):

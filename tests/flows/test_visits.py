@@ -28,7 +28,7 @@ from sandbox.server import LiveServer
 from sandbox.visit_vendor import create_vendor_api, drop_daily_file, month_of_visits, push
 from schemas.identity import generate_organisation_number, generate_personnummer
 from schemas.money import Period
-from tests.conftest import TENANT, TOKEN, TOKEN_ENV
+from tests.conftest import TENANT, TOKEN, TOKEN_ENV, one_tenant
 
 RNG = random.Random(21)
 PROVIDER = generate_organisation_number(RNG).digits
@@ -57,43 +57,23 @@ def hub_config(vendor_api, sshd, partner_folder) -> HubConfig:
             "CASEHUB_TEST_SFTP_KEY": str(sshd.private_key),
         }
     )
-    return HubConfig.model_validate(
+    return one_tenant(
+        {"id": "pusher", "kind": "visit_vendor", "token_env": "CASEHUB_TEST_PUSH"},
         {
-            "tenants": [
-                {
-                    "code": TENANT,
-                    "name": "Ekerö kommun",
-                    "partners": [
-                        {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV},
-                        {"id": "pusher", "kind": "visit_vendor", "token_env": "CASEHUB_TEST_PUSH"},
-                        {
-                            "id": "poller",
-                            "kind": "visit_vendor",
-                            "channel": {
-                                "type": "rest",
-                                "url": vendor_api[1],
-                                "token_env": "CASEHUB_TEST_POLL",
-                                "timeout": 5,
-                            },
-                        },
-                        {
-                            "id": "filer",
-                            "kind": "visit_vendor",
-                            "channel": {
-                                "type": "sftp",
-                                "host": sshd.host,
-                                "port": sshd.port,
-                                "username": sshd.username,
-                                "private_key_env": "CASEHUB_TEST_SFTP_KEY",
-                                "host_key": sshd.host_key,
-                                "outbound_dir": f"{partner_folder}/out",
-                                "timeout": 5,
-                            },
-                        },
-                    ],
-                }
-            ]
-        }
+            "id": "poller",
+            "kind": "visit_vendor",
+            "channel": {
+                "type": "rest",
+                "url": vendor_api[1],
+                "token_env": "CASEHUB_TEST_POLL",
+                "timeout": 5,
+            },
+        },
+        {
+            "id": "filer",
+            "kind": "visit_vendor",
+            "channel": sshd.channel("CASEHUB_TEST_SFTP_KEY", partner_folder),
+        },
     )
 
 
