@@ -130,4 +130,5 @@ class Breakers:
 
 
 def _pause(failures: int) -> float:
-    return min(MAX_PAUSE, FIRST_PAUSE * 2 ** (failures - 1))
+    factor: int = 2 ** (failures - 1)  # failures >= 1: an int (typeshed's int ** int is Any)
+    return min(MAX_PAUSE, FIRST_PAUSE * factor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import cast
 
 import dramatiq
 import pika
@@ -16,7 +17,8 @@ import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, Retries
-from sqlalchemy import select
+from pika.adapters.blocking_connection import BlockingChannel
+from sqlalchemy import Connection, select
 
 from core import deadletters
 from core.breaker import Breakers
@@ -53,10 +55,12 @@ class Bus:
         dramatiq.set_broker(self.broker)
         self.breakers = Breakers(max_in_flight=max(1, settings.worker_threads // 2))  # set again by worker()
         self.steps = steps()
-        self.actors: dict[str, dramatiq.Actor] = {name: self._actor(s) for name, s in self.steps.items()}
+        self.actors: dict[str, dramatiq.Actor[[list[str]], None]] = {
+            name: self._actor(s) for name, s in self.steps.items()
+        }
         self._declared: set[str] = set()
 
-    def _actor(self, step: Step) -> dramatiq.Actor:
+    def _actor(self, step: Step) -> dramatiq.Actor[[list[str]], None]:
         def run(envelope_ids: list[str]) -> None:
             try:
                 run_step(self.store, self.config, step, envelope_ids, breakers=self.breakers)
@@ -65,14 +69,13 @@ class Bus:
 
         run.__name__ = step.name  # dramatiq names and logs actors by their function
         return dramatiq.actor(
-            run,
             actor_name=step.name,
             queue_name=step.queue,
             broker=self.broker,
             max_retries=self.settings.retry_max,
             min_backoff=self.settings.retry_min_backoff_ms,
             max_backoff=self.settings.retry_max_backoff_ms,
-        )
+        )(run)  # the decorator form: dramatiq's overloads type options only there; the same call at run time
 
     def dispatch(self, items: list[tuple[str, str]]) -> None:
         """Enqueue (step name, envelope id) pairs, grouped into messages of up to the step's batch;
@@ -91,15 +94,16 @@ class Bus:
             for message in messages:
                 self.broker.enqueue(message)
             return
+        broker = cast(RabbitmqBroker, self.broker)  # a publisher is made only beside a RabbitmqBroker
         try:
             for queue in {m.queue_name for m in messages} - self._declared:
-                self.broker.declare_queue(queue, ensure=True)
+                broker.declare_queue(queue, ensure=True)
                 self._declared.add(queue)
             self.publisher.publish([("", m.queue_name, m.encode(), None) for m in messages])
         except Exception:
             # RabbitMQ may come back without its queues: have dramatiq declare them again (its own
             # consumers do the same on a 404), and us ensure them before the next publish
-            self.broker.queues_pending.update(self._declared)
+            broker.queues_pending.update(self._declared)
             self._declared.clear()
             raise
 
@@ -140,7 +144,7 @@ def amqp_parameters(url: str, timeout: float) -> pika.URLParameters:
     return parameters
 
 
-def _as_dict(parameters: pika.URLParameters) -> dict:
+def _as_dict(parameters: pika.URLParameters) -> dict[str, object]:
     names = (
         "host",
         "port",
@@ -169,7 +173,7 @@ class AmqpPublisher:
         self._connections: list[pika.BlockingConnection] = []
         self._exchanges: set[str] = set()
 
-    def _channel(self):
+    def _channel(self) -> BlockingChannel:
         channel = getattr(self._local, "channel", None)
         if channel is None or channel.is_closed:
             connection = pika.BlockingConnection(self.parameters)
@@ -223,7 +227,14 @@ class DeadLetterOnExhaustion(Middleware):
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def after_process_message(self, broker, message, *, result=None, exception=None):
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
+        *,
+        result: object = None,
+        exception: BaseException | None = None,
+    ) -> None:
         if exception is None or not message.failed:
             return
         cause = exception.__cause__ if isinstance(exception, dramatiq.Retry) and exception.__cause__ else exception
@@ -250,5 +261,6 @@ class DeadLetterOnExhaustion(Middleware):
         log.error("step %s gave up on %d envelopes", message.actor_name, len(envelope_ids) - len(done))
 
 
-def _tenant_of(conn, envelope_id: str) -> str | None:
-    return conn.scalar(select(tables.messages.c.tenant).where(tables.messages.c.id == envelope_id))
+def _tenant_of(conn: Connection, envelope_id: str) -> str | None:
+    tenant: str | None = conn.scalar(select(tables.messages.c.tenant).where(tables.messages.c.id == envelope_id))
+    return tenant

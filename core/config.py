@@ -23,12 +23,13 @@ from __future__ import annotations
 import hmac
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from schemas.documents import PartnerKind
 from schemas.identity import OrganisationNumber
@@ -221,7 +222,7 @@ def load(path: Path) -> HubConfig:
         raise ConfigError(path, [_describe(e) for e in error.errors()]) from None
 
 
-def check(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+def check(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
     """Every problem with the file, including tokens whose environment variable is not set."""
     environ = os.environ if environ is None else environ
     try:
@@ -259,7 +260,7 @@ def unknown_sections(config: HubConfig) -> list[str]:
     return problems
 
 
-def _describe(error: dict, within: str = "") -> str:
+def _describe(error: ErrorDetails, within: str = "") -> str:
     parts = [within] if within else []
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in (*parts, *error["loc"]))
     return f"{where.lstrip('.') or 'file'}: {error['msg'].removeprefix('Value error, ')}"
@@ -277,7 +278,7 @@ class Caller:
 class Tokens:
     """Bearer tokens to callers, read once from the environment variables the configuration names."""
 
-    def __init__(self, config: HubConfig, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, config: HubConfig, environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
         self._callers: list[tuple[bytes, Caller]] = []
         for tenant in config.tenants:

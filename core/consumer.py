@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, select, update
@@ -63,7 +63,7 @@ class StepContext:
         except ValueError as error:
             raise Rejected(str(error)) from None
 
-    def emit(self, type: str, payload: dict, destination: str = CASE_SYSTEM) -> Envelope:
+    def emit(self, type: str, payload: dict[str, Any], destination: str = CASE_SYSTEM) -> Envelope:
         """Send a new envelope, caused by this one, when this step commits."""
         envelope = self.envelope.caused(type, f"casehub/{self.step.name}", payload)
         self.outgoing.append((envelope, destination))

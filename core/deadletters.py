@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import Connection, insert, select, update
 
 from core import audit, messages
@@ -31,7 +34,7 @@ def record(
     raw: bytes | None = None,
 ) -> int:
     """Keep a failure. `kind` is `rejected` (bad input), `exhausted` (retries used up) or `misconfigured`."""
-    return conn.execute(
+    letter_id: int = conn.execute(
         insert(dead_letters)
         .values(
             tenant=tenant,
@@ -45,6 +48,7 @@ def record(
         )
         .returning(dead_letters.c.id)
     ).scalar_one()
+    return letter_id
 
 
 def _storable(reason: str) -> str:
@@ -62,7 +66,7 @@ def listing(conn: Connection, *, status: str | None = "open", limit: int = 100, 
     return page(conn, query, limit=limit, offset=offset)
 
 
-def read(conn: Connection, letter_id: int, *, by: str) -> dict | None:
+def read(conn: Connection, letter_id: int, *, by: str) -> dict[str, Any] | None:
     """A dead letter whole, with the input it kept, for a person to see: the read is audited, as `by`."""
     letter = show(conn, letter_id)
     if letter is not None:
@@ -71,12 +75,14 @@ def read(conn: Connection, letter_id: int, *, by: str) -> dict | None:
     return letter
 
 
-def show(conn: Connection, letter_id: int) -> dict | None:
+def show(conn: Connection, letter_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).first()
     return dict(row._mapping) if row else None
 
 
-def replay(conn: Connection, letter_id: int, *, by: str, accept_raw) -> str:
+def replay(
+    conn: Connection, letter_id: int, *, by: str, accept_raw: Callable[[Connection, bytes, str | None], str]
+) -> str:
     """Send a dead letter through its step again; returns the envelope id that goes again.
 
     A stored message goes back to its step through the outbox; raw input is decoded again by
@@ -94,7 +100,7 @@ def replay(conn: Connection, letter_id: int, *, by: str, accept_raw) -> str:
         )
     if letter["message_id"] and letter["step"] != INBOUND:
         messages.rerun(conn, letter["message_id"], letter["step"], letter["tenant"])
-        envelope_id = letter["message_id"]
+        envelope_id: str = letter["message_id"]
     else:
         envelope_id = accept_raw(conn, letter["raw"], letter["tenant"])
     conn.execute(

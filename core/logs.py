@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from core.redaction import RedactingFilter
 
@@ -34,11 +35,11 @@ class RepeatFilter(logging.Filter):
     """Lets a library's warning or worse through once per WINDOW seconds for the same logger family
     and message template; counts the ones it holds back and says so on the next one it lets through."""
 
-    def __init__(self, window: float = WINDOW, clock=time.monotonic) -> None:
+    def __init__(self, window: float = WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.window = window
         self.clock = clock
-        self._seen: dict[tuple, tuple[float, int]] = {}  # key -> (let through at, held back since)
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # key -> (let through at, held back since)
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from sqlalchemy import Connection, delete, insert, select
 
@@ -28,7 +31,7 @@ class Accepted:
 CONFLICT = "already received with another document; a changed message needs a new id"
 
 
-def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Accepted:
+def accept(conn: Connection, items: Sequence[tuple[Envelope, bytes | None]]) -> Accepted:
     """Store inbound envelopes with their original bytes and dispatch each new one to its steps.
 
     Runs in the caller's transaction: once it commits, the envelopes are durable and their
@@ -44,7 +47,7 @@ def accept(conn: Connection, items: list[tuple[Envelope, bytes | None]]) -> Acce
     repeated = [envelope.id for envelope, _ in items if envelope.id not in inserted]
     earlier = load_many_envelopes(conn, repeated) if repeated else {}
     result = Accepted()
-    dispatch = []
+    dispatch: list[_OutboxRow] = []
     for position, (envelope, _raw) in enumerate(items):
         first = earlier.get(envelope.id)
         if first is None:
@@ -64,7 +67,7 @@ def _same_document(a: Envelope, b: Envelope) -> bool:
     return (a.tenant, a.type, a.payload) == (b.tenant, b.type, b.payload)
 
 
-def send_many(conn: Connection, outgoing: list[tuple[Envelope, str]]) -> None:
+def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> None:
     """Keep envelopes the hub produced and put each one's delivery to its destination in the outbox."""
     if not outgoing:
         return
@@ -96,11 +99,11 @@ def load(conn: Connection, envelope_id: str) -> Envelope | None:
     return Envelope.model_validate_json(text) if text is not None else None
 
 
-def load_many_envelopes(conn: Connection, envelope_ids: list[str]) -> dict[str, Envelope]:
+def load_many_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, Envelope]:
     return {key: Envelope.model_validate_json(text) for key, text in load_many(conn, envelope_ids).items()}
 
 
-def load_many(conn: Connection, envelope_ids: list[str]) -> dict[str, str]:
+def load_many(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, str]:
     """Envelope JSON by id, for relaying without parsing."""
     query = select(messages.c.id, messages.c.envelope).where(messages.c.id.in_(envelope_ids))
     return {row.id: row.envelope for row in conn.execute(query)}
@@ -120,7 +123,27 @@ def search(
     return page(conn, query, limit=limit, offset=offset)
 
 
-def _row(envelope: Envelope, raw: bytes | None, direction: str, now) -> dict:
+class _MessageRow(TypedDict):
+    id: str
+    tenant: str
+    type: str
+    source: str
+    direction: str
+    stored_at: dt.datetime
+    raw: bytes | None
+    envelope: str
+
+
+class _OutboxRow(TypedDict):
+    tenant: str
+    destination: str
+    message_id: str
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    position: int | None
+
+
+def _row(envelope: Envelope, raw: bytes | None, direction: str, now: dt.datetime) -> _MessageRow:
     return {
         "id": envelope.id,
         "tenant": envelope.tenant,
@@ -133,7 +156,7 @@ def _row(envelope: Envelope, raw: bytes | None, direction: str, now) -> dict:
     }
 
 
-def _outbox_row(envelope: Envelope, destination: str, now) -> dict:
+def _outbox_row(envelope: Envelope, destination: str, now: dt.datetime) -> _OutboxRow:
     return {
         "tenant": envelope.tenant,
         "destination": destination,

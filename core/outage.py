@@ -35,7 +35,8 @@ class Outage:
                 redact(str(error))[:500],
                 redact(traceback.format_exc()),
             )
-        return min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (self.failures - 1))
+        factor: int = 2 ** (self.failures - 1)  # failures >= 1: an int (typeshed's int ** int is Any)
+        return min(MAX_BACKOFF, FIRST_BACKOFF * factor)
 
     def ok(self) -> None:
         if self.failures:

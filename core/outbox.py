@@ -12,8 +12,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 
 from core import messages, metrics
 from core.bus import Bus
@@ -68,9 +70,10 @@ class Relay:
         metrics.relay_batch.observe(time.perf_counter() - started)
         return len(rows)
 
-    def _publish_events(self, conn: Connection, rows) -> None:
+    def _publish_events(self, conn: Connection, rows: Sequence[Row[int, str, str]]) -> None:
+        """`rows`: (id, destination, message_id) of outbox rows to exchanges."""
         bodies = messages.load_many(conn, [r.message_id for r in rows])
-        by_exchange: dict[str, list] = {}
+        by_exchange: dict[str, list[Row[int, str, str]]] = {}
         for r in rows:
             by_exchange.setdefault(r.destination[9:], []).append(r)
         for exchange, group in by_exchange.items():
@@ -116,7 +119,8 @@ class Relay:
 def _next_position(conn: Connection, count: int) -> int:
     """Reserve `count` feed positions; the first one is returned. Runs under the relay lock."""
     insert_ignore(conn, checkpoints, {"name": FEED_POSITION, "value": "0", "updated_at": utcnow()})
-    current = int(conn.scalar(select(checkpoints.c.value).where(checkpoints.c.name == FEED_POSITION)))
+    # the row is there: inserted just above if it was not
+    current = int(cast(str, conn.scalar(select(checkpoints.c.value).where(checkpoints.c.name == FEED_POSITION))))
     conn.execute(
         update(checkpoints)
         .where(checkpoints.c.name == FEED_POSITION)
@@ -126,7 +130,8 @@ def _next_position(conn: Connection, count: int) -> int:
 
 
 def _type_of(envelope_json: str) -> str:
-    return json.loads(envelope_json)["type"]
+    type_: str = json.loads(envelope_json)["type"]  # a stored envelope's type is a string
+    return type_
 
 
 def feed(conn: Connection, *, tenant: str, since: int, limit: int = 500) -> list[tuple[int, str]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import dramatiq
+from sqlalchemy import Connection
 
 from core import deadletters, messages, metrics
 from core.bus import Bus
@@ -36,7 +38,7 @@ class Hub:
         self.scheduler = Scheduler(self.store, self.jobs)
         self.worker: dramatiq.Worker | None = None
 
-    def accept(self, items: list[tuple[Envelope, bytes | None]], *, channel: str) -> Accepted:
+    def accept(self, items: Sequence[tuple[Envelope, bytes | None]], *, channel: str) -> Accepted:
         """Store first: the envelopes are durable and dispatched when this returns."""
         with self.store.begin() as conn:
             result = messages.accept(conn, items)
@@ -65,7 +67,7 @@ class Hub:
     def replay(self, letter_id: int, *, by: str) -> str:
         """Send a dead letter through again; Rejected if its input is still bad."""
 
-        def accept_raw(conn, raw: bytes, _tenant: str | None) -> str:
+        def accept_raw(conn: Connection, raw: bytes, _tenant: str | None) -> str:
             items = envelopes_from_json(raw, self.config, sender="case_system", max_batch=1)
             if messages.accept(conn, items).conflicts:
                 raise Rejected(messages.CONFLICT, where="id")

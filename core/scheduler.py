@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 from sqlalchemy import update
 
@@ -39,11 +39,13 @@ class Job:
 
 _jobs: dict[str, Job] = {}
 
+Run = TypeVar("Run", bound=Callable[[JobContext], object])
 
-def every(seconds: int, *, name: str):
+
+def every(seconds: int, *, name: str) -> Callable[[Run], Run]:
     """Register a job that runs once every `seconds` with a JobContext as its argument."""
 
-    def register(run: Callable[[JobContext], object]):
+    def register(run: Run) -> Run:
         _jobs[name] = Job(name, seconds, run)
         return run
 
@@ -60,7 +62,7 @@ def claim(store: Store, job: Job, now: dt.datetime) -> bool:
     name = f"job:{job.name}"
     with store.begin() as conn:
         insert_ignore(conn, checkpoints, {"name": name, "value": "", "updated_at": now})
-        won = conn.execute(
+        won: int = conn.execute(
             update(checkpoints)
             .where(checkpoints.c.name == name, checkpoints.c.value < slot)
             .values(value=slot, updated_at=now)

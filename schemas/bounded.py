@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic_core import ErrorDetails
 
 CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 """The control characters refused in text (Unicode's Cc): C0 but tab, line feed and carriage
@@ -49,7 +50,7 @@ Exact = Annotated[Decimal, BeforeValidator(_not_float)]
 """A decimal that was never a binary float: money, hours."""
 
 
-def error_message(detail: dict) -> str:
+def error_message(detail: ErrorDetails) -> str:
     """pydantic's message for one error, in words for a partner: without "Value error, ", and
     with the control-character pattern said as a rule rather than shown as a regular expression."""
     if detail.get("type") == "string_pattern_mismatch" and UNPRINTABLE.search(str(detail.get("input", ""))):

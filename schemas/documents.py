@@ -4,7 +4,7 @@ may send it. The hub's own types (`hub`) never come from outside (architecture r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -58,7 +58,7 @@ def document_of(envelope: Envelope) -> BaseModel:
     return document.model.model_validate(envelope.payload)
 
 
-def json_schemas() -> dict[str, dict]:
+def json_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schema of the Envelope and of every document, by name."""
     schemas = {"envelope": Envelope.model_json_schema()}
     for name, document in DOCUMENTS.items():

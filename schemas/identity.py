@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import random
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
@@ -39,7 +39,7 @@ def _mask(value: Any) -> str:
     return text[: min(8, max(len(text) - 4, 0))] + "****"
 
 
-def _clean(text: Any, what: str, separators: str) -> str:
+def _clean(text: object, what: str, separators: str) -> str:
     """`text` without surrounding whitespace; rejects non-strings and stray characters."""
     if not isinstance(text, str):
         raise ValueError(f"not {what}: expected a string")
@@ -68,7 +68,7 @@ class _IdentityNumber:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.digits == self.digits  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.digits == self.digits
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.digits))
@@ -79,14 +79,20 @@ class _IdentityNumber:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self})"
 
+    if TYPE_CHECKING:  # each kind defines its own, with its own options
+
+        @classmethod
+        def parse(cls, text: str) -> _IdentityNumber: ...
+
     @classmethod
-    def _validate(cls, value: Any) -> Any:
+    def _validate(cls, value: Any) -> _IdentityNumber:
         """Pydantic validation; the error carries a masked input so no full number is echoed."""
         if isinstance(value, cls):
             return value
         try:
             if isinstance(value, str) and len(value) == cls._CANONICAL_LENGTH and value.isdigit():
-                return _parse_canonical(cls, value)
+                # a class is hashable; mypy checks its instances' __hash__ against Hashable (python/mypy#11470)
+                return _parse_canonical(cls, value)  # type: ignore[arg-type]
             return cls.parse(value)
         except ValueError as error:
             detail = InitErrorDetails(
@@ -113,7 +119,7 @@ class _IdentityNumber:
 
 
 @functools.lru_cache(maxsize=200_000)
-def _parse_canonical(cls: type, digits: str) -> _IdentityNumber:
+def _parse_canonical(cls: type[_IdentityNumber], digits: str) -> _IdentityNumber:
     """Numbers in their canonical form, parsed once: a month of visits names each customer many times."""
     return cls.parse(digits)
 

@@ -34,6 +34,8 @@ class Period:
     """A calendar month, written `YYYY-MM`; its bounds are local (Europe/Stockholm) midnights."""
 
     __slots__ = ("year", "month")
+    year: int
+    month: int
     _FORMAT = re.compile(r"^(\d{4})-(\d{2})$")
 
     def __init__(self, year: int, month: int) -> None:

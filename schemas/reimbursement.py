@@ -56,6 +56,10 @@ DEFAULT_RATES: tuple[RateRule, ...] = (
 )
 
 
+def _default_rounding() -> dict[Band, int | None]:
+    return {"day": None, "evening": 15}
+
+
 class Rules(BaseModel):
     """A tenant's reimbursement rules. Every default is the spec's.
 
@@ -71,7 +75,7 @@ class Rules(BaseModel):
     day_weekdays: frozenset[int] = Field(default=frozenset(range(5)), description="0 is Monday")
     holiday_categories: frozenset[Literal["public", "de_facto", "bank", "optional"]] = frozenset({"public"})
     rounding_minutes: dict[Band, int | None] = Field(
-        default_factory=lambda: {"day": None, "evening": 15},
+        default_factory=_default_rounding,
         description="paid minutes are rounded up to a whole multiple of this; None is no rounding",
     )
     tolerance: Decimal = Field(default=Decimal("1.10"), ge=1, description="the ordered-time cap is hours x 60 x this")

@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, insert
+from sqlalchemy import ColumnElement, Connection, CursorResult, Engine, Table, create_engine, event, exc, insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 """Alembic's environment, and core's own revisions in its `versions` folder."""
@@ -95,7 +96,7 @@ class Store:
         except exc.DBAPIError:
             return False
 
-    def begin(self):
+    def begin(self) -> AbstractContextManager[Connection]:
         """A transaction: `with store.begin() as conn: ...` commits on success, rolls back on error."""
         return self.engine.begin()
 
@@ -123,7 +124,13 @@ class Store:
         self.engine.dispose()
 
 
-def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | dict[str, Any], *, returning=None):
+def insert_ignore(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, object]] | Mapping[str, object],
+    *,
+    returning: Sequence[ColumnElement[Any]] | None = None,
+) -> CursorResult[Unpack[tuple[Any, ...]]]:
     """INSERT that skips rows whose key already exists; with `returning`, yields the inserted rows only."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).on_conflict_do_nothing()
@@ -132,7 +139,7 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | d
     return conn.execute(statement, rows)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -141,7 +148,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn) -> None:
+def _sqlite_begin_immediate(conn: Connection) -> None:
     # Writers take the lock at BEGIN, so two transactions never deadlock upgrading a read lock.
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 

@@ -19,28 +19,29 @@ from sqlalchemy import (
     TypeDecorator,
     text,
 )
+from sqlalchemy.engine import Dialect
 
 metadata = MetaData()
 
 
-class UtcDateTime(TypeDecorator):
+class UtcDateTime(TypeDecorator[dt.datetime]):
     """An aware datetime stored in UTC; read back aware on SQLite too (which keeps no zone)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime: times are stored in UTC and must say so")
         return value.astimezone(dt.timezone.utc) if value is not None else None
 
-    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value
 
 
-class Ore(TypeDecorator):
+class Ore(TypeDecorator[Decimal]):
     """Money in SEK, kept as a whole number of öre: exact in the store itself on every database,
     and so in every sum done in SQL (SQLite keeps NUMERIC as a binary float). Python sees a Decimal
     with two decimals; a value with a fraction of an öre is refused, never rounded."""
@@ -48,7 +49,7 @@ class Ore(TypeDecorator):
     impl = BigInteger
     cache_ok = True
 
-    def process_bind_param(self, value: Decimal | int | str | None, dialect) -> int | None:
+    def process_bind_param(self, value: Decimal | int | str | None, dialect: Dialect) -> int | None:
         if value is None:
             return None
         ore = Decimal(value) * 100
@@ -56,7 +57,7 @@ class Ore(TypeDecorator):
             raise ValueError(f"{value} SEK is not a whole number of öre")
         return int(ore)
 
-    def process_result_value(self, value: int | None, dialect) -> Decimal | None:
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value).scaleb(-2)
 
 
