@@ -130,5 +130,5 @@ class Breakers:
 
 
 def _pause(failures: int) -> float:
-    factor: int = 2 ** (failures - 1)  # failures >= 1: an int (typeshed's int ** int is Any)
+    factor: int = 2 ** min(failures - 1, 30)  # capped: 2 ** 1024 times a float overflows
     return min(MAX_PAUSE, FIRST_PAUSE * factor)

@@ -35,7 +35,8 @@ class Outage:
                 redact(str(error))[:500],
                 redact(traceback.format_exc()),
             )
-        factor: int = 2 ** (self.failures - 1)  # failures >= 1: an int (typeshed's int ** int is Any)
+        # capped: 2 ** 1024 times a float overflows, after about 85 minutes of outage
+        factor: int = 2 ** min(self.failures - 1, 30)
         return min(MAX_BACKOFF, FIRST_BACKOFF * factor)
 
     def ok(self) -> None:

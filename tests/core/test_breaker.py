@@ -126,3 +126,13 @@ def test_a_partner_may_hold_only_so_many_calls_at_once_and_a_third_waits_its_tur
     assert breakers.call("p", lambda: "a turn came") == "a turn came"
     for thread in threads:
         thread.join(5)
+
+
+def test_a_partner_down_for_days_pauses_at_most_the_most(breakers, clock):
+    for _ in range(2_000):  # far past 1 024 failures in a row, where an uncapped doubling overflows
+        clock.now += MAX_PAUSE
+        with pytest.raises(Transient):
+            breakers.call("p", down)
+    clock.now += MAX_PAUSE
+    with pytest.raises(Transient, match="connection refused"):  # let through to the partner, not failed fast
+        breakers.call("p", down)

@@ -27,3 +27,9 @@ def test_an_outage_is_logged_once_and_its_end_once_with_a_backoff_capped_at_five
     assert "194107086995" not in lines[0]
     assert lines[1] == "test loop works again after 8 failed attempts"
     assert metrics.loop_up.labels("test loop")._value.get() == 1
+
+
+def test_an_outage_of_days_still_waits_the_capped_backoff():
+    outage = Outage("long loop", logging.getLogger("test.long"))
+    outage.failures = 100_000  # a week and more of failing every five seconds
+    assert outage.failed(ConnectionError("still down")) == MAX_BACKOFF
