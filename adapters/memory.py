@@ -7,6 +7,7 @@ import fnmatch
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import BinaryIO
 
 from adapters.transport import Outgoing
@@ -28,11 +29,12 @@ class MemoryChannel:
         self._lock = threading.Lock()
 
     def send(self, item: Outgoing) -> Receipt:
+        taken = replace(item, data=item.body())  # a file on disk as its bytes, kept after the file goes
         if self.handler is not None:
-            self.handler(item)
+            self.handler(taken)
         with self._lock:
-            self.sent.append(item)
-        return Receipt.of(item.name, item.data, "memory")
+            self.sent.append(taken)
+        return Receipt.of(item.name, taken.body(), "memory")
 
     def drop(self, name: str, data: bytes, *, done_suffix: str | None = ".done") -> None:
         """Leave a file for the hub, as the partner would: the file, then its done-file."""

@@ -46,7 +46,7 @@ class RestTransport:
     def send(self, item: Outgoing) -> Receipt:
         """The item's REST form, or its file; the receipt describes the body that was sent."""
         if item.rest is None:
-            method, path, body, kind = "PUT", f"/files/{item.name}", item.data, "application/octet-stream"
+            method, path, body, kind = "PUT", f"/files/{item.name}", item.body(), "application/octet-stream"
         else:
             method, path, kind = item.rest.method, item.rest.path, "application/json"
             body = json.dumps(item.rest.body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -322,7 +322,11 @@ class SftpTransport:
     def send(self, item: Outgoing) -> Receipt:
         """Write the item's file (as .part, then renamed: a resend replaces)."""
         with SftpConnection(self.endpoint) as sftp:
-            delivery = sftp.upload(self.inbound_dir, item.name, item.data)
+            if isinstance(item.data, bytes):
+                delivery = sftp.upload(self.inbound_dir, item.name, item.data)
+            else:
+                with item.data.open("rb") as source:
+                    delivery = sftp.upload(self.inbound_dir, item.name, source)
         return Receipt(item.name, delivery.size, delivery.sha256, "sftp", utcnow())
 
     @contextmanager

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from core.transfers import Receipt
@@ -41,12 +42,17 @@ class SoapCall:
 @dataclass(frozen=True)
 class Outgoing:
     """One thing to send, under a deterministic name (a resend replaces): a file, or a document in
-    its file form (`data`) and, where the contract has them, its REST and SOAP forms."""
+    its file form (`data`) and, where the contract has them, its REST and SOAP forms. A large file
+    is a path: SFTP streams it from the disk."""
 
     name: str
-    data: bytes
+    data: bytes | Path
     rest: RestRequest | None = None
     soap: SoapCall | None = None
+
+    def body(self) -> bytes:
+        """The file's bytes, read from the disk if they are there."""
+        return self.data if isinstance(self.data, bytes) else self.data.read_bytes()
 
 
 class Channel(Protocol):

@@ -18,6 +18,9 @@ MODULES = (
     "flows.visits.poll",
     "flows.visits.files",
     "flows.reimbursement.configuration",
+    "flows.payroll.configuration",
+    "flows.payroll.intake",
+    "flows.payroll.delivery",
     "flows.reimbursement.delivery",
 )
 """The modules that declare steps, jobs and configuration sections."""

@@ -13,6 +13,7 @@ from schemas.identity import generate_personnummer
 
 STOCKHOLM = dt.timezone(dt.timedelta(hours=1))
 FIRST_NAMES = ["Testa", "Prova", "Exempel", "Fiktiv", "Påhittad"]
+CHILDREN_BORN = dt.date(2010, 1, 1)
 LAST_NAMES = ["Testsson", "Provberg", "Exempelström", "Fiktivdotter"]
 
 
@@ -91,6 +92,59 @@ class CaseSystem:
         envelope = Envelope(
             id=str(uuid.UUID(int=self.rng.getrandbits(128))),
             type="order.issued",
+            tenant=self.tenant,
+            source="case-system",
+            payload=payload,
+        )
+        return envelope.model_dump(mode="json")
+
+    def assignment(
+        self,
+        assignment_id: str,
+        *,
+        kind: str = "foster_family",
+        version: int = 1,
+        valid_from: str = "2026-03-01",
+        valid_to: str | None = None,
+        arvode: str = "9800.00",
+        omkostnad: str = "5420.00",
+        per: str | None = None,
+        recipient: str | None = None,
+        child: str | None = None,
+    ) -> dict:
+        """An `assignment.decided` envelope as JSON: a generated recipient and child; per day for a
+        contact family, per month otherwise, unless `per` says."""
+        rng = random.Random(assignment_id)  # the same recipient and child in every version
+        per = per or ("day" if kind == "contact_family" else "month")
+        payload = {
+            "assignment_id": assignment_id,
+            "version": version,
+            "kind": kind,
+            "recipient": {
+                "personnummer": recipient or generate_personnummer(rng).digits,
+                "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                "employee_id": f"F{rng.randrange(10**6):06d}",
+            },
+            "child": child
+            or generate_personnummer(rng, born_from=dt.date(2010, 1, 1), born_to=dt.date(2020, 12, 31)).digits,
+            "cost_centre": "IFO-FH" if kind == "foster_family" else "IFO-KF",
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+            "components": {"arvode": {"amount": arvode, "per": per}, "omkostnad": {"amount": omkostnad, "per": per}},
+        }
+        return self._envelope("assignment.decided", payload)
+
+    def stays(self, assignment_id: str, period: str, days: list[int], *, version: int = 1) -> dict:
+        """A `stay.reported` envelope as JSON: the days of `period` (YYYY-MM) with a stay."""
+        dates = [f"{period}-{day:02d}" for day in days]
+        return self._envelope(
+            "stay.reported", {"assignment_id": assignment_id, "period": period, "version": version, "dates": dates}
+        )
+
+    def _envelope(self, type: str, payload: dict) -> dict:
+        envelope = Envelope(
+            id=str(uuid.UUID(int=self.rng.getrandbits(128))),
+            type=type,
             tenant=self.tenant,
             source="case-system",
             payload=payload,

@@ -18,6 +18,7 @@ from rich.table import Table
 
 TENANT = "0125"  # Ekerö
 TOKEN_ENV = "CASEHUB_TOKEN_0125_CASE_SYSTEM"
+MUNICIPALITY = "2120000076"  # the organisation number in the payroll file's header (a sample)
 
 CONFIG = f"""\
 [[tenants]]
@@ -40,6 +41,7 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     from core.runtime import Hub
     from core.settings import Settings
     from sandbox.case_system import CaseSystem
+    from sandbox.payroll import SimulatedPayroll
     from sandbox.providers import SimulatedProviders
     from sandbox.server import LiveServer
     from sandbox.visit_vendor import SimulatedVendors
@@ -51,9 +53,14 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
     token = secrets.token_urlsafe(24)
     os.environ[TOKEN_ENV] = token
     checks: list[Check] = []
-    with SimulatedProviders(TENANT) as providers, SimulatedVendors(TENANT) as vendors:
+    with (
+        SimulatedProviders(TENANT) as providers,
+        SimulatedVendors(TENANT) as vendors,
+        SimulatedPayroll(TENANT, MUNICIPALITY) as payroll,
+    ):
         config = workdir / "casehub.toml"
-        config.write_text(CONFIG + providers.partners_toml() + vendors.partners_toml(), encoding="utf-8")
+        partners = providers.partners_toml() + vendors.partners_toml() + payroll.partners_toml()
+        config.write_text(CONFIG + partners, encoding="utf-8")
         settings = Settings(broker_url="memory://", database_url=f"sqlite:///{workdir / 'casehub.db'}", config=config)
         hub = Hub(settings)
         hub.store.migrate()
@@ -66,6 +73,7 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
                 order_checks, issued = _orders(hub, server.url, case_system, providers, console)
                 checks += order_checks
                 checks += _visits_and_run(hub, server.url, issued, providers, vendors, console)
+                checks += _payroll(hub, case_system, payroll, console)
             with hub.store.begin() as conn:
                 letters = [
                     letter
@@ -257,7 +265,8 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
     )
     totals = reimbursement.approve(hub.store, run_id, by="user:granskningsgrupp")
     hub.relay.nudge()
-    sent = _until(lambda: _count(hub, transfers), lambda n: n >= 6)
+    basis_files = select(func.count()).where(transfers.c.name.like("ersattning_%"))
+    sent = _until(lambda: _scalar(hub, basis_files), lambda n: n >= 6)
     table = Table("provider", "basis (kr)", title=f"approved reimbursement basis {period}, run {run_id}")
     for provider, total in sorted(totals.items()):
         table.add_row(provider, f"{total:,.2f}")
@@ -282,17 +291,100 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
     ]
 
 
+def _payroll(hub, case_system, payroll, console: Console) -> list[Check]:
+    """A dozen assignments of all three kinds, paid for last month and this one: a start in the middle
+    of last month, an end in the middle of this one, and a raise that reaches back to last month."""
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from adapters.paxml import read_paxml
+    from core.store.tables import processed
+    from flows.payroll import run
+    from flows.payroll.configuration import payroll_settings
+    from schemas.money import Period
+
+    this = Period.of(dt.date.today())
+    last = this.previous()
+    day = last.first_day.isoformat()[:8]
+    kinds = {"A": "foster_family", "K": "contact_family", "P": "contact_person"}
+    amounts = {"A": ("9800.00", "5420.00"), "K": ("350.00", "250.00"), "P": ("1450.00", "300.00")}
+    decided = [
+        case_system.assignment(
+            f"{prefix}-{n}",
+            kind=kinds[prefix],
+            valid_from=f"{day}10" if (prefix, n) == ("A", 2) else f"{last.year - 1}-01-01",
+            valid_to=f"{this.first_day.isoformat()[:8]}15" if (prefix, n) == ("P", 3) else None,
+            arvode=amounts[prefix][0],
+            omkostnad=amounts[prefix][1],
+        )
+        for prefix in kinds
+        for n in range(1, 5)
+    ]
+    stays = [
+        case_system.stays(f"K-{n}", str(period), [6, 7, 8, 20 + n]) for n in range(1, 5) for period in (last, this)
+    ]
+    raised = case_system.assignment("A-1", version=2, valid_from=last.first_day.isoformat(), arvode="10400.00")
+
+    def handled(events: list[dict]) -> None:
+        case_system.post(events).raise_for_status()
+        ids = [event["id"] for event in events]
+        count = select(func.count()).where(processed.c.step == "payroll.store", processed.c.key.in_(ids))
+        _until(lambda: _scalar(hub, count), lambda n: n == len(ids))
+
+    settings = payroll_settings(hub.config.tenant(TENANT))
+    handled(decided + stays[::2])
+    first = run.draft(hub.store, TENANT, last, settings, by="user:lonehandlaggare")
+    run.approve(hub.store, first, by="user:granskare")
+    handled([raised] + stays[1::2])
+    second = run.draft(hub.store, TENANT, this, settings, by="user:lonehandlaggare")
+    run.approve(hub.store, second, by="user:granskare")
+    hub.relay.nudge()
+    files = _until(payroll.files, lambda found: len(found) == 2)
+    deltas = []
+    if len(files) == 2:
+        _, paid = read_paxml(files[max(files)])
+        deltas = [line for line in paid if line.text.startswith("Rättelse")]
+        table = Table("pay code", "text", "from", "to", "days", "amount", title=f"payroll {this}: the corrections")
+        for line in deltas:
+            table.add_row(
+                line.pay_code,
+                line.text,
+                f"{line.date_from}",
+                f"{line.date_to}",
+                f"{line.quantity}",
+                f"{line.amount:,.2f}",
+            )
+        console.print(table)
+    children = [event["payload"]["child"].encode() for event in decided]
+    return [
+        (
+            "payroll files for two months delivered over SFTP",
+            len(files) == 2,
+            ", ".join(f"{name} ({len(data):,} bytes)" for name, data in files.items()),
+        ),
+        (
+            "the raise reaching back is a correction line",
+            [line.text for line in deltas] == [f"Rättelse {last} Arvode familjehem A-1"],
+            "; ".join(f"{line.text}: {line.amount:,.2f}" for line in deltas),
+        ),
+        (
+            "no child in any payroll file",
+            not any(child in data for child in children for data in files.values()),
+            f"{len(children)} children's personnummer looked for",
+        ),
+    ]
+
+
+def _scalar(hub, query):
+    with hub.store.begin() as conn:
+        return conn.scalar(query)
+
+
 def _basis_taken(providers) -> int:
     """The basis files the three providers hold."""
     over_sftp = list((providers.sftp_root / "inbound").glob("ersattning_*"))
     return len(providers.soap_app.state.files) + len(providers.rest_app.state.files) + len(over_sftp)
-
-
-def _count(hub, table) -> int:
-    from sqlalchemy import func, select
-
-    with hub.store.begin() as conn:
-        return conn.scalar(select(func.count()).select_from(table))
 
 
 def _until(read, done, timeout: float = 60.0):

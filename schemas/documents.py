@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from schemas.case import CaseEventRecorded, Receipt
 from schemas.envelope import Envelope
 from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
+from schemas.payroll import AssignmentDecided, PayrollApproved, StayReported
 from schemas.reimbursement import BasisApproved
 from schemas.visits import Visit, VisitBatch
 
@@ -37,10 +38,13 @@ DOCUMENTS: dict[str, Document] = {
     "order.issued": _document(Order, "case_system"),
     "order.acknowledged": _document(OrderAcknowledgement, "provider"),
     "visit.reported": _document(Visit, "visit_vendor"),
+    "assignment.decided": _document(AssignmentDecided, "case_system"),
+    "stay.reported": _document(StayReported, "case_system"),
     "hub.receipt": _document(Receipt, "hub"),
     "order.status_changed": _document(OrderStatusChanged, "hub"),
     "visit.batch": _document(VisitBatch, "hub"),
     "reimbursement.basis_approved": _document(BasisApproved, "hub"),
+    "payroll.approved": _document(PayrollApproved, "hub"),
 }
 
 

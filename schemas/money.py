@@ -75,6 +75,9 @@ class Period:
     def next(self) -> Period:
         return Period(self.year + self.month // 12, self.month % 12 + 1)
 
+    def previous(self) -> Period:
+        return Period(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
     def starts_at(self) -> dt.datetime:
         """The first instant of the month, local time."""
         return dt.datetime.combine(self.first_day, dt.time(), STOCKHOLM)

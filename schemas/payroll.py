@@ -99,7 +99,7 @@ class PayLine(BaseModel):
 
     employee_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,19}$", description="anstid")
     personnummer: Personnummer = Field(description="the recipient's (persnr)")
-    pay_code: str = Field(pattern=r"^\d{1,6}$", description="lonart")
+    pay_code: str = Field(pattern=r"^[0-9]{1,6}$", description="lonart")
     text: Text = Field(min_length=1, max_length=100, description="benamning")
     date_from: dt.date
     date_to: dt.date
@@ -115,7 +115,7 @@ class PayrollHeader(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     date: dt.date
-    organisation_number: str = Field(pattern=r"^\d{10}$", description="foretagorgnr")
+    organisation_number: str = Field(pattern=r"^[0-9]{10}$", description="foretagorgnr")
     organisation_name: Text = Field(min_length=1, max_length=100, description="foretagnamn")
 
 

@@ -126,11 +126,11 @@ def partner_folder(sshd) -> Path:
 # --- hubs -----------------------------------------------------------------------------------
 
 
-def one_tenant(*partners: dict) -> HubConfig:
-    """A configuration of the tenant TENANT with its case system and `partners`."""
+def one_tenant(*partners: dict, **sections: dict) -> HubConfig:
+    """A configuration of the tenant TENANT with its case system, `partners` and flows' `sections`."""
     case_system = {"id": "case-system", "kind": "case_system", "token_env": TOKEN_ENV}
     return HubConfig.model_validate(
-        {"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [case_system, *partners]}]}
+        {"tenants": [{"code": TENANT, "name": "Ekerö kommun", "partners": [case_system, *partners], **sections}]}
     )
 
 

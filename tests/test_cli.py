@@ -222,7 +222,7 @@ channel = { type = "rest", url = "https://rest-ab.example", token_env = "CASEHUB
     bad.write_text(CONFIG + provider + "[tenants.reimbursment]\nrounding_minutes = 5\n")
     result = CliRunner().invoke(app, ["config", "check", str(bad)])
     assert result.exit_code == 3
-    assert "tenants[0].reimbursment: not a setting, nor a flow's section (reimbursement)" in result.output
+    assert "tenants[0].reimbursment: not a setting, nor a flow's section (payroll, reimbursement)" in result.output
 
 
 def test_orders_list_show_and_resend(cli):

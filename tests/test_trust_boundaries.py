@@ -40,12 +40,12 @@ CALLERS = [(tenant, kind) for tenant in TENANTS for kind in KINDS]
 OUTBOUND_TOKEN = "hub-calls-the-providers"
 
 ALLOWED = {
-    "case_system": {"case.event_recorded", "order.issued"},
+    "case_system": {"case.event_recorded", "order.issued", "assignment.decided", "stay.reported"},
     "provider": {"order.acknowledged"},
     "visit_vendor": {"visit.reported"},
 }
 """What each kind may send; the hub's own types (hub.receipt, order.status_changed, visit.batch,
-reimbursement.basis_approved) no partner may. Written out here, not read from the registry, so
+reimbursement.basis_approved, payroll.approved) no partner may. Written out here, not read from the registry, so
 that a change to the registry has to be made on purpose in both places."""
 
 
@@ -121,6 +121,9 @@ def payloads(case_system: CaseSystem, rng: random.Random, tenant: str) -> dict[s
         "order.status_changed": {"order_id": "ORD-1", "version": 1, "status": "delivered", "at": now},
         "visit.batch": {"channel": "push", "visits": 1, "rejected": 0},
         "reimbursement.basis_approved": {"run_id": 1, "provider_org": ORG[tenant], "period": "2026-03"},
+        "assignment.decided": case_system.assignment(f"A-{rng.getrandbits(16)}")["payload"],
+        "stay.reported": case_system.stays("K-1", "2026-03", [2, 3])["payload"],
+        "payroll.approved": {"run_id": 1, "period": "2026-03"},
     }
 
 

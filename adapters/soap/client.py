@@ -69,7 +69,8 @@ class SoapTransport:
 
     def send(self, item: Outgoing) -> Receipt:
         """Calls the item's operation, or DeliverFile for a file; the answer must echo what it names."""
-        call = item.soap or SoapCall("DeliverFile", {"name": item.name, "content": item.data}, {"name": item.name})
+        data = item.body()
+        call = item.soap or SoapCall("DeliverFile", {"name": item.name, "content": data}, {"name": item.name})
         try:
             operation = getattr(self._service, call.operation)
         except AttributeError:
@@ -81,7 +82,7 @@ class SoapTransport:
                     f"the partner's receipt is not valid: {name} is {getattr(answer, name, None)!r}, not {value!r}",
                     where=call.operation,
                 )
-        return Receipt.of(item.name, item.data, "soap", _received_at(answer, call.operation))
+        return Receipt.of(item.name, data, "soap", _received_at(answer, call.operation))
 
 
 @functools.cache

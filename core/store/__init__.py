@@ -139,6 +139,22 @@ def insert_ignore(
     return conn.execute(statement, rows)
 
 
+def insert_many(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Many rows at once, each a tuple of `columns`' values: COPY on PostgreSQL (several times faster
+    than batched INSERTs), an executemany INSERT elsewhere. The columns' types convert the values on
+    both paths (money to öre, for one)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    convert = [table.c[name].type.bind_processor(conn.dialect) for name in columns]
+    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([value if to is None else to(value) for to, value in zip(convert, row, strict=True)])
+
+
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
     cursor = dbapi_connection.cursor()

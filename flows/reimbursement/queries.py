@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from core import audit
 from core.config import HubConfig
-from core.errors import NotAllowed
+from core.personal import mask, may_reveal
 from core.store import Store
 from flows.reimbursement.tables import lines, runs
 
@@ -24,20 +24,6 @@ class Basis:
     """provider_org, lines, minutes, amount."""
     lines: list[dict]
     """provider_org, customer, category, band, rate, minutes, adjusted_minutes, amount."""
-
-
-def mask(personnummer: str) -> str:
-    return f"{personnummer[:8]}-****"
-
-
-def may_reveal(config: HubConfig, tenant: str, reader: str) -> None:
-    """NotAllowed unless `reader` may see personnummer in full in `tenant`'s data."""
-    found = config.tenant(tenant)
-    if found is None or reader not in found.personal_data_readers:
-        raise NotAllowed(
-            f"{reader} may not see personnummer in full in tenant {tenant} (tenants.personal_data_readers)",
-            where="personnummer",
-        )
 
 
 def basis(

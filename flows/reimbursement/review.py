@@ -15,8 +15,8 @@ from core import audit
 from core.config import HubConfig
 from core.errors import Rejected
 from core.paging import Page, page
+from core.personal import mask, may_reveal
 from core.store import Store
-from flows.reimbursement.queries import mask, may_reveal
 from flows.reimbursement.tables import findings, runs
 from schemas.reimbursement import Reason
 

@@ -14,6 +14,7 @@ from adapters import order_xml
 from core.errors import Rejected
 from schemas.identity import generate_organisation_number, generate_personnummer
 from schemas.orders import Address, Order, OrderAcknowledgement, OrderedService, OrderReceipt, Person
+from tests.xml_attacks import billion_laughs
 
 XSD = etree.XMLSchema(etree.parse(str(order_xml.XSD_PATH)))
 
@@ -269,19 +270,7 @@ def test_a_document_of_another_kind_is_refused():
     assert "expected the element order" in error.reason
 
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE order [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<order xmlns="urn:casehub:lov:orders:1"><order_id>&lol9;</order_id></order>"""
+BILLION_LAUGHS = billion_laughs('<order xmlns="urn:casehub:lov:orders:1"><order_id>&lol9;</order_id></order>')
 
 EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 <!DOCTYPE order [<!ENTITY secret SYSTEM "file:///etc/passwd">]>

@@ -26,5 +26,12 @@ def test_load_registers_every_step_and_job():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     registered_steps, registered_jobs = json.loads(done.stdout)
-    assert registered_steps == ["echo", "orders.deliver", "orders.remind", "reimbursement.deliver"]
+    assert registered_steps == [
+        "echo",
+        "orders.deliver",
+        "orders.remind",
+        "payroll.deliver",
+        "payroll.store",
+        "reimbursement.deliver",
+    ]
     assert registered_jobs == ["orders.overdue", "orders.sftp_acknowledgements", "visits.files", "visits.poll"]
