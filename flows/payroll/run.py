@@ -16,7 +16,7 @@ from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import audit, messages
@@ -31,6 +31,9 @@ from schemas.payroll import ComponentName
 
 BATCH = 5000
 """Lines written at a time, and assignments read at a time: memory stays flat as they grow."""
+
+CHUNK = 1000
+"""Assignments recomputed for a paid period at a time."""
 
 SETTLED = dt.timedelta(hours=1)
 """How far before a run's start an input may have been stored and still be unseen by it (its
@@ -83,9 +86,8 @@ def draft(
             ).scalar_one()
         )
         writer = _Writer(conn, run_id, tenant, settings)
-        period_stays = _stays(conn, tenant, period)
-        for assignment_id, versions in _versions(conn, tenant):
-            writer.add(period, assignment_id, period_lines(versions, period, period_stays.get(assignment_id, _NONE)))
+        for assignment_id, versions, stayed in _versions(conn, tenant, period):
+            writer.add(period, assignment_id, period_lines(versions, period, stayed))
             if progress is not None and writer.assignments % BATCH == 0:
                 progress(writer.assignments)
         for earlier, since in _paid_periods(conn, tenant, period, settings.months_back):
@@ -217,8 +219,19 @@ def _correct(conn: Connection, writer: _Writer, tenant: str, period: Period, sin
             )
         )
     )
-    if not conn.scalar(select(exists(changed))):
-        return
+    ids = sorted(set(conn.scalars(changed)))
+    for start in range(0, len(ids), CHUNK):  # a short list at a time: each query goes by the keys
+        chunk = ids[start : start + CHUNK]
+        paid = _paid(conn, tenant, period, chunk)
+        for assignment_id, versions, stayed in _versions(conn, tenant, period, only=chunk):
+            now = period_lines(versions, period, stayed)
+            latest = max(versions, key=lambda terms: terms.version)
+            deltas = corrections(now, paid.get(assignment_id, {}), latest, period)
+            writer.add(period, assignment_id, deltas, correction=True)
+
+
+def _paid(conn: Connection, tenant: str, period: Period, ids: Sequence[str]) -> dict[str, dict[ComponentName, Paid]]:
+    """What the approved runs paid each of the assignments for the period, per component."""
     paid: dict[str, dict[ComponentName, Paid]] = {}
     for row in conn.execute(
         select(
@@ -233,29 +246,49 @@ def _correct(conn: Connection, writer: _Writer, tenant: str, period: Period, sin
             runs.c.status == "approved",
             lines.c.tenant == tenant,
             lines.c.for_period == str(period),
-            lines.c.assignment_id.in_(changed),
+            lines.c.assignment_id.in_(ids),
         )
         .group_by(lines.c.assignment_id, lines.c.component)
     ):
         paid.setdefault(row[0], {})[row[1]] = Paid(int(row[2]), Decimal(row[3]), Decimal(row[4]))
-    period_stays = _stays(conn, tenant, period)
-    for assignment_id, versions in _versions(conn, tenant, only=changed):
-        now = period_lines(versions, period, period_stays.get(assignment_id, _NONE))
-        latest = max(versions, key=lambda terms: terms.version)
-        deltas = corrections(now, paid.get(assignment_id, {}), latest, period)
-        writer.add(period, assignment_id, deltas, correction=True)
+    return paid
 
 
-def _versions(conn: Connection, tenant: str, *, only: Select[Any] | None = None) -> Iterator[tuple[str, list[Terms]]]:
-    """Each assignment's versions, as the rules read them, streamed in batches."""
-    query = select(assignments).where(assignments.c.tenant == tenant)
+def _versions(
+    conn: Connection, tenant: str, period: Period, *, only: Sequence[str] | None = None
+) -> Iterator[tuple[str, list[Terms], frozenset[dt.date]]]:
+    """Each assignment's versions, as the rules read them, and its days with a stay in the period
+    (from its latest report): streamed in one query, so that memory does not grow with them."""
+    mine = [stays.c.tenant == tenant, stays.c.period == str(period)]
+    if only is not None:
+        mine.append(stays.c.assignment_id.in_(only))
+    latest = (
+        select(stays.c.assignment_id, func.max(stays.c.version).label("version"))
+        .where(*mine)
+        .group_by(stays.c.assignment_id)
+        .subquery()
+    )
+    reported = (
+        select(stays.c.assignment_id, stays.c.days)
+        .join(latest, and_(latest.c.assignment_id == stays.c.assignment_id, latest.c.version == stays.c.version))
+        .where(*mine)
+        .subquery()
+    )
+    query = (
+        select(assignments, reported.c.days.label("stays"))
+        .join(reported, reported.c.assignment_id == assignments.c.assignment_id, isouter=True)
+        .where(assignments.c.tenant == tenant)
+    )
     if only is not None:
         query = query.where(assignments.c.assignment_id.in_(only))
     rows = conn.execute(
         query.order_by(assignments.c.assignment_id, assignments.c.version).execution_options(yield_per=BATCH)
     )
-    for assignment_id, versions in groupby(rows, key=lambda row: row.assignment_id):
-        yield assignment_id, [_terms(row) for row in versions]
+    for assignment_id, group in groupby(rows, key=lambda row: row.assignment_id):
+        versions = list(group)
+        days = (versions[0].stays or "").split(",")
+        stayed = frozenset(dt.date(period.year, period.month, int(day)) for day in days if day)
+        yield assignment_id, [_terms(row) for row in versions], stayed
 
 
 def _terms(row: Row[Any]) -> Terms:
@@ -274,27 +307,6 @@ def _terms(row: Row[Any]) -> Terms:
         row.valid_to,
         components,  # type: ignore[arg-type]
     )
-
-
-def _stays(conn: Connection, tenant: str, period: Period) -> dict[str, frozenset[dt.date]]:
-    """The days with a stay of each assignment in the period, from its latest report."""
-    latest = (
-        select(stays.c.assignment_id, func.max(stays.c.version).label("version"))
-        .where(stays.c.tenant == tenant, stays.c.period == str(period))
-        .group_by(stays.c.assignment_id)
-        .subquery()
-    )
-    found = {}
-    for assignment_id, days in conn.execute(
-        select(stays.c.assignment_id, stays.c.days)
-        .join(
-            latest,
-            (latest.c.assignment_id == stays.c.assignment_id) & (latest.c.version == stays.c.version),
-        )
-        .where(stays.c.tenant == tenant, stays.c.period == str(period))
-    ):
-        found[assignment_id] = frozenset(dt.date(period.year, period.month, int(day)) for day in days.split(",") if day)
-    return found
 
 
 def _approved(conn: Connection, tenant: str, period: Period) -> int | None:
