@@ -476,3 +476,38 @@ def test_commands_that_only_read_open_the_store_and_never_the_bus(cli, monkeypat
         ["visits", "status", "--tenant", TENANT, "--period", "2026-03"],
     ):
         assert cli(*command).exit_code == 0, command
+
+
+def test_payroll_run_review_approve_show_and_deliver(cli):
+    from core.store import utcnow
+    from core.store.tables import audit, outbox
+    from flows.payroll.intake import _assignment_row
+    from flows.payroll.tables import assignments
+    from schemas.payroll import AssignmentDecided
+
+    decided = CaseSystem("http://unused", TOKEN, TENANT).assignment("A-1001", valid_from="2026-02-10")
+    document = AssignmentDecided.model_validate(decided["payload"])
+    with cli.store.begin() as conn:
+        row = _assignment_row(TENANT, document) | {"message_id": decided["id"], "stored_at": utcnow()}
+        conn.execute(assignments.insert().values(row))
+
+    drafted = cli("payroll", "run", "--tenant", TENANT, "--period", "2026-02")
+    assert drafted.exit_code == 0, drafted.output
+    assert "payroll run 1: 0125 2026-02, draft" in drafted.output and "6650.00" in drafted.output
+    assert "10327.86" in drafted.output  # 6 650.00 + 3 677.86
+    reviewed = cli("payroll", "review", "1")
+    recipient = document.recipient.personnummer.digits
+    assert "Arvode familjehem A-1001" in reviewed.output and document.recipient.name in reviewed.output
+    assert f"{recipient[:8]}-****" in reviewed.output and recipient not in reviewed.output
+    approved = cli("payroll", "approve", "1")
+    assert approved.exit_code == 0 and "pay code 3101 approved, 6650.00 kr" in approved.output
+    assert cli("payroll", "approve", "1").exit_code == 1
+    again = cli("payroll", "run", "--tenant", TENANT, "--period", "2026-02")
+    assert again.exit_code == 1 and "2026-02 is paid (run 1)" in again.output
+    assert "approved by" in cli("payroll", "show", "1").output
+    assert cli("payroll", "deliver", "1", "--tenant", TENANT).exit_code == 0
+    with cli.store.begin() as conn:
+        sent = conn.scalars(select(outbox.c.destination).where(outbox.c.destination == "step:payroll.deliver")).all()
+        assert len(sent) == 2  # at approval, and once more
+        actions = set(conn.scalars(select(audit.c.action).where(audit.c.subject == "payroll-run:1")))
+    assert {"payroll.draft", "payroll.read", "payroll.approve", "payroll.resend"} <= actions
