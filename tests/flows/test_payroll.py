@@ -15,10 +15,12 @@ from adapters.channels import installed
 from adapters.memory import MemoryChannel
 from adapters.paxml import check_paxml, read_paxml
 from core.errors import Rejected
+from core.store import utcnow
 from core.store.tables import audit, processed
 from core.transfers import transfers
 from flows.payroll import run
 from flows.payroll.configuration import payroll_settings
+from flows.payroll.tables import runs
 from sandbox.case_system import CaseSystem
 from schemas.identity import generate_organisation_number
 from schemas.money import Period
@@ -277,6 +279,14 @@ def test_the_same_event_twice_is_paid_once_and_a_paid_period_is_not_paid_again(p
         run.draft(hub.store, TENANT, Period(2026, 3), payroll_settings(hub.config.tenant(TENANT)), by="user:x")
     with pytest.raises(Rejected, match="only a draft is approved"):
         run.approve(hub.store, march, by="user:x")
+    with hub.store.begin() as conn:  # a draft made before March was paid, approved after it
+        late = conn.execute(
+            runs.insert()
+            .values(tenant=TENANT, period="2026-03", status="draft", created_at=utcnow(), created_by="user:y")
+            .returning(runs.c.id)
+        ).scalar_one()
+    with pytest.raises(Rejected, match="2026-03 is paid"):
+        run.approve(hub.store, late, by="user:x")
     april = pay(hub, "2026-04")
     assert not [line for line in delivered(payroll, "2026-04", april) if line[1].startswith("Rättelse")]
 
