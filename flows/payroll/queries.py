@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.paxml import file_name
 from sqlalchemy import Connection, and_, func, select
 
+from adapters.paxml import file_name
 from core import audit
 from core.config import HubConfig
 from core.personal import mask, may_reveal
