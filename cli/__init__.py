@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import operations, orders, payroll, reimbursement, running, visits
+from cli import migration, operations, orders, payroll, reimbursement, running, visits
 from cli.running import http_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="casehub, the social-services integration hub")
@@ -23,6 +23,7 @@ for group, name in [
     (orders.app, "orders"),
     (reimbursement.app, "reimbursement"),
     (payroll.app, "payroll"),
+    (migration.app, "migrate"),
     (operations.transfers, "transfers"),
     (operations.audit, "audit"),
     (visits.app, "visits"),

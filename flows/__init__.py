@@ -21,6 +21,7 @@ MODULES = (
     "flows.payroll.configuration",
     "flows.payroll.intake",
     "flows.payroll.delivery",
+    "flows.migration.run",
     "flows.reimbursement.delivery",
 )
 """The modules that declare steps, jobs and configuration sections."""

@@ -74,6 +74,7 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
                 checks += order_checks
                 checks += _visits_and_run(hub, server.url, issued, providers, vendors, console)
                 checks += _payroll(hub, case_system, payroll, console)
+                checks += _migration(hub, workdir, console)
             with hub.store.begin() as conn:
                 letters = [
                     letter
@@ -372,6 +373,52 @@ def _payroll(hub, case_system, payroll, console: Console) -> list[Check]:
             "no child in any payroll file",
             not any(child in data for child in children for data in files.values()),
             f"{len(children)} children's personnummer looked for",
+        ),
+    ]
+
+
+def _migration(hub, workdir: Path, console: Console) -> list[Check]:
+    """A small dirty Logica export (every fault of the contract once) migrated, its reconciliation
+    shown; a second run over the same files sends nothing new."""
+    import shutil
+
+    from sqlalchemy import func, select
+
+    from core.store.tables import messages
+    from flows.migration import run
+    from flows.migration.report import report, write_quarantine
+    from sandbox.legacy_export import dirty_export
+
+    folder = workdir / "logica-export"
+    shutil.rmtree(folder, ignore_errors=True)
+    export = dirty_export(folder)
+    legacy = select(func.count()).where(messages.c.type.like("legacy.%"))
+    runs = []
+    for _ in range(2):
+        run_id = run.start(hub.store, TENANT, folder, dry_run=False, by="user:migrering")
+        run.go(hub.store, run_id)
+        runs.append((run_id, _scalar(hub, legacy)))
+    found = report(hub.store, runs[0][0], by="user:migrering")
+    write_quarantine(hub.store, runs[0][0], workdir / "migration" / f"run-{runs[0][0]}")
+    for name, f in found["files"].items():
+        trailer = "no trailer" if f["trailer_count"] is None else f"trailer {f['trailer_count']}"
+        console.print(
+            f"{name}: {f['read']} read = {f['migrated']} migrated + {f['rejected']} rejected + "
+            f"{f['duplicates']} duplicates; {trailer}{'' if f['trailer_ok'] else ', DISAGREES'}"
+        )
+    console.print(f"legacy run {found['run']}: {'RECONCILES' if found['reconciles'] else 'DOES NOT RECONCILE'}")
+    accounted = all(f["read"] == f["migrated"] + f["rejected"] + f["duplicates"] for f in found["files"].values())
+    return [
+        (
+            "legacy export judged record by record",
+            accounted and sum(f["read"] for f in found["files"].values()) == sum(export.counts.values()),
+            f"{len(found['rejected'])} rejected, {len(found['duplicates'])} duplicates, "
+            f"{sum(f['migrated'] for f in found['files'].values())} migrated; {len(export.faults)} faults planted",
+        ),
+        (
+            "a second run over the same files sends nothing new",
+            runs[1][1] == runs[0][1] > 0,
+            f"{runs[0][1]} documents sent to the case system, then {runs[1][1] - runs[0][1]}",
         ),
     ]
 

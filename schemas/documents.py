@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from schemas.case import CaseEventRecorded, Receipt
 from schemas.envelope import Envelope
+from schemas.legacy import LegacyCase, LegacyDecision, LegacyJournalNote, LegacyPerson
 from schemas.orders import Order, OrderAcknowledgement, OrderStatusChanged
 from schemas.payroll import AssignmentDecided, PayrollApproved, StayReported
 from schemas.reimbursement import BasisApproved
@@ -45,6 +46,10 @@ DOCUMENTS: dict[str, Document] = {
     "visit.batch": _document(VisitBatch, "hub"),
     "reimbursement.basis_approved": _document(BasisApproved, "hub"),
     "payroll.approved": _document(PayrollApproved, "hub"),
+    "legacy.person": _document(LegacyPerson, "hub"),
+    "legacy.case": _document(LegacyCase, "hub"),
+    "legacy.decision": _document(LegacyDecision, "hub"),
+    "legacy.journal_note": _document(LegacyJournalNote, "hub"),
 }
 
 

@@ -45,7 +45,7 @@ ALLOWED = {
     "visit_vendor": {"visit.reported"},
 }
 """What each kind may send; the hub's own types (hub.receipt, order.status_changed, visit.batch,
-reimbursement.basis_approved, payroll.approved) no partner may. Written out here, not read from the registry, so
+reimbursement.basis_approved, payroll.approved, legacy.*) no partner may. Written out here, not read from the registry, so
 that a change to the registry has to be made on purpose in both places."""
 
 
@@ -124,6 +124,28 @@ def payloads(case_system: CaseSystem, rng: random.Random, tenant: str) -> dict[s
         "assignment.decided": case_system.assignment(f"A-{rng.getrandbits(16)}")["payload"],
         "stay.reported": case_system.stays("K-1", "2026-03", [2, 3])["payload"],
         "payroll.approved": {"run_id": 1, "period": "2026-03"},
+        "legacy.person": {"personnummer": generate_personnummer(rng).digits, "last_name": "Testsson"},
+        "legacy.case": {
+            "case_number": "07-0000003",
+            "personnummer": generate_personnummer(rng).digits,
+            "opened": "2020-01-02",
+            "area": "ÄO",
+            "officer": "HANDL1",
+        },
+        "legacy.decision": {
+            "decision_id": "D00000000001",
+            "case_number": "07-0000003",
+            "service_code": "HT-OMS",
+            "hours_per_month": "12.50",
+            "status": "granted",
+        },
+        "legacy.journal_note": {
+            "note_id": "J00000000001",
+            "case_number": "07-0000003",
+            "signature": "HANDL1",
+            "text": "Besök.",
+            "lines": 1,
+        },
     }
 
 

@@ -112,9 +112,9 @@ def test_a_new_revision_sees_every_flows_tables_and_goes_to_its_owners_folder(tm
         done = CliRunner().invoke(app, ["db", "revision", "-m", "nothing", "--flow", "visits"], catch_exceptions=False)
         assert done.exit_code == 0, done.output
         [written] = set(folder.iterdir()) - before
-        assert written.name == "0012_nothing.py"
+        assert written.name == "0013_nothing.py"
         text = written.read_text()
-        assert "Revises: 0011" in text
+        assert "Revises: 0012" in text
         assert "op." not in text  # no table created, dropped or altered
     finally:
         for extra in set(folder.iterdir()) - before:
