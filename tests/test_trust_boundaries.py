@@ -45,8 +45,8 @@ ALLOWED = {
     "visit_vendor": {"visit.reported"},
 }
 """What each kind may send; the hub's own types (hub.receipt, order.status_changed, visit.batch,
-reimbursement.basis_approved, payroll.approved, legacy.*) no partner may. Written out here, not read from the registry, so
-that a change to the registry has to be made on purpose in both places."""
+reimbursement.basis_approved, payroll.approved, legacy.*) no partner may. Written out here, not
+read from the registry, so that a change to the registry has to be made on purpose in both places."""
 
 
 def token(tenant: str, kind: str) -> str:
