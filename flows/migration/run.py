@@ -43,6 +43,9 @@ NAMESPACE = uuid.UUID("6f1c1c36-8a3e-4b5e-9d0c-6a2b1f0e7c11")
 """Envelope ids are derived from the tenant, the document and its content: the same document sent
 again has the same id."""
 
+ANALYZE_EVERY = 25
+"""Batches between refreshes of the verdicts' statistics (see `_analyze`)."""
+
 END = 2**31 - 1
 """The checkpoint's line once the last file is read to its end."""
 
@@ -108,7 +111,9 @@ def _read_file(
         with ExportFile(path) as export:
             export_date = export_date or export.header.export_date
             judged = skip
-            for batch in _batches(export, skip, name):
+            for number, batch in enumerate(_batches(export, skip, name)):
+                if number % ANALYZE_EVERY == 1:
+                    _analyze(store)
                 _judge(store, run, name, batch, export_date)
                 judged += len(batch)
                 if progress is not None:
@@ -119,6 +124,15 @@ def _read_file(
     except Rejected as error:
         _file_done(store, run, name, (None, None), f"{error.where}: {error.reason}" if error.where else error.reason)
     return export_date
+
+
+def _analyze(store: Store) -> None:
+    """Fresh statistics of the verdicts on PostgreSQL: the table grows by the batch within one run,
+    and with the statistics of an empty table each batch's lookup by key became a scan of it all
+    (a run of 100 000 records took 26 s instead of 5)."""
+    if store.engine.dialect.name == "postgresql":
+        with store.begin() as conn:
+            conn.exec_driver_sql("ANALYZE migration_verdicts")
 
 
 def _batches(export: ExportFile, skip: int, name: str) -> Iterator[list[Record]]:
@@ -365,6 +379,7 @@ def _send(conn: Connection, run: Any, documents: list[tuple[str, str, BaseModel]
         if (kind, key) in digests
     }
     outgoing = []
+    new: list[tuple[str, str, str, str, str, int]] = []
     for kind, key, document in documents:
         digest = digests[(kind, key)]
         if known.get((kind, key)) == digest:
@@ -384,10 +399,7 @@ def _send(conn: Connection, run: Any, documents: list[tuple[str, str, BaseModel]
                 .values(digest=digest, message_id=envelope.id, run_id=run.id)
             )
         else:
-            conn.execute(
-                insert(sent).values(
-                    tenant=run.tenant, kind=kind, key=key, digest=digest, message_id=envelope.id, run_id=run.id
-                )
-            )
+            new.append((run.tenant, kind, key, digest, envelope.id, run.id))
         known[(kind, key)] = digest
+    insert_many(conn, sent, ("tenant", "kind", "key", "digest", "message_id", "run_id"), new)
     messages.send_many(conn, outgoing)
