@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.identity import generate_personnummer
+from schemas.identity import check_digit, generate_personnummer
 
 SYSTEM_ID = "LOGOMS41"
 ENCODING = "cp850"
@@ -99,15 +99,6 @@ def _field(value: str, width: int) -> str:
 
 def _yymmdd(day: dt.date | None) -> str:
     return "" if day is None else f"{day.year % 100:02d}{day.month:02d}{day.day:02d}"
-
-
-def _luhn(payload: str) -> str:
-    """The check digit of a personnummer's first nine digits (YYMMDDNNN)."""
-    total = 0
-    for position, char in enumerate(reversed(payload)):
-        product = int(char) * (1 if position % 2 else 2)
-        total += product - 9 if product > 9 else product
-    return str(-total % 10)
 
 
 def header(export_date: dt.date, name: str) -> str:
@@ -473,7 +464,7 @@ class _Dirty:
         elif kind == "impossible_date":
             bad = make.person(*self.born())
             body = bad.written[:2] + "13" + bad.written[4:6] + bad.written[7:10]
-            written = body[:6] + "-" + body[6:] + _luhn(body)
+            written = body[:6] + "-" + body[6:] + check_digit(body)
             self.add(name, "01" + written + bad.record[13:], kind, written)
         elif kind == "zero_personnummer":
             bad = make.person(*self.born())

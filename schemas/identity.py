@@ -24,7 +24,7 @@ FIRST_BIRTH_DATE = dt.date(1870, 1, 1)
 """No living person, nor any record the hub meets, was born before this day."""
 
 
-def _check_digit(payload: str) -> str:
+def check_digit(payload: str) -> str:
     """The Luhn check digit for `payload` (weights 2, 1, 2, ... from its last digit)."""
     total = 0
     for position, char in enumerate(reversed(payload)):
@@ -147,7 +147,7 @@ class Personnummer(_IdentityNumber):
             raise ValueError("the birth date is in the future")
         if digits[8:11] == "000":
             raise ValueError("serial number 000 is never issued")
-        if _check_digit(digits[2:11]) != digits[11]:
+        if check_digit(digits[2:11]) != digits[11]:
             raise ValueError("wrong check digit")
         object.__setattr__(self, "digits", digits)
 
@@ -224,7 +224,7 @@ class OrganisationNumber(_IdentityNumber):
             raise ValueError("not an organisation number: expected 10 digits")
         if digits[2] < "2":
             raise ValueError("not an organisation number: the third digit must be 2 or more")
-        if _check_digit(digits[:9]) != digits[9]:
+        if check_digit(digits[:9]) != digits[9]:
             raise ValueError("wrong check digit")
         object.__setattr__(self, "digits", digits)
 
@@ -269,10 +269,10 @@ def generate_personnummer(
     born = born_from + dt.timedelta(days=rng.randint(0, (born_to - born_from).days))
     day = born.day + (COORDINATION_OFFSET if coordination else 0)
     body = f"{born.year:04d}{born.month:02d}{day:02d}{rng.randint(1, 999):03d}"
-    return Personnummer(body + _check_digit(body[2:]))
+    return Personnummer(body + check_digit(body[2:]))
 
 
 def generate_organisation_number(rng: random.Random) -> OrganisationNumber:
     """A valid organisation number for test data; deterministic for a given `rng` state."""
     body = f"{rng.choice('25789')}{rng.randint(0, 9)}{rng.randint(2, 9)}{rng.randint(0, 999999):06d}"
-    return OrganisationNumber(body + _check_digit(body))
+    return OrganisationNumber(body + check_digit(body))

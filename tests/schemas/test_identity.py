@@ -17,7 +17,7 @@ from schemas.identity import (
     FIRST_BIRTH_DATE,
     OrganisationNumber,
     Personnummer,
-    _check_digit,
+    check_digit,
     generate_organisation_number,
     generate_personnummer,
 )
@@ -93,7 +93,7 @@ def test_a_birth_date_before_1870_is_invalid(text, reference):
 def test_a_birth_date_after_today_or_after_the_reference_date_is_invalid():
     tomorrow = dt.date.today() + dt.timedelta(days=2)
     body = f"{tomorrow:%Y%m%d}123"
-    born_tomorrow = body + _check_digit(body[2:])
+    born_tomorrow = body + check_digit(body[2:])
     with pytest.raises(ValueError, match="future"):
         Personnummer(born_tomorrow)
     with pytest.raises(ValueError, match="future"):
@@ -365,7 +365,7 @@ def twelve_digit_strings(draw):
     born = draw(st.dates(dt.date(1800, 1, 1), dt.date(2099, 12, 31)))
     day = born.day + (60 if draw(st.booleans()) else 0)
     body = f"{born:%Y%m}{day:02d}{draw(st.integers(1, 999)):03d}"
-    digits = list(body + _check_digit(body[2:]))
+    digits = list(body + check_digit(body[2:]))
     if draw(st.booleans()):
         digits[draw(st.integers(0, 11))] = draw(st.sampled_from("0123456789"))
     return "".join(digits)
