@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,22 +108,27 @@ def _read_file(
     store: Store, run: Any, path: Path, skip: int, export_date: dt.date | None, progress: Progress | None
 ) -> dt.date | None:
     name = path.name
-    try:
-        with ExportFile(path) as export:
-            export_date = export_date or export.header.export_date
-            judged = skip
-            for number, batch in enumerate(_batches(export, skip, name)):
-                if number % ANALYZE_EVERY == 1:
-                    _analyze(store)
-                _judge(store, run, name, batch, export_date)
-                judged += len(batch)
-                if progress is not None:
-                    progress(name, judged)
-            _file_done(store, run, name, (export.trailer_count, export.trailer_line), None)
-    except FileNotFoundError:
-        _file_done(store, run, name, (None, None), "the file is not in the folder")
-    except Rejected as error:
-        _file_done(store, run, name, (None, None), f"{error.where}: {error.reason}" if error.where else error.reason)
+    with ExitStack() as stack:
+        try:
+            export = stack.enter_context(ExportFile(path))
+        except FileNotFoundError:
+            _file_done(store, run, name, (None, None), "the file is not in the folder")
+            return export_date
+        except Rejected as error:  # its header: the file cannot be read at all
+            _file_done(
+                store, run, name, (None, None), f"{error.where}: {error.reason}" if error.where else error.reason
+            )
+            return export_date
+        export_date = export_date or export.header.export_date
+        judged = skip
+        for number, batch in enumerate(_batches(export, skip, name)):
+            if number % ANALYZE_EVERY == 1:
+                _analyze(store)
+            _judge(store, run, name, batch, export_date)
+            judged += len(batch)
+            if progress is not None:
+                progress(name, judged)
+        _file_done(store, run, name, (export.trailer_count, export.trailer_line), None)
     return export_date
 
 
@@ -176,7 +182,7 @@ def _checkpoint(conn: Connection, run_id: int, name: str) -> Any:
     """The run's row, locked; Rejected when another process moved the run past this point."""
     row = conn.execute(select(runs).where(runs.c.id == run_id).with_for_update()).one()
     if row.status == "done" or (row.file is not None and list(FILES).index(row.file) > list(FILES).index(name)):
-        raise Rejected(f"migration run {run_id} is being run elsewhere", where="run")
+        raise Rejected(f"migration run {run_id} is past {name}: it is done, or being run elsewhere", where="run")
     return row
 
 
@@ -193,7 +199,9 @@ def _judge(store: Store, run: Any, name: str, records: Sequence[Record], export_
     with store.begin() as conn:
         row = _checkpoint(conn, run.id, name)
         if row.file == name and records[0].line <= row.line:
-            raise Rejected(f"migration run {run.id} is being run elsewhere", where="run")
+            raise Rejected(
+                f"migration run {run.id} is past line {records[0].line}: it is being run elsewhere", where="run"
+            )
         if row.export_date is None:
             conn.execute(update(runs).where(runs.c.id == run.id).values(export_date=export_date))
         decided = _Batch()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.errors import Rejected
 from core.store.tables import messages
 from flows.migration import run
 from flows.migration.report import report, write_quarantine
@@ -120,6 +121,7 @@ CHILD = """
 import os, signal, sys
 import flows
 from core.store import Store
+from core.errors import Rejected
 from flows.migration import run
 flows.load()
 store, run_id, file, line = Store(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -182,3 +184,30 @@ def make_reference(export) -> int:
         return len(legacy_sent(hub))
     finally:
         hub.store.dispose()
+
+
+def test_a_missing_file_and_a_bad_header_are_reported_and_a_run_cannot_be_run_twice_at_once(make_hub, export):
+    hub = make_hub()
+    (export.folder / "BESLUT.DAT").unlink()
+    (export.folder / "JOURNAL.DAT").write_bytes(b"not a header\r\n")
+    run_id = migrate(hub, export.folder)
+    files = report(hub.store, run_id, by="user:migrering")["files"]
+    assert files["BESLUT.DAT"]["problem"] == "the file is not in the folder"
+    assert "not a header" in files["JOURNAL.DAT"]["problem"]
+    assert files["PERS.DAT"]["problem"] is None and files["PERS.DAT"]["read"] == export.counts["PERS.DAT"]
+    with pytest.raises(Rejected, match="being run elsewhere"):
+        run._judge(hub.store, _row_of(hub, run_id), "PERS.DAT", [_first_record(export)], export.export_date)
+
+
+def _row_of(hub, run_id: int):
+    from flows.migration.tables import runs
+
+    with hub.store.begin() as conn:
+        return conn.execute(select(runs).where(runs.c.id == run_id)).one()
+
+
+def _first_record(export):
+    from adapters.legacy_export import ExportFile
+
+    with ExportFile(export.folder / "PERS.DAT") as source:
+        return next(iter(source))
