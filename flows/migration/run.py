@@ -380,8 +380,10 @@ def _send(conn: Connection, run: Any, documents: list[tuple[str, str, BaseModel]
     known = {
         (kind, key): digest
         for kind, key, digest in conn.execute(
-            select(sent.c.kind, sent.c.key, sent.c.digest).where(
-                sent.c.tenant == run.tenant, sent.c.key.in_(sorted({key for _, key in digests}))
+            select(sent.c.kind, sent.c.key, sent.c.digest).where(  # by the whole key: a scan of the tenant grows
+                sent.c.tenant == run.tenant,
+                sent.c.kind.in_(sorted({kind for kind, _ in digests})),
+                sent.c.key.in_(sorted({key for _, key in digests})),
             )
         )
         if (kind, key) in digests
