@@ -133,12 +133,13 @@ def _read_file(
 
 
 def _analyze(store: Store) -> None:
-    """Fresh statistics of the verdicts on PostgreSQL: the table grows by the batch within one run,
-    and with the statistics of an empty table each batch's lookup by key became a scan of it all
-    (a run of 100 000 records took 26 s instead of 5)."""
+    """Fresh statistics of the verdicts and of what was sent, on PostgreSQL: both grow by the batch
+    within one run, and with the statistics of an empty table each batch's lookup by key became a
+    scan of it all (a dry run of 100 000 records took 26 s instead of 5; a full run's cases and
+    decisions went at 1 000 records/s instead of 10 000)."""
     if store.engine.dialect.name == "postgresql":
         with store.begin() as conn:
-            conn.exec_driver_sql("ANALYZE migration_verdicts")
+            conn.exec_driver_sql("ANALYZE migration_verdicts, migration_sent")
 
 
 def _batches(export: ExportFile, skip: int, name: str) -> Iterator[list[Record]]:
