@@ -4,11 +4,7 @@ run and for the full run (judged, stored, published to the case system's exchang
 and peak memory, at 250 000 and at 1 000 000 records (memory must not grow); as the floor,
 PostgreSQL's COPY of as many rows.
 
-    .venv/bin/python benchmarks/migration.py [--records 250000]
-
-The issue's size is 1 000 000 records; `make bench` runs 250 000 for now, because the full run
-slows down as the store fills (about 1 000 records/s by the 340 000th record, against 3 800/s over
-250 000): an open part of issue 13.
+    .venv/bin/python benchmarks/migration.py [--records 1000000]
 """
 
 from __future__ import annotations
@@ -94,7 +90,7 @@ def copy_floor(database: str, rows: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=250_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
     args = parser.parse_args()
     for size in (args.records // 4, args.records):
         with tempfile.TemporaryDirectory(prefix="casehub-bench-migration-") as folder:
