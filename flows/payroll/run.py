@@ -164,9 +164,6 @@ def resend(store: Store, tenant: str, run_id: int, *, by: str) -> None:
         audit.record(conn, actor=by, action="payroll.resend", tenant=tenant, subject=f"payroll-run:{run_id}")
 
 
-_NONE: frozenset[dt.date] = frozenset()
-
-
 class _Writer:
     """The run's lines, turned into rows with their pay codes and written a batch at a time."""
 
