@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from cli import app
@@ -511,3 +511,33 @@ def test_payroll_run_review_approve_show_and_deliver(cli):
         assert len(sent) == 2  # at approval, and once more
         actions = set(conn.scalars(select(audit.c.action).where(audit.c.subject == "payroll-run:1")))
     assert {"payroll.draft", "payroll.read", "payroll.approve", "payroll.resend"} <= actions
+
+
+def test_migrate_plan_run_report_resume_and_status(cli, tmp_path):
+    from sandbox.legacy_export import dirty_export
+
+    export = dirty_export(tmp_path / "export")
+    plan = cli("migrate", "plan", str(export.folder))
+    assert plan.exit_code == 0 and "ARENDE.DAT" in plan.output and "NO" in plan.output  # its trailer disagrees
+    quarantine = tmp_path / "quarantine"
+    dry = cli("migrate", "run", str(export.folder), "--tenant", TENANT, "--dry-run", "--quarantine", str(quarantine))
+    assert dry.exit_code == 0, dry.output
+    assert "migration run 1 (dry run)" in dry.output and "DOES NOT RECONCILE" in dry.output
+    assert (quarantine / "run-1" / "PERS.DAT.rejected").read_bytes().count(b"\r\n") == 4
+    report = json.loads(cli("migrate", "report", "1", "--json").output)
+    assert report["files"]["PERS.DAT"] | {"problem": None} == {
+        "read": export.counts["PERS.DAT"],
+        "migrated": 20,
+        "rejected": 4,
+        "duplicates": 1,
+        "trailer_count": export.counts["PERS.DAT"],
+        "trailer_ok": True,
+        "problem": None,
+    }
+    assert cli("migrate", "resume", "1").exit_code == 0  # a run that is done: nothing to do, the report again
+    status = cli("migrate", "status")
+    assert status.exit_code == 0 and "dry run" in status.output and "done" in status.output
+    assert cli("migrate", "report", "9").exit_code == 1
+    with cli.store.begin() as conn:
+        assert conn.scalar(select(func.count()).select_from(messages)) == 0  # a dry run sends nothing
+        assert "migration.report" in set(conn.scalars(select(audit.c.action)))
