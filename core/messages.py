@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, insert, select
 from core import audit
 from core.paging import Page, page
 from core.steps import subscribers
-from core.store import insert_ignore, utcnow
+from core.store import among, insert_ignore, insert_many, utcnow
 from core.store.tables import messages, outbox, processed
 from schemas.envelope import Envelope
 
@@ -72,8 +72,18 @@ def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> Non
     if not outgoing:
         return
     now = utcnow()
-    conn.execute(insert(messages), [_row(envelope, None, "out", now) for envelope, _ in outgoing])
-    conn.execute(insert(outbox), [_outbox_row(envelope, destination, now) for envelope, destination in outgoing])
+    insert_many(
+        conn,
+        messages,
+        ("id", "tenant", "type", "source", "direction", "stored_at", "envelope"),
+        [(e.id, e.tenant, e.type, e.source, "out", now, e.model_dump_json()) for e, _ in outgoing],
+    )
+    insert_many(
+        conn,
+        outbox,
+        ("tenant", "destination", "message_id", "created_at"),
+        [(envelope.tenant, destination, envelope.id, now) for envelope, destination in outgoing],
+    )
 
 
 def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
@@ -104,9 +114,15 @@ def load_many_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[s
 
 
 def load_many(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, str]:
-    """Envelope JSON by id, for relaying without parsing."""
-    query = select(messages.c.id, messages.c.envelope).where(messages.c.id.in_(envelope_ids))
+    """Envelope JSON by id."""
+    query = select(messages.c.id, messages.c.envelope).where(among(conn, messages.c.id, envelope_ids))
     return {row.id: row.envelope for row in conn.execute(query)}
+
+
+def load_typed(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(type, envelope JSON) by id, for relaying without parsing."""
+    query = select(messages.c.id, messages.c.type, messages.c.envelope).where(among(conn, messages.c.id, envelope_ids))
+    return {row.id: (row.type, row.envelope) for row in conn.execute(query)}
 
 
 def search(

@@ -8,19 +8,18 @@ at a time holds the batch (an advisory lock), so several processes may run relay
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, text, update
 
 from core import messages, metrics
 from core.bus import Bus
 from core.outage import Outage
-from core.store import Store, insert_ignore, utcnow
+from core.store import Store, among, insert_ignore, utcnow
 from core.store.tables import checkpoints, outbox
 
 log = logging.getLogger(__name__)
@@ -64,27 +63,23 @@ class Relay:
             events = [r for r in rows if r.destination.startswith("exchange:")]
             if events:
                 self._publish_events(conn, events)
-            conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow()))
+            conn.execute(update(outbox).where(among(conn, outbox.c.id, [r.id for r in rows])).values(sent_at=utcnow()))
         metrics.relayed.labels("step").inc(len(to_steps))
         metrics.relayed.labels("event").inc(len(events))
         metrics.relay_batch.observe(time.perf_counter() - started)
         return len(rows)
 
     def _publish_events(self, conn: Connection, rows: Sequence[Row[int, str, str]]) -> None:
-        """`rows`: (id, destination, message_id) of outbox rows to exchanges."""
-        bodies = messages.load_many(conn, [r.message_id for r in rows])
+        """`rows`: (id, destination, message_id) of outbox rows to exchanges, in id order."""
+        events = messages.load_typed(conn, [r.message_id for r in rows])
         by_exchange: dict[str, list[Row[int, str, str]]] = {}
         for r in rows:
             by_exchange.setdefault(r.destination[9:], []).append(r)
         for exchange, group in by_exchange.items():
             self.bus.publish_events(
-                exchange, [(_type_of(bodies[r.message_id]), bodies[r.message_id].encode()) for r in group]
+                exchange, [(events[r.message_id][0], events[r.message_id][1].encode()) for r in group]
             )
-        position = _next_position(conn, len(rows))
-        conn.execute(
-            update(outbox).where(outbox.c.id == bindparam("row_id")).values(position=bindparam("pos")),
-            [{"row_id": r.id, "pos": position + i} for i, r in enumerate(rows)],
-        )
+        _number(conn, [r.id for r in rows], _next_position(conn, len(rows)))
 
     def drain(self, timeout: float = 60.0) -> None:
         """Relay until the outbox is empty (for the CLI and tests)."""
@@ -129,9 +124,22 @@ def _next_position(conn: Connection, count: int) -> int:
     return current + 1
 
 
-def _type_of(envelope_json: str) -> str:
-    type_: str = json.loads(envelope_json)["type"]  # a stored envelope's type is a string
-    return type_
+def _number(conn: Connection, ids: list[int], first: int) -> None:
+    """Give the outbox rows `ids` (in id order) the feed positions from `first` on, in one statement
+    on PostgreSQL (a statement per row took longer than publishing them)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "UPDATE outbox SET position = :first + v.n - 1"
+                " FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS v(id, n) WHERE outbox.id = v.id"
+            ),
+            {"first": first, "ids": ids},
+        )
+        return
+    conn.execute(
+        update(outbox).where(outbox.c.id == bindparam("row_id")).values(position=bindparam("pos")),
+        [{"row_id": row_id, "pos": first + i} for i, row_id in enumerate(ids)],
+    )
 
 
 def feed(conn: Connection, *, tenant: str, since: int, limit: int = 500) -> list[tuple[int, str]]:

@@ -13,7 +13,19 @@ from typing import Any, Unpack
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Connection, CursorResult, Engine, Table, create_engine, event, exc, insert
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Engine,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    exc,
+    insert,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -155,6 +167,14 @@ def insert_many(conn: Connection, table: Table, columns: Sequence[str], rows: Se
                 copy.write_row([value if to is None else to(value) for to, value in zip(convert, row, strict=True)])
 
 
+def among(conn: Connection, column: ColumnElement[Any], values: Sequence[object]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`, one parameter however many values
+    (a list of thousands of parameters took longer to build and parse than the query to run)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
     cursor = dbapi_connection.cursor()
@@ -169,4 +189,4 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
 
-__all__ = ["Store", "insert", "insert_ignore", "is_outage", "utcnow"]
+__all__ = ["Store", "among", "insert", "insert_ignore", "is_outage", "utcnow"]
