@@ -24,12 +24,13 @@ FIRST_BIRTH_DATE = dt.date(1870, 1, 1)
 """No living person, nor any record the hub meets, was born before this day."""
 
 
+_DOUBLED = {str(digit): (2 * digit) % 9 if digit < 9 else 9 for digit in range(10)}
+"""A digit's share of a Luhn sum when it is doubled: its double, less 9 above 9."""
+
+
 def check_digit(payload: str) -> str:
     """The Luhn check digit for `payload` (weights 2, 1, 2, ... from its last digit)."""
-    total = 0
-    for position, char in enumerate(reversed(payload)):
-        product = int(char) * (1 if position % 2 else 2)
-        total += product - 9 if product > 9 else product
+    total = sum(map(int, payload[-2::-2])) + sum(map(_DOUBLED.__getitem__, payload[-1::-2]))
     return str(-total % 10)
 
 
@@ -39,14 +40,22 @@ def _mask(value: Any) -> str:
     return text[: min(8, max(len(text) - 4, 0))] + "****"
 
 
+_SPACE = re.compile(r"\s")
+
+
+@functools.lru_cache
+def _allowed(separators: str) -> re.Pattern[str]:
+    return re.compile(f"[0-9{re.escape(separators)}]*")
+
+
 def _clean(text: object, what: str, separators: str) -> str:
     """`text` without surrounding whitespace; rejects non-strings and stray characters."""
     if not isinstance(text, str):
         raise ValueError(f"not {what}: expected a string")
     text = text.strip()
-    if any(char.isspace() for char in text):
+    if _SPACE.search(text):
         raise ValueError(f"not {what}: whitespace inside the number")
-    if not re.fullmatch(f"[0-9{re.escape(separators)}]*", text):
+    if not _allowed(separators).fullmatch(text):
         allowed = " or ".join(f"'{char}'" for char in separators)
         raise ValueError(f"not {what}: only digits 0-9 and a {allowed} separator are allowed")
     return text
@@ -134,11 +143,12 @@ class Personnummer(_IdentityNumber):
     __slots__ = ()
     _CANONICAL_LENGTH = 12
     _FORM = re.compile(r"([0-9]{6}|[0-9]{8})([-+]?)([0-9]{4})")
+    _DIGITS = re.compile(r"[0-9]{12}")
     _JSON_PATTERN = r"^\s*([0-9]{6}[-+]?|[0-9]{8}-?)[0-9]{4}\s*$"
 
     def __init__(self, digits: str, *, reference: dt.date | None = None) -> None:
         """`reference` is the day the number was written (default: today): no one is born after it."""
-        if not (isinstance(digits, str) and re.fullmatch(r"[0-9]{12}", digits)):
+        if not (isinstance(digits, str) and self._DIGITS.fullmatch(digits)):
             raise ValueError("not a personnummer: expected the 12-digit form YYYYMMDDNNNC")
         born = _birth_date(digits)
         if born < FIRST_BIRTH_DATE:
