@@ -12,6 +12,7 @@ note's lines are the migration flow's to judge, with `key_of` and the line numbe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -82,6 +83,9 @@ LAYOUTS: dict[str, dict[str, slice]] = {
 }
 """The fields of each file's data records (cols 1-2 are the record type)."""
 
+WIDTHS = {name: max(field.stop for field in layout.values()) for name, layout in LAYOUTS.items()}
+"""The length of each file's data records: the last column of its last field."""
+
 KEYS: dict[str, tuple[str, ...]] = {
     "PERS.DAT": ("personnummer",),
     "ARENDE.DAT": ("case_number",),
@@ -130,6 +134,7 @@ _TRAILER = re.compile(rb"99([0-9]{9}) *")
 _NOT_TEXT = re.compile(f"{UNPRINTABLE.pattern}|[\t\n\r]")
 """What no field may hold: control characters, and no line breaks or tabs either in a fixed-width field."""
 _ZERO_PERSONNUMMER = re.compile(r"0{6}[-+]?0{4}")
+_DIGITS = re.compile("[0-9]+")
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -302,14 +307,20 @@ def _parse(record: Record, export_date: dt.date) -> Parsed:
         raise _Bad("empty line")
     if line[:2] != FILES[record.file]:
         raise _Bad(f"record type {line[:2]!r} does not belong in {record.file}")
-    layout = LAYOUTS[record.file]
-    last = max(field.stop for field in layout.values())
+    layout, last = LAYOUTS[record.file], WIDTHS[record.file]
     if len(line) < last:
         raise _Bad("record cut short")
     if line[last:].strip(" "):
         raise _Bad(f"trailing characters after column {last}")
+    if bad := _NOT_TEXT.search(line):
+        raise _Bad(f"not valid text in {WORDS[_field_at(layout, bad.start())]}")
     fields = _Fields(line, layout, export_date)
     return _READERS[record.file](fields)
+
+
+def _field_at(layout: dict[str, slice], column: int) -> str:
+    """The name of the field holding the (0-based) column."""
+    return next(name for name, field in layout.items() if field.start <= column < field.stop)
 
 
 class _Fields:
@@ -319,17 +330,11 @@ class _Fields:
         self.line, self.layout, self.export_date = line, layout, export_date
 
     def raw(self, name: str) -> str:
+        """The field as written (a line holding characters no text may hold never gets here)."""
         return self.line[self.layout[name]]
 
-    def checked(self, name: str) -> str:
-        """The field as written, refused if it holds characters no text may hold."""
-        value = self.raw(name)
-        if _NOT_TEXT.search(value):
-            raise _Bad(f"not valid text in {WORDS[name]}")
-        return value
-
     def text(self, name: str) -> str:
-        return self.checked(name).strip()
+        return self.raw(name).strip()
 
     def required(self, name: str) -> str:
         value = self.text(name)
@@ -338,7 +343,7 @@ class _Fields:
         return value
 
     def personnummer(self) -> Personnummer:
-        value = self.checked("personnummer").strip()
+        value = self.text("personnummer")
         if not value:
             raise _Bad("missing personnummer")
         if _ZERO_PERSONNUMMER.fullmatch(value):
@@ -350,20 +355,22 @@ class _Fields:
 
     def date(self, name: str) -> dt.date | None:
         """A YYMMDD date at most CENTURY_WINDOW years after the export date; None for 000000 or spaces."""
-        value = self.checked(name)
-        if value == "000000" or not value.strip():
+        value = self.raw(name)
+        if value == "000000" or value.isspace():
             return None
-        if not re.fullmatch("[0-9]{6}", value):
+        if not _DIGITS.fullmatch(value):
             raise _Bad(f"{WORDS[name]} {value!r} is not YYMMDD")
-        date = _place(int(value[:2]), int(value[2:4]), int(value[4:]), self.export_date)
+        date = _place(value, self.export_date)
         if date is None:
             raise _Bad(f"impossible {WORDS[name]} {value}")
         return date
 
 
-def _place(yy: int, month: int, day: int, export_date: dt.date) -> dt.date | None:
-    """The latest date with these two-digit year, month and day no more than CENTURY_WINDOW years
-    after `export_date`; None if there is none."""
+@functools.lru_cache(maxsize=1 << 16)
+def _place(yymmdd: str, export_date: dt.date) -> dt.date | None:
+    """The latest date written `yymmdd` no more than CENTURY_WINDOW years after `export_date`; None
+    if there is none. Cached: a century holds some 36 500 days, and the files name them over and over."""
+    yy, month, day = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
     year = export_date.year + CENTURY_WINDOW
     if year > dt.MAXYEAR:
         latest = dt.date.max
@@ -458,7 +465,7 @@ def _decision(fields: _Fields) -> LegacyDecision:
     if valid_from is not None and valid_to is not None and valid_to < valid_from:
         raise _Bad("valid to before valid from")
     hours = fields.raw("hours_per_month")
-    if not re.fullmatch("[0-9]{5}", hours):
+    if not _DIGITS.fullmatch(hours):
         raise _Bad("hours are not a number")
     status = fields.raw("status")
     if status.upper() not in STATUSES:
@@ -483,11 +490,11 @@ def _note_line(fields: _Fields) -> NoteLine:
     written = None if date is None else dt.datetime.combine(date, _time(fields.raw("time")), tzinfo=STOCKHOLM)
     signature = fields.text("signature")
     continuation = fields.raw("continuation")
-    if not re.fullmatch("[0-9]{3}", continuation):
+    if not _DIGITS.fullmatch(continuation):
         raise _Bad("continuation is not a number")
     if continuation == "000":
         raise _Bad("continuation is 000, the first line of a note is 001")
-    text = fields.checked("text").rstrip()
+    text = fields.raw("text").rstrip()
     # the note's own rules, for this one line
     _model(
         LegacyJournalNote,
@@ -505,7 +512,7 @@ def _time(value: str) -> dt.time:
     """HHMM, 0000 to 2359."""
     if not value.strip():
         raise _Bad("missing time")
-    if not re.fullmatch("[0-9]{4}", value):
+    if not _DIGITS.fullmatch(value):
         raise _Bad(f"time {value!r} is not HHMM")
     try:
         return dt.time(int(value[:2]), int(value[2:]))
