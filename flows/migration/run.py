@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from adapters.legacy_export import FILES, ExportFile, NoteLine, Record, Rejectio
 from core import audit, messages
 from core.consumer import CASE_SYSTEM
 from core.errors import Rejected
-from core.store import Store, insert_many, utcnow
+from core.store import Store, among, insert_many, utcnow
 from flows.migration.tables import files, runs, sent, verdicts
 from schemas.envelope import Envelope
 from schemas.legacy import LegacyCase, LegacyDecision, LegacyJournalNote, LegacyPerson
@@ -41,8 +42,9 @@ BATCH = 2000
 KINDS = {"PERS.DAT": "person", "ARENDE.DAT": "case", "BESLUT.DAT": "decision", "JOURNAL.DAT": "note"}
 TYPES = {"person": "legacy.person", "case": "legacy.case", "decision": "legacy.decision", "note": "legacy.journal_note"}
 NAMESPACE = uuid.UUID("6f1c1c36-8a3e-4b5e-9d0c-6a2b1f0e7c11")
-"""Envelope ids are derived from the tenant, the document and its content: the same document sent
-again has the same id."""
+"""Envelope ids are derived from the tenant, the run, the document and its content: the same
+document sent again by a resumed run has the same id, and a document changed back to what an
+earlier run sent is a new message."""
 
 ANALYZE_EVERY = 25
 """Batches between refreshes of the verdicts' statistics (see `_analyze`)."""
@@ -121,7 +123,7 @@ def _read_file(
             return export_date
         export_date = export_date or export.header.export_date
         judged = skip
-        for number, batch in enumerate(_batches(export, skip, name)):
+        for number, batch in enumerate(_parsed(_batches(export, skip, name), export_date)):
             if number % ANALYZE_EVERY == 1:
                 _analyze(store)
             _judge(store, run, name, batch, export_date)
@@ -154,6 +156,28 @@ def _batches(export: ExportFile, skip: int, name: str) -> Iterator[list[Record]]
         batch.append(record)
     if batch:
         yield batch
+
+
+Parsed = list[tuple[Record, str, tuple[str, Any] | Rejection]]
+"""A batch's records, each with the SHA-256 of its bytes and what `parse` made of it."""
+
+
+def _parsed(batches: Iterator[list[Record]], export_date: dt.date) -> Iterator[Parsed]:
+    """Each batch parsed, the next one in a thread while this one is judged: most of a batch's time
+    in `_judge` is spent waiting on the store, which lets the thread run."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration-parse") as pool:
+        ahead: Future[Parsed] | None = None
+        for batch in batches:
+            future = pool.submit(_parse, batch, export_date)
+            if ahead is not None:
+                yield ahead.result()
+            ahead = future
+        if ahead is not None:
+            yield ahead.result()
+
+
+def _parse(records: list[Record], export_date: dt.date) -> Parsed:
+    return [(record, hashlib.sha256(record.raw).hexdigest(), parse(record, export_date)) for record in records]
 
 
 def _note_of(record: Record) -> str | None:
@@ -195,8 +219,8 @@ class _Batch:
     documents: list[tuple[str, str, BaseModel]] = field(default_factory=list)
 
 
-def _judge(store: Store, run: Any, name: str, records: Sequence[Record], export_date: dt.date) -> None:
-    kind = KINDS[name]
+def _judge(store: Store, run: Any, name: str, judged: Parsed, export_date: dt.date) -> None:
+    kind, records = KINDS[name], [record for record, _, _ in judged]
     with store.begin() as conn:
         row = _checkpoint(conn, run.id, name)
         if row.file == name and records[0].line <= row.line:
@@ -206,11 +230,11 @@ def _judge(store: Store, run: Any, name: str, records: Sequence[Record], export_
         if row.export_date is None:
             conn.execute(update(runs).where(runs.c.id == run.id).values(export_date=export_date))
         decided = _Batch()
-        firsts = _earlier(conn, run.id, name, {key for record in records if (key := key_of(record))})
-        parsed: list[tuple[Record, str, tuple[str, Any] | Rejection]] = []
-        for record in records:
-            key = None if record.after_trailer else key_of(record)  # what stands after the trailer is junk
-            digest = hashlib.sha256(record.raw).hexdigest()
+        # what stands after the trailer is junk, never a duplicate of a record
+        keys = [None if record.after_trailer else _key(result) for record, _, result in judged]
+        firsts = _earlier(conn, run.id, name, {key for key in keys if key})
+        parsed: Parsed = []
+        for (record, digest, result), key in zip(judged, keys, strict=True):
             first = firsts.get(key) if key else None
             if first is not None:
                 same_as, first_digest = first
@@ -222,7 +246,7 @@ def _judge(store: Store, run: Any, name: str, records: Sequence[Record], export_
                 continue
             if key:
                 firsts[key] = (record.line, digest)
-            parsed.append((record, digest, parse(record, export_date)))
+            parsed.append((record, digest, result))
         if kind == "note":
             _notes(conn, run, parsed, decided)
         else:
@@ -231,6 +255,10 @@ def _judge(store: Store, run: Any, name: str, records: Sequence[Record], export_
         if not run.dry_run:
             _send(conn, run, decided.documents)
         conn.execute(update(runs).where(runs.c.id == run.id).values(file=name, line=records[-1].line))
+
+
+def _key(result: tuple[str, Any] | Rejection) -> str | None:
+    return result.key if isinstance(result, Rejection) else result[0]
 
 
 def _row(
@@ -266,7 +294,7 @@ def _earlier(conn: Connection, run_id: int, name: str, keys: set[str]) -> dict[s
         return found
     for key, line, digest in conn.execute(
         select(verdicts.c.key, verdicts.c.line, verdicts.c.digest)
-        .where(verdicts.c.run_id == run_id, verdicts.c.file == name, verdicts.c.key.in_(sorted(keys)))
+        .where(verdicts.c.run_id == run_id, verdicts.c.file == name, among(conn, verdicts.c.key, sorted(keys)))
         .order_by(verdicts.c.line.desc())
     ):
         found[key] = (line, digest)  # the lowest line last: it stands
@@ -285,44 +313,38 @@ def _records(conn: Connection, run: Any, kind: str, parsed: list[Any], decided: 
         present = _migrated(conn, run, needs[0], needs[1], wanted)
     for record, digest, result in parsed:
         if isinstance(result, Rejection):
-            decided.rows.append(
-                _row(run.id, record, result.key or key_of(record), digest, "rejected", result.reason, raw=True)
-            )
+            decided.rows.append(_row(run.id, record, result.key, digest, "rejected", result.reason, raw=True))
             continue
         key, document = result
         if needs is not None and needs[2](document) not in present:
-            decided.rows.append(_row(run.id, record, key_of(record), digest, "rejected", needs[3], raw=True))
+            decided.rows.append(_row(run.id, record, key, digest, "rejected", needs[3], raw=True))
             continue
         identity = _identity(kind, document)
-        decided.rows.append(_row(run.id, record, key_of(record), digest, "migrated", None, document=identity))
+        decided.rows.append(_row(run.id, record, key, digest, "migrated", None, document=identity))
         decided.documents.append((kind, identity, document))
 
 
 def _notes(conn: Connection, run: Any, parsed: list[Any], decided: _Batch) -> None:
     """Journal lines: the lines of a note (standing together) joined in continuation order."""
-    groups: list[list[tuple[Record, str, NoteLine]]] = []
+    groups: list[list[tuple[Record, str, str, NoteLine]]] = []
     for record, digest, result in parsed:
         if isinstance(result, Rejection):
-            decided.rows.append(
-                _row(run.id, record, result.key or key_of(record), digest, "rejected", result.reason, raw=True)
-            )
+            decided.rows.append(_row(run.id, record, result.key, digest, "rejected", result.reason, raw=True))
             continue
-        line = result[1]
-        if groups and groups[-1][0][2].note_id == line.note_id:
-            groups[-1].append((record, digest, line))
+        key, line = result
+        if groups and groups[-1][0][3].note_id == line.note_id:
+            groups[-1].append((record, digest, key, line))
         else:
-            groups.append([(record, digest, line)])
-    present = _migrated(conn, run, "case", "ARENDE.DAT", {group[0][2].case_number for group in groups})
+            groups.append([(record, digest, key, line)])
+    present = _migrated(conn, run, "case", "ARENDE.DAT", {group[0][3].case_number for group in groups})
     for group in groups:
-        group.sort(key=lambda item: item[2].continuation)
-        first = group[0][2]
+        group.sort(key=lambda item: item[3].continuation)
+        first = group[0][3]
         if first.case_number not in present:
-            for record, digest, _ in group:
-                decided.rows.append(
-                    _row(run.id, record, key_of(record), digest, "rejected", "its case is not migrated", raw=True)
-                )
+            for record, digest, key, _ in group:
+                decided.rows.append(_row(run.id, record, key, digest, "rejected", "its case is not migrated", raw=True))
             continue
-        numbers = [line.continuation for _, _, line in group]
+        numbers = [line.continuation for _, _, _, line in group]
         gap = numbers != list(range(1, len(numbers) + 1))
         warning = f"continuations {', '.join(f'{n:03d}' for n in numbers)}: joined with a gap" if gap else None
         note = LegacyJournalNote(
@@ -330,14 +352,12 @@ def _notes(conn: Connection, run: Any, parsed: list[Any], decided: _Batch) -> No
             case_number=first.case_number,
             written=first.written,
             signature=first.signature,
-            text=" ".join(line.text for _, _, line in group).strip(),
+            text=" ".join(line.text for _, _, _, line in group).strip(),
             lines=len(group),
             gap=gap,
         )
-        for record, digest, _ in group:
-            decided.rows.append(
-                _row(run.id, record, key_of(record), digest, "migrated", warning, document=first.note_id)
-            )
+        for record, digest, key, _ in group:
+            decided.rows.append(_row(run.id, record, key, digest, "migrated", warning, document=first.note_id))
         decided.documents.append(("note", first.note_id, note))
 
 
@@ -361,11 +381,11 @@ def _migrated(conn: Connection, run: Any, kind: str, file: str, keys: set[str]) 
             verdicts.c.run_id == run.id,
             verdicts.c.file == file,
             verdicts.c.verdict == "migrated",
-            verdicts.c.document.in_(wanted),
+            among(conn, verdicts.c.document, wanted),
         )
     )
     before = conn.scalars(
-        select(sent.c.key).where(sent.c.tenant == run.tenant, sent.c.kind == kind, sent.c.key.in_(wanted))
+        select(sent.c.key).where(sent.c.tenant == run.tenant, sent.c.kind == kind, among(conn, sent.c.key, wanted))
     )
     return set(here) | set(before)
 
@@ -384,7 +404,7 @@ def _send(conn: Connection, run: Any, documents: list[tuple[str, str, BaseModel]
             select(sent.c.kind, sent.c.key, sent.c.digest).where(  # by the whole key: a scan of the tenant grows
                 sent.c.tenant == run.tenant,
                 sent.c.kind.in_(sorted({kind for kind, _ in digests})),
-                sent.c.key.in_(sorted({key for _, key in digests})),
+                among(conn, sent.c.key, sorted({key for _, key in digests})),
             )
         )
         if (kind, key) in digests
@@ -396,7 +416,7 @@ def _send(conn: Connection, run: Any, documents: list[tuple[str, str, BaseModel]
         if known.get((kind, key)) == digest:
             continue
         envelope = Envelope(
-            id=str(uuid.uuid5(NAMESPACE, f"{run.tenant}/{kind}/{key}/{digest}")),
+            id=str(uuid.uuid5(NAMESPACE, f"{run.tenant}/{run.id}/{kind}/{key}/{digest}")),
             type=TYPES[kind],
             tenant=run.tenant,
             source="casehub/migration",

@@ -127,12 +127,12 @@ flows.load()
 store, run_id, file, line = Store(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 run.BATCH = 5
 judge = run._judge
-def judge_then_die(store, row, name, records, export_date):
-    if name == file and records[-1].line >= line:
+def judge_then_die(store, row, name, judged, export_date):
+    if name == file and judged[-1][0].line >= line:
         def die(*args):
             os.kill(os.getpid(), signal.SIGKILL)  # in the batch's transaction, before it commits
         run._send = die
-    judge(store, row, name, records, export_date)
+    judge(store, row, name, judged, export_date)
 run._judge = judge_then_die
 run.go(store, run_id)
 """
@@ -196,7 +196,8 @@ def test_a_missing_file_and_a_bad_header_are_reported_and_a_run_cannot_be_run_tw
     assert "not a header" in files["JOURNAL.DAT"]["problem"]
     assert files["PERS.DAT"]["problem"] is None and files["PERS.DAT"]["read"] == export.counts["PERS.DAT"]
     with pytest.raises(Rejected, match="being run elsewhere"):
-        run._judge(hub.store, _row_of(hub, run_id), "PERS.DAT", [_first_record(export)], export.export_date)
+        judged = run._parse([_first_record(export)], export.export_date)
+        run._judge(hub.store, _row_of(hub, run_id), "PERS.DAT", judged, export.export_date)
 
 
 def _row_of(hub, run_id: int):
