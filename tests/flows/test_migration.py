@@ -117,6 +117,32 @@ def test_a_second_run_sends_nothing_and_a_dry_run_judges_alike_and_sends_nothing
     assert len(legacy_sent(hub)) == count and judged(hub, again) == judged(hub, first)
 
 
+def test_a_record_changed_and_changed_back_is_sent_each_time(make_hub, export):
+    """A person renamed in a later export, then renamed back: each run sends what changed, and the
+    third run's message is a new one (not a clash with the first run's id)."""
+    hub = make_hub()
+    first = migrate(hub, export.folder)
+    line = min(
+        n for (name, n), (verdict, _) in judged(hub, first).items() if name == "PERS.DAT" and verdict == "migrated"
+    )
+    path = export.folder / "PERS.DAT"
+    original = path.read_bytes()
+    lines = original.split(b"\r\n")
+    renamed = lines[line - 1][:13] + b"Q" + lines[line - 1][14:]  # column 14: the last name's first letter
+    path.write_bytes(b"\r\n".join([*lines[: line - 1], renamed, *lines[line:]]))
+    count = len(legacy_sent(hub))
+    migrate(hub, export.folder)
+    assert len(legacy_sent(hub)) == count + 1
+    path.write_bytes(original)
+    migrate(hub, export.folder)
+    sent = legacy_sent(hub)
+    assert len(sent) == count + 2 and len({envelope["id"] for envelope in sent}) == count + 2
+    names = [
+        e["payload"]["last_name"] for e in sent if e["type"] == "legacy.person" and e["payload"]["last_name"][0] == "Q"
+    ]
+    assert len(names) == 1
+
+
 CHILD = """
 import os, signal, sys
 import flows
