@@ -2,7 +2,7 @@
 0 done, 1 failed or not found, 2 wrong usage, 3 configuration is wrong.
 
 One module per group of commands: `running` (serve, worker, demo, db, config, schemas),
-`operations` (dead letters, messages, transfers, audit), and one per flow.
+`operations` (dead letters, messages, transfers, audit, schedules, users), and one per flow.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ for group, name in [
     (migration.app, "migrate"),
     (operations.transfers, "transfers"),
     (operations.audit, "audit"),
+    (operations.schedules, "schedules"),
+    (operations.users, "users"),
     (visits.app, "visits"),
 ]:
     app.add_typer(group, name=name)

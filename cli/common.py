@@ -51,6 +51,7 @@ def build_hub():
     from core import logs
     from core.config import ConfigError, unknown_sections
     from core.runtime import Hub
+    from core.scheduler import unknown_jobs
 
     logs.install()
     flows.load()
@@ -58,7 +59,7 @@ def build_hub():
         hub = Hub()
     except ConfigError as error:
         raise fail(str(error), CONFIG) from None
-    unknown = unknown_sections(hub.config)
+    unknown = unknown_sections(hub.config) + unknown_jobs(hub.config)
     if unknown:
         raise fail(f"{hub.settings.config}: " + "; ".join(unknown), CONFIG)
     return hub

@@ -1,4 +1,5 @@
-"""What IT operations looks at and mends: dead letters, stored messages, transfers, the audit log."""
+"""What IT operations looks at and mends: dead letters, stored messages, transfers, the audit log,
+the jobs' schedules, and the console's users."""
 
 from __future__ import annotations
 
@@ -161,3 +162,137 @@ def audit_list(
             row["detail"] or "",
         )
     print_page(table, page, "audit entries")
+
+
+schedules = typer.Typer(no_args_is_help=True, help="The jobs the hub runs on a schedule, per tenant")
+TENANT = typer.Option(..., "--tenant", help="the tenant's kommunkod")
+
+
+@schedules.command("list")
+def schedules_list() -> None:
+    """Every job of every tenant: its cron expression, the next firing, and how the last one went."""
+    import flows
+    from core.scheduler import listing
+    from schemas.identity import STOCKHOLM
+
+    flows.load()  # the jobs
+    store, config = open_store()
+    table = new_table("job", "tenant", "cron", "next", "last", "outcome", "count", "by")
+    for state in listing(store, config):
+        last = state.last
+        upcoming = state.next_at
+        table.add_row(
+            state.job,
+            state.tenant,
+            state.cron,
+            f"paused by {state.paused_by}" if upcoming is None else f"{upcoming.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}",
+            "" if last is None else f"{last.started_at.astimezone(STOCKHOLM):%Y-%m-%d %H:%M:%S}",
+            "" if last is None else last.outcome or ("running" if last.finished_at is None else ""),
+            "" if last is None or last.count is None else str(last.count),
+            "" if last is None else last.fired_by,
+        )
+    out.print(table)
+    out.print("times in Europe/Stockholm")
+
+
+@schedules.command("pause")
+def schedules_pause(job: str, tenant: str = TENANT) -> None:
+    """Let a job's slots pass for a tenant until it is resumed."""
+    from core import scheduler
+    from core.errors import Rejected
+
+    hub = build_hub()
+    try:
+        scheduler.pause(hub.store, hub.config, job, tenant, by=whoami())
+    except Rejected as error:
+        raise fail(str(error)) from None
+    out.print(f"{job} paused for {tenant}")
+
+
+@schedules.command("resume")
+def schedules_resume(job: str, tenant: str = TENANT) -> None:
+    """Run a paused job on its schedule again, from its next slot."""
+    from core import scheduler
+    from core.errors import Rejected
+
+    hub = build_hub()
+    try:
+        scheduler.resume(hub.store, hub.config, job, tenant, by=whoami())
+    except Rejected as error:
+        raise fail(str(error)) from None
+    out.print(f"{job} resumed for {tenant}")
+
+
+@schedules.command("run")
+def schedules_run(job: str, tenant: str = TENANT) -> None:
+    """Run a job for a tenant now, in this process (its firing is recorded as yours)."""
+    from core import scheduler
+    from core.errors import Rejected
+
+    hub = build_hub()
+    try:
+        done = scheduler.run_now(hub.jobs, job, tenant, by=whoami())
+    except Rejected as error:
+        raise fail(str(error)) from None
+    hub.relay.drain()
+    if not done:
+        raise fail(f"{job} failed for {tenant}: casehub schedules list shows why")
+    out.print(f"{job} ran for {tenant}")
+
+
+users = typer.Typer(no_args_is_help=True, help="The people who log in to the console")
+PASSWORD_STDIN = typer.Option(False, "--password-stdin", help="read the password from standard input")
+
+
+def _password(from_stdin: bool) -> str:
+    import sys
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+def users_add(
+    name: str,
+    role: str = typer.Option(..., help="operations, review (approves runs), economy or read"),
+    password_stdin: bool = PASSWORD_STDIN,
+) -> None:
+    """Add a user of the console, with an argon2 hash of the password asked for."""
+    from core import users as people
+    from core.errors import Rejected
+
+    store, _config = open_store()
+    try:
+        people.add(store, name, role, _password(password_stdin), by=whoami())
+    except Rejected as error:
+        raise fail(str(error)) from None
+    out.print(f"user {name} added, role {role}")
+
+
+@users.command("passwd")
+def users_passwd(name: str, password_stdin: bool = PASSWORD_STDIN) -> None:
+    """Set a user's password (and lift a lockout)."""
+    from core import users as people
+    from core.errors import Rejected
+
+    store, _config = open_store()
+    try:
+        people.set_password(store, name, _password(password_stdin), by=whoami())
+    except Rejected as error:
+        raise fail(str(error)) from None
+    out.print(f"password of {name} set")
+
+
+@users.command("disable")
+def users_disable(name: str) -> None:
+    """Stop a user from logging in; their open sessions end at their next request."""
+    from core import users as people
+    from core.errors import Rejected
+
+    store, _config = open_store()
+    try:
+        people.disable(store, name, by=whoami())
+    except Rejected as error:
+        raise fail(str(error)) from None
+    out.print(f"user {name} disabled")

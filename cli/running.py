@@ -140,10 +140,12 @@ def db_revision(
 def config_check(file: Path) -> None:
     """Validate a configuration file; prints each problem with its place and exits 3 if any."""
     import flows
-    from core import config
+    from core import config, scheduler
 
     flows.load()  # each flow validates its own section
     problems = config.check(file)
+    if not problems:
+        problems = scheduler.unknown_jobs(config.load(file))
     for problem in problems:
         err.print(f"{file}: {problem}", markup=False, highlight=False)
     if problems:

@@ -137,7 +137,7 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
     """Orders to three providers on three channels, amended, one refused, one protected; acks back."""
     from sqlalchemy import select
 
-    from flows.orders.acknowledgements import pick_up_sftp_acknowledgements
+    from core.scheduler import run_now
     from flows.orders.tables import orders
 
     issued = []
@@ -180,7 +180,7 @@ def _orders(hub, hub_url: str, case_system, providers, console: Console) -> list
     )
     taken = providers.taken()
     acknowledged = providers.acknowledge(hub_url)
-    pick_up_sftp_acknowledgements(hub.jobs)
+    run_now(hub.jobs, "orders.sftp_acknowledgements", TENANT, by="user:drift")
     final = {r.order_id: r.state for r in _until(rows, lambda found: sum(r.state == "accepted" for r in found) == 12)}
     protected = [o["payload"]["person"] for o in issued if o["payload"]["person"]["protected_identity"]]
     received = providers.raw_bytes()
@@ -219,12 +219,11 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
 
     from sqlalchemy import func, select
 
+    from core.scheduler import run_now
     from core.transfers import transfers
     from flows.reimbursement import run as reimbursement
     from flows.reimbursement.configuration import rules_of
     from flows.reimbursement.tables import findings
-    from flows.visits.files import pick_up_all_files
-    from flows.visits.poll import poll_all
     from flows.visits.tables import visits
     from sandbox.visit_vendor import month_of_visits
     from schemas.money import Period
@@ -239,8 +238,8 @@ def _visits_and_run(hub, hub_url: str, issued: list[dict], providers, vendors, c
         per_customer=25,
     )
     vendors.report(hub_url, made, period.first_day)
-    poll_all(hub.jobs)
-    pick_up_all_files(hub.jobs)
+    run_now(hub.jobs, "visits.poll", TENANT, by="user:drift")
+    run_now(hub.jobs, "visits.files", TENANT, by="user:drift")
     with hub.store.begin() as conn:
         stored = dict(conn.execute(select(visits.c.vendor, func.count()).group_by(visits.c.vendor)).all())
     console.print(

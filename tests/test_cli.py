@@ -222,7 +222,10 @@ channel = { type = "rest", url = "https://rest-ab.example", token_env = "CASEHUB
     bad.write_text(CONFIG + provider + "[tenants.reimbursment]\nrounding_minutes = 5\n")
     result = CliRunner().invoke(app, ["config", "check", str(bad)])
     assert result.exit_code == 3
-    assert "tenants[0].reimbursment: not a setting, nor a flow's section (payroll, reimbursement)" in result.output
+    assert (
+        "tenants[0].reimbursment: not a setting, nor a flow's section (payroll, reimbursement, schedules)"
+        in result.output
+    )
 
 
 def test_orders_list_show_and_resend(cli):
@@ -541,3 +544,53 @@ def test_migrate_plan_run_report_resume_and_status(cli, tmp_path):
     with cli.store.begin() as conn:
         assert conn.scalar(select(func.count()).select_from(messages)) == 0  # a dry run sends nothing
         assert "migration.report" in set(conn.scalars(select(audit.c.action)))
+
+
+def test_schedules_list_pause_resume_and_run_now(cli):
+    listed = cli("schedules", "list")
+    assert listed.exit_code == 0
+    for job in ("orders.overdue", "orders.sftp_acknowledgements", "visits.files", "visits.poll"):
+        assert job in listed.output
+    assert cli("schedules", "pause", "visits.poll", "--tenant", TENANT).exit_code == 0
+    assert "paused by user:" in cli("schedules", "list").output
+    ran = cli("schedules", "run", "orders.overdue", "--tenant", TENANT)
+    assert ran.exit_code == 0 and "ran for 0125" in ran.output
+    listed = cli("schedules", "list").output
+    assert "ok" in listed and "0" in listed  # its outcome and count: no order was overdue
+    assert cli("schedules", "resume", "visits.poll", "--tenant", TENANT).exit_code == 0
+    assert "paused by" not in cli("schedules", "list").output
+    unknown = cli("schedules", "run", "visits.nothing", "--tenant", TENANT)
+    assert unknown.exit_code == 1 and "no job 'visits.nothing'" in unknown.output
+    assert cli("schedules", "pause", "visits.poll", "--tenant", "9999").exit_code == 1
+    with cli.store.begin() as conn:
+        actions = set(conn.scalars(select(audit.c.action).where(audit.c.action.like("schedule.%"))))
+    assert actions == {"schedule.pause", "schedule.resume", "schedule.run"}
+
+
+def test_config_check_refuses_a_schedule_of_no_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("CASEHUB_TEST_TOKEN_0125", "x")
+    path = tmp_path / "hub.toml"
+    path.write_text(CONFIG + '[tenants.schedules]\n"visits.pol" = "*/5 * * * *"\n')
+    done = CliRunner().invoke(app, ["config", "check", str(path)])
+    assert done.exit_code == 3 and "tenants[0].schedules.visits.pol: no such job" in done.output
+    path.write_text(CONFIG + '[tenants.schedules]\n"visits.poll" = "*/5 * * * 8"\n')
+    done = CliRunner().invoke(app, ["config", "check", str(path)])
+    assert done.exit_code == 3 and "schedules.visits.poll: not a cron expression" in done.output
+
+
+def test_users_add_passwd_and_disable(cli):
+    added = CliRunner().invoke(app, ["users", "add", "anna", "--role", "review"], input="a long password\n" * 2)
+    assert added.exit_code == 0, added.output
+    again = CliRunner().invoke(app, ["users", "add", "anna", "--role", "read", "--password-stdin"], input="x" * 12)
+    assert again.exit_code == 1 and "exists" in again.output
+    weak = CliRunner().invoke(app, ["users", "add", "bo", "--role", "read", "--password-stdin"], input="short\n")
+    assert weak.exit_code == 1 and "password" in weak.output
+    changed = cli("users", "passwd", "anna", "--password-stdin")
+    assert changed.exit_code == 1  # no input: an empty password is too short
+    changed = CliRunner().invoke(app, ["users", "passwd", "anna", "--password-stdin"], input="another long one\n")
+    assert changed.exit_code == 0
+    assert cli("users", "disable", "anna").exit_code == 0
+    assert cli("users", "disable", "anna").exit_code == 1
+    from core import users
+
+    assert users.authenticate(cli.store, "anna", "another long one", source="test") is None

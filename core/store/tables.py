@@ -142,3 +142,42 @@ checkpoints = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(20), nullable=False, doc="operations, review, economy or read"),
+    Column("password_hash", Text, nullable=False, doc="argon2id"),
+    Column("failed_logins", Integer, nullable=False, doc="in a row, since the last login"),
+    Column("locked_until", UtcDateTime(), nullable=True),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(100), nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("job", String(100), primary_key=True),
+    Column("tenant", String(4), primary_key=True),
+    Column("last_slot", UtcDateTime(), nullable=True, doc="the latest slot taken: fired, or passed while paused"),
+    Column("paused_at", UtcDateTime(), nullable=True, doc="None: running on its schedule"),
+    Column("paused_by", String(100), nullable=True),
+)
+
+firings = Table(
+    "schedule_firings",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("job", String(100), nullable=False),
+    Column("tenant", String(4), nullable=False),
+    Column("slot", UtcDateTime(), nullable=True, doc="the slot fired; None when run by hand"),
+    Column("fired_by", String(100), nullable=False, doc="scheduler, or the user who ran it now"),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True, doc="None while running, or if its process died"),
+    Column("outcome", String(10), nullable=True, doc="ok or failed"),
+    Column("count", Integer, nullable=True, doc="what the job reported doing (files taken, orders flagged)"),
+    Column("error", Text, nullable=True),
+    Index("schedule_firings_job", "job", "tenant", "id"),
+)

@@ -14,10 +14,10 @@ from adapters.channels import pick_up, source_for
 from adapters.order_forms import ACK_PATTERN
 from adapters.order_xml import decode_acknowledgement
 from core import audit, messages
-from core.config import Caller, HubConfig, Partner
+from core.config import Caller, HubConfig, Partner, Tenant
 from core.consumer import CASE_SYSTEM
 from core.errors import Misconfigured, Rejected, Transient
-from core.scheduler import JobContext, every
+from core.scheduler import JobContext, scheduled
 from core.store import Store, utcnow
 from flows.orders import rows
 from flows.orders.tables import orders
@@ -97,27 +97,26 @@ def _refusal(row, ack: OrderAcknowledgement, partner: Partner | None) -> Rejecte
     return None
 
 
-@every(30, name="orders.sftp_acknowledgements")
-def pick_up_sftp_acknowledgements(ctx: JobContext) -> int:
-    """Take the ack files providers dropped in their folders: archived when taken, failed with the
-    reason when refused."""
+@scheduled("orders.sftp_acknowledgements")
+def pick_up_sftp_acknowledgements(ctx: JobContext, tenant: Tenant) -> int:
+    """Take the ack files the tenant's providers dropped in their folders: archived when taken,
+    failed with the reason when refused."""
     taken = 0
-    for tenant in ctx.config.tenants:
-        for partner in tenant.partners:
-            if partner.kind != "provider":
-                continue
-            caller = Caller(tenant.code, partner.id, partner.kind)
+    for partner in tenant.partners:
+        if partner.kind != "provider":
+            continue
+        caller = Caller(tenant.code, partner.id, partner.kind)
 
-            def handle(_name: str, file: BinaryIO) -> None:
-                data = file.read()
-                acknowledge(ctx.store, ctx.config, decode_acknowledgement(data), caller, data)
+        def handle(_name: str, file: BinaryIO) -> None:
+            data = file.read()
+            acknowledge(ctx.store, ctx.config, decode_acknowledgement(data), caller, data)
 
-            try:
-                source = source_for(partner)
-                if source is not None:
-                    taken += len(pick_up(source, ACK_PATTERN, handle, done_suffix=None).archived)
-            except (Misconfigured, Rejected, Transient) as error:
-                log.warning("acknowledgements of %s not picked up: %s", partner.id, error)
+        try:
+            source = source_for(partner)
+            if source is not None:
+                taken += len(pick_up(source, ACK_PATTERN, handle, done_suffix=None).archived)
+        except (Misconfigured, Rejected, Transient) as error:
+            log.warning("acknowledgements of %s not picked up: %s", partner.id, error)
     if taken:
         ctx.nudge()
     return taken

@@ -1,4 +1,4 @@
-"""Orders not acknowledged in time (`orders.overdue`, every minute): overdue, the case system told,
+"""Orders not acknowledged in time (`orders.overdue`, every minute by default): overdue, the case system told,
 the provider reminded, and reminded again once per its reminder interval until it answers."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import logging
 from sqlalchemy import select
 
 from core import messages
+from core.config import Tenant
 from core.consumer import CASE_SYSTEM
-from core.scheduler import JobContext, every
+from core.scheduler import JobContext, scheduled
 from core.store import utcnow
 from flows.orders import rows
 from flows.orders.configuration import order_settings
@@ -19,15 +20,16 @@ from schemas.orders import OrderStatusChanged
 log = logging.getLogger(__name__)
 
 
-@every(60, name="orders.overdue")
-def flag_overdue(ctx: JobContext) -> int:
-    """Orders delivered and not acknowledged in time: overdue, the case system told, the provider
-    reminded; then reminded again once per the provider's reminder interval until it answers."""
+@scheduled("orders.overdue")
+def flag_overdue(ctx: JobContext, tenant: Tenant) -> int:
+    """The tenant's orders delivered and not acknowledged in time: overdue, the case system told,
+    the provider reminded; then reminded again once per the provider's reminder interval until it
+    answers."""
     now = utcnow()
     with ctx.store.begin() as conn:
         due = conn.execute(
             select(orders)
-            .where(orders.c.state == "delivered", orders.c.ack_due_at < now)
+            .where(orders.c.tenant == tenant.code, orders.c.state == "delivered", orders.c.ack_due_at < now)
             .with_for_update(skip_locked=True)
         ).all()
         for row in due:
@@ -50,7 +52,11 @@ def flag_overdue(ctx: JobContext) -> int:
                 ],
             )
             messages.rerun(conn, row.message_id, "orders.remind", row.tenant)
-        still = conn.execute(select(orders).where(orders.c.state == "overdue").with_for_update(skip_locked=True)).all()
+        still = conn.execute(
+            select(orders)
+            .where(orders.c.tenant == tenant.code, orders.c.state == "overdue")
+            .with_for_update(skip_locked=True)
+        ).all()
         again = [
             row
             for row in still

@@ -14,12 +14,14 @@ from core.store.tables import dead_letters
 log = logging.getLogger(__name__)
 
 
-def vendors(config: HubConfig, kind: type | None = None) -> list[tuple[str, Partner]]:
-    """(tenant, vendor) for every visit vendor, or every one configured with a channel of type `kind`."""
+def vendors(config: HubConfig, kind: type | None = None, *, tenant: str | None = None) -> list[tuple[str, Partner]]:
+    """(tenant, vendor) for every visit vendor (of `tenant`, if given), or every one configured with
+    a channel of type `kind`."""
     return [
-        (tenant.code, partner)
-        for tenant in config.tenants
-        for partner in tenant.partners
+        (owner.code, partner)
+        for owner in config.tenants
+        if tenant is None or owner.code == tenant
+        for partner in owner.partners
         if partner.kind == "visit_vendor" and (kind is None or isinstance(partner.channel, kind))
     ]
 

@@ -9,9 +9,9 @@ from typing import BinaryIO
 
 from adapters.channels import pick_up, source_for
 from adapters.visit_codecs import parse_visit_file_name, read_visit_csv, visit_file_pattern
-from core.config import Partner
+from core.config import Partner, Tenant
 from core.errors import Misconfigured, Rejected, Transient
-from core.scheduler import JobContext, every
+from core.scheduler import JobContext, scheduled
 from flows.visits.channels import configuration_error, vendors
 from flows.visits.versions import in_transaction, store
 from schemas.visits import Visit, VisitRejection
@@ -87,10 +87,10 @@ def _store_chunk(ctx: JobContext, tenant, vendor, accepted, rejected, lines) -> 
     )
 
 
-@every(60, name="visits.files")
-def pick_up_all_files(ctx: JobContext) -> int:
+@scheduled("visits.files")
+def pick_up_all_files(ctx: JobContext, owner: Tenant) -> int:
     archived = 0
-    for tenant, vendor in vendors(ctx.config):
+    for tenant, vendor in vendors(ctx.config, tenant=owner.code):
         try:
             if source_for(vendor) is not None:
                 archived += pick_up_files(ctx, tenant, vendor)[0]

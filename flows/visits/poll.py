@@ -10,9 +10,9 @@ from sqlalchemy import Connection, select
 from adapters.channels import secret
 from adapters.rest import VisitVendorApi
 from adapters.visit_codecs import decode_poll_page
-from core.config import Partner, RestChannel
+from core.config import Partner, RestChannel, Tenant
 from core.errors import Misconfigured, Rejected, Transient
-from core.scheduler import JobContext, every
+from core.scheduler import JobContext, scheduled
 from core.store import insert_ignore, utcnow
 from core.store.tables import checkpoints
 from flows.visits.channels import configuration_error, vendors
@@ -67,10 +67,10 @@ def poll(ctx: JobContext, tenant: str, vendor: Partner, *, page_size: int = PAGE
     return stored
 
 
-@every(60, name="visits.poll")
-def poll_all(ctx: JobContext) -> int:
+@scheduled("visits.poll")
+def poll_all(ctx: JobContext, owner: Tenant) -> int:
     stored = 0
-    for tenant, vendor in vendors(ctx.config, RestChannel):
+    for tenant, vendor in vendors(ctx.config, RestChannel, tenant=owner.code):
         try:
             stored += poll(ctx, tenant, vendor)
         except Transient as error:

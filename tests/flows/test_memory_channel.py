@@ -96,7 +96,7 @@ def test_orders_go_out_and_acknowledgements_come_back_on_a_memory_channel(provid
     channel.drop(f"ack_{order_id}_1.xml", encode_acknowledgement(ack), done_suffix=None)
     channel.drop("ack_ORD-UNKNOWN_1.xml", encode_acknowledgement(stranger), done_suffix=None)
     channel.drop("ack_half.xml.part", b"<still being written", done_suffix=None)
-    assert pick_up_sftp_acknowledgements(hub.jobs) == 1
+    assert pick_up_sftp_acknowledgements(hub.jobs, hub.config.tenant(TENANT)) == 1
     assert row(hub, order_id).state == "accepted"
     assert list(channel.archived) == [f"ack_{order_id}_1.xml"]
     assert channel.failed == {"ack_ORD-UNKNOWN_1.xml": "order_id: unknown order ORD-UNKNOWN"}

@@ -109,7 +109,7 @@ def test_sftp_delivery_and_acknowledgement_files(make_hub, partner_folder):
     wrong = OrderAcknowledgement(order_id="ORD-UNKNOWN", version=1, status="accepted", provider_org=SFTP_ORG)
     (partner_folder / "out" / f"ack_{order_id}_1.xml").write_bytes(encode_acknowledgement(good))
     (partner_folder / "out" / "ack_ORD-UNKNOWN_1.xml").write_bytes(encode_acknowledgement(wrong))
-    assert pick_up_sftp_acknowledgements(hub.jobs) == 1
+    assert pick_up_sftp_acknowledgements(hub.jobs, hub.config.tenant(TENANT)) == 1
     assert row(hub, order_id).state == "accepted"
     assert (partner_folder / "out" / "archive" / f"ack_{order_id}_1.xml").exists()
     reason = (partner_folder / "out" / "failed" / "ack_ORD-UNKNOWN_1.xml.reason.txt").read_text()
