@@ -1,4 +1,5 @@
-"""The inbound HTTP app: canonical events in, the case system's feed out, health and metrics.
+"""The inbound HTTP app: canonical events in, the case system's feed out, health and metrics, and
+the operations console under /console (adapters.console).
 
 Every answer that says "received" is given only after the store has committed. No input gets a
 500: what is wrong is answered 4xx naming its field, and anything unexpected is answered by the
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters import console
 from core import audit, metrics, outbox
 from core.config import Caller
 from core.errors import NotAllowed, Rejected
@@ -53,6 +55,7 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     app.state.hub = hub
     for router in routers:
         app.include_router(router)
+    console.install(app, hub)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:

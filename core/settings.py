@@ -27,3 +27,10 @@ class Settings(BaseSettings):
         default=300_000, ge=1, le=900_000, description="kept well under RabbitMQ's 30-minute consumer timeout"
     )
     network_timeout: float = Field(default=10.0, gt=0, description="seconds, for every network call")
+    console_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        description="signs the console's session cookies; the same in every serving process (unset: a "
+        "random one per process, so sessions end when it stops)",
+    )
+    console_https: bool = Field(default=True, description="session cookies only over HTTPS (false for a laptop)")
