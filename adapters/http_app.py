@@ -55,7 +55,7 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     app.state.hub = hub
     for router in routers:
         app.include_router(router)
-    console.install(app, hub)
+    app.state.console = console.install(app, hub)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:

@@ -67,6 +67,7 @@ def http_app():
     if consumer is not None:
         consumer.start()
     application = create_app(hub, flows.routes(hub))
+    flows.console_pages(application.state.console)
 
     @application.on_event("shutdown")
     def stop() -> None:

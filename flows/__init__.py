@@ -40,3 +40,11 @@ def routes(hub) -> list:
 
     load()
     return order_routes(hub) + visit_routes(hub)
+
+
+def console_pages(console) -> None:
+    """Add every flow's pages to the console (`adapters.console.install` gives it)."""
+    from flows.reimbursement.console import add as add_reimbursement
+
+    load()
+    add_reimbursement(console)

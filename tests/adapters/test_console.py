@@ -108,6 +108,7 @@ def test_every_role_sees_every_page(console, role):
         ("/console/", "waiting in the outbox"),
         ("/console/dead-letters", "Dead letters"),
         ("/console/schedules", "visits.poll"),
+        ("/console/transfers", "Transfers"),
     ]:
         page = browser.get(path)
         assert page.status_code == 200 and words in page.text, path
@@ -243,3 +244,18 @@ def _outcome(hub, envelope_id: str) -> str | None:
         return conn.scalar(
             select(processed.c.outcome).where(processed.c.step == "test.console", processed.c.key == envelope_id)
         )
+
+
+def test_the_transfers_page_lists_each_file_delivered_with_its_checksum(console):
+    import datetime as dt
+
+    from core.transfers import Receipt, record
+
+    with console.store.begin() as conn:
+        for n in range(3):
+            receipt = Receipt(f"file-{n}.xml", 100 + n, f"{n:064x}", "sftp", dt.datetime.now(dt.timezone.utc))
+            record(conn, tenant=TENANT, receiver="omsorg-ab", receipt=receipt, cause=None)
+    browser, _ = logged_in(console, "read")
+    page = browser.get("/console/transfers").text
+    assert all(f"file-{n}.xml" in page and f"{n:064x}"[:16] in page for n in range(3))
+    assert "3 of 3" in page and "omsorg-ab" in page

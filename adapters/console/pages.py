@@ -1,0 +1,192 @@
+"""The hub's own pages of the console: login, the overview, dead letters, transfers, schedules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections import Counter
+from typing import Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Connection, func, select
+
+from adapters.console.console import MAX_ID, Console, Denied
+from adapters.console.session import COOKIE
+from core import deadletters, scheduler, transfers, users
+from core.errors import Rejected
+from core.redaction import redact
+from core.runtime import Hub
+from core.store import utcnow
+from core.store.tables import dead_letters, messages, outbox
+from schemas.identity import STOCKHOLM
+
+
+def pages(console: Console) -> APIRouter:
+    """The routes of the hub's own pages."""
+    pages = APIRouter(prefix="/console", include_in_schema=False)
+    hub = console.hub
+
+    @pages.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request) -> Response:
+        session = console.sessions.read(request) or console.sessions.new()
+        response = console.render(request, "login.html", session, None, failed=False)
+        console.sessions.write(response, session)
+        return response
+
+    @pages.post("/login")
+    async def login(request: Request) -> Response:
+        session = console.sessions.read(request)
+        form = await request.form()
+        if session is None or not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
+            raise Denied(403, "the form's CSRF token is missing or not this session's")
+        source = request.client.host if request.client else "unknown"
+        user = await run_in_threadpool(
+            users.authenticate, hub.store, str(form.get("name", ""))[:100], str(form.get("password", "")), source=source
+        )
+        if user is None:
+            response = console.render(request, "login.html", session, None, failed=True)
+            response.status_code = 401
+            return response
+        response = RedirectResponse("/console/", status_code=303)
+        console.sessions.write(response, console.sessions.new(user.name))
+        return response
+
+    @pages.post("/logout")
+    async def logout(request: Request) -> Response:
+        await console.acting(request, None)
+        response = RedirectResponse("/console/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/console")
+        return response
+
+    @pages.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> Response:
+        session, user = console.who(request)
+        return console.render(request, "overview.html", session, user, **_overview(console.hub))
+
+    @pages.get("/dead-letters", response_class=HTMLResponse)
+    def dead_letter_list(request: Request, status: str = "open", offset: int = Query(0, ge=0, le=MAX_ID)) -> Response:
+        session, user = console.who(request)
+        with hub.store.begin() as conn:
+            found = deadletters.listing(
+                conn, status=status if status in ("open", "replayed") else None, limit=50, offset=offset
+            )
+        for row in found.rows:
+            row["reason"] = redact(row["reason"])
+        return console.render(request, "dead_letters.html", session, user, page=found, status=status)
+
+    @pages.get("/dead-letters/{letter_id}", response_class=HTMLResponse)
+    def dead_letter(request: Request, letter_id: int = Path(ge=1, le=MAX_ID), reveal: bool = False) -> Response:
+        session, user = console.who(request)
+        if reveal:
+            console.allow(user, "dead_letters.reveal")
+        with hub.store.begin() as conn:
+            letter = (
+                deadletters.read(conn, letter_id, by=f"user:{user.name}")
+                if reveal
+                else deadletters.show(conn, letter_id)
+            )
+            if letter is None:
+                raise Denied(404, f"no dead letter {letter_id}")
+            text = _input_of(conn, letter)
+        if not reveal:
+            text, letter["reason"] = redact(text), redact(letter["reason"])
+        return console.render(request, "dead_letter.html", session, user, letter=letter, raw=text, revealed=reveal)
+
+    @pages.post("/dead-letters/replay")
+    async def replay(request: Request) -> Response:
+        user, form = await console.acting(request, "dead_letters.replay")
+        results = []
+        for value in form.get("id", []):
+            if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
+                results.append((value[:20], False, "not a dead letter's number"))
+                continue
+            try:
+                envelope = await run_in_threadpool(hub.replay, int(value), by=f"user:{user.name}")
+                results.append((value, True, f"sent again as {envelope}"))
+            except (LookupError, Rejected) as error:
+                results.append((value, False, str(error)))
+        session, _ = console.who(request)
+        return console.render(request, "replayed.html", session, user, results=results)
+
+    @pages.get("/schedules", response_class=HTMLResponse)
+    def schedule_list(request: Request) -> Response:
+        session, user = console.who(request)
+        return console.render(request, "schedules.html", session, user, states=scheduler.listing(hub.store, hub.config))
+
+    @pages.post("/schedules/{action}")
+    async def schedule_change(request: Request, action: str) -> Response:
+        user, form = await console.acting(request, "schedules.change")
+        job, tenant, by = (form.get("job") or [""])[0], (form.get("tenant") or [""])[0], f"user:{user.name}"
+        try:
+            if action == "pause":
+                await run_in_threadpool(scheduler.pause, hub.store, hub.config, job, tenant, by=by)
+            elif action == "resume":
+                await run_in_threadpool(scheduler.resume, hub.store, hub.config, job, tenant, by=by)
+            elif action == "run":
+                await run_in_threadpool(scheduler.run_now, hub.jobs, job, tenant, by=by)
+                hub.relay.nudge()
+            else:
+                raise Denied(404, f"no action {action}")
+        except Rejected as error:
+            raise Denied(422, str(error)) from None
+        return RedirectResponse("/console/schedules", status_code=303)
+
+    @pages.get("/transfers", response_class=HTMLResponse)
+    def transfer_list(request: Request, offset: int = Query(0, ge=0, le=MAX_ID)) -> Response:
+        session, user = console.who(request)
+        with hub.store.begin() as conn:
+            found = transfers.listing(conn, limit=50, offset=offset)
+        return console.render(request, "transfers.html", session, user, page=found)
+
+    return pages
+
+
+def _overview(hub: Hub) -> dict[str, Any]:
+    """The figures of the overview: messages per flow per hour, backlog, failures, next firings."""
+    since = utcnow() - dt.timedelta(hours=24)
+    with hub.store.begin() as conn:
+        hourly: Counter[tuple[str, dt.datetime]] = Counter()
+        for kind, at in conn.execute(
+            select(messages.c.type, messages.c.stored_at).where(messages.c.stored_at >= since)
+        ):
+            hourly[(kind.split(".", 1)[0], at.astimezone(STOCKHOLM).replace(minute=0, second=0, microsecond=0))] += 1
+        backlog = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+        failures = dict(
+            conn.execute(
+                select(dead_letters.c.kind, func.count())
+                .where(dead_letters.c.failed_at >= since)
+                .group_by(dead_letters.c.kind)
+            ).all()
+        )
+        open_letters = conn.scalar(
+            select(func.count()).select_from(dead_letters).where(dead_letters.c.status == "open")
+        )
+    flows = sorted({flow for flow, _ in hourly})
+    hours = sorted({hour for _, hour in hourly})
+    upcoming = sorted(
+        (state for state in scheduler.listing(hub.store, hub.config) if state.next_at is not None),
+        key=lambda state: state.next_at or utcnow(),
+    )[:10]
+    return {
+        "flows": flows,
+        "hours": hours,
+        "hourly": hourly,
+        "backlog": backlog,
+        "failures": failures,
+        "open_letters": open_letters,
+        "upcoming": upcoming,
+    }
+
+
+def _input_of(conn: Connection, letter: dict[str, Any]) -> str:
+    """What the failed step or intake was given: the bytes kept with the dead letter, or else the
+    stored message's (as received, or the envelope the hub made)."""
+    raw = letter.pop("raw")
+    if raw is None and letter["message_id"]:
+        row = conn.execute(
+            select(messages.c.raw, messages.c.envelope).where(messages.c.id == letter["message_id"])
+        ).first()
+        raw = (row.raw or row.envelope.encode()) if row is not None else None
+    return (raw or b"").decode("utf-8", errors="replace")
