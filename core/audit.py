@@ -24,12 +24,26 @@ def record(
     )
 
 
-def entries(conn: Connection, *, by: str, limit: int = 100, offset: int = 0, subject: str | None = None) -> Page:
-    """The newest audit entries first, optionally for one subject. The log is personal data itself
-    (who read whose): the read is audited, as `by`."""
+def entries(
+    conn: Connection,
+    *,
+    by: str,
+    limit: int = 100,
+    offset: int = 0,
+    subject: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+) -> Page:
+    """The newest audit entries first, of one subject, actor or action if given. The log is personal
+    data itself (who read whose): the read is audited, as `by`, with what was searched for."""
     query = select(audit).order_by(audit.c.id.desc())
     if subject is not None:
         query = query.where(audit.c.subject == subject)
+    if actor is not None:
+        query = query.where(audit.c.actor == actor)
+    if action is not None:
+        query = query.where(audit.c.action == action)
     found = page(conn, query, limit=limit, offset=offset)
-    record(conn, actor=by, action="audit.read", subject=subject)
+    searched = ", ".join(f"{name} {value}" for name, value in (("actor", actor), ("action", action)) if value)
+    record(conn, actor=by, action="audit.read", subject=subject, detail=searched or None)
     return found

@@ -127,6 +127,7 @@ def install(app: FastAPI, hub: Hub) -> Console:
             ("Dead letters", "/console/dead-letters"),
             ("Transfers", "/console/transfers"),
             ("Schedules", "/console/schedules"),
+            ("Audit log", "/console/audit"),
         ],
     )
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")

@@ -1,4 +1,5 @@
-"""The hub's own pages of the console: login, the overview, dead letters, transfers, schedules."""
+"""The hub's own pages of the console: login, the overview, dead letters, transfers, schedules and
+the audit log."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import Connection, func, select
 
 from adapters.console.console import MAX_ID, Console, Denied
 from adapters.console.session import COOKIE
-from core import deadletters, scheduler, transfers, users
+from core import audit, deadletters, scheduler, transfers, users
 from core.errors import Rejected
 from core.redaction import redact
 from core.runtime import Hub
@@ -139,6 +140,28 @@ def pages(console: Console) -> APIRouter:
         with hub.store.begin() as conn:
             found = transfers.listing(conn, limit=50, offset=offset)
         return console.render(request, "transfers.html", session, user, page=found)
+
+    @pages.get("/audit", response_class=HTMLResponse)
+    def audit_log(
+        request: Request,
+        actor: str = Query("", max_length=100),
+        action: str = Query("", max_length=100),
+        subject: str = Query("", max_length=200),
+        offset: int = Query(0, ge=0, le=MAX_ID),
+    ) -> Response:
+        session, user = console.who(request)
+        with hub.store.begin() as conn:  # the search is itself in the log
+            found = audit.entries(
+                conn,
+                by=f"user:{user.name}",
+                limit=50,
+                offset=offset,
+                subject=subject or None,
+                actor=actor or None,
+                action=action or None,
+            )
+        query = {"actor": actor, "action": action, "subject": subject}
+        return console.render(request, "audit.html", session, user, page=found, query=query)
 
     return pages
 

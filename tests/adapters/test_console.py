@@ -109,6 +109,7 @@ def test_every_role_sees_every_page(console, role):
         ("/console/dead-letters", "Dead letters"),
         ("/console/schedules", "visits.poll"),
         ("/console/transfers", "Transfers"),
+        ("/console/audit", "Audit log"),
     ]:
         page = browser.get(path)
         assert page.status_code == 200 and words in page.text, path
@@ -259,3 +260,18 @@ def test_the_transfers_page_lists_each_file_delivered_with_its_checksum(console)
     page = browser.get("/console/transfers").text
     assert all(f"file-{n}.xml" in page and f"{n:064x}"[:16] in page for n in range(3))
     assert "3 of 3" in page and "omsorg-ab" in page
+
+
+def test_the_audit_log_is_searched_by_user_action_and_subject_and_the_search_is_logged(console):
+    letter = dead_letter(console)
+    browser, _ = logged_in(console, "operations")
+    browser.get(f"/console/dead-letters/{letter}?reveal=true")
+    page = browser.get("/console/audit", params={"actor": "user:operations", "action": "dead_letter.show"}).text
+    assert "dead_letter.show" in page and "login.failed" not in page and "1 of 1" in page
+    assert "user:read" not in browser.get("/console/audit", params={"actor": "user:operations"}).text
+    with console.store.begin() as conn:
+        searched = conn.execute(select(audit).where(audit.c.action == "audit.read")).all()
+    details = [row.detail for row in searched]
+    assert details == ["actor user:operations, action dead_letter.show", "actor user:operations"]
+    assert all(row.actor == "user:operations" for row in searched)
+    assert browser.get("/console/audit", params={"subject": "x" * 500}).status_code == 422
