@@ -277,9 +277,6 @@ class Scheduler:
         self.tick = tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tried: dict[tuple[str, str], dt.datetime] = {}
-        """The latest slot this scheduler tried to take, per (job, tenant): it goes to the store once
-        per slot, not once per tick (a write each, which SQLite's other writers would wait for)."""
 
     def run_due(self, now: dt.datetime | None = None) -> list[tuple[str, str]]:
         """Fire every job whose latest slot no process has taken yet, for each tenant; returns the
@@ -288,11 +285,7 @@ class Scheduler:
         fired = []
         for found in jobs().values():
             for tenant in self.context.config.tenants:
-                slot, key = latest_slot(cron_of(tenant, found), now), (found.name, tenant.code)
-                if self._tried.get(key) == slot:
-                    continue
-                firing = claim(self.store, found, tenant.code, slot)
-                self._tried[key] = slot
+                firing = claim(self.store, found, tenant.code, latest_slot(cron_of(tenant, found), now))
                 if firing is not None:
                     fired.append((found.name, tenant.code))
                     fire(self.context, found, tenant, firing)

@@ -177,18 +177,3 @@ def test_config_check_refuses_a_bad_cron_expression_and_an_unknown_job_with_thei
 
     (problem,) = scheduler.unknown_jobs(load(path))
     assert problem.startswith("tenants[0].schedules.visits.pol: no such job")
-
-
-def test_a_tick_within_a_slot_already_tried_writes_nothing(make_hub, fired):
-    from sqlalchemy import event
-
-    hub = make_hub(worker=False)
-    each = Scheduler(hub.store, hub.jobs)
-    statements: list[str] = []
-    event.listen(hub.store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    at = dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-    each.run_due(at)
-    assert any("schedules" in statement for statement in statements)
-    statements.clear()
-    each.run_due(at + dt.timedelta(seconds=30))
-    assert statements == []  # every job's slot of 08:00 tried already
