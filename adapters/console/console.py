@@ -102,8 +102,7 @@ class Console:
         session's CSRF token in the form."""
         session, user = await run_in_threadpool(self.who, request)
         form = await request.form()
-        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-            raise Denied(403, "the form's CSRF token is missing or not this session's")
+        check_csrf(form.get("csrf"), session)
         if action is not None:
             self.allow(user, action)
         return user, {key: [str(value) for value in form.getlist(key)] for key in form}
@@ -140,6 +139,13 @@ def install(app: FastAPI, hub: Hub) -> Console:
         return HTMLResponse(page, status_code=error.status)
 
     return console
+
+
+def check_csrf(posted: object, session: Session | None) -> None:
+    """Denied(403) unless the form posted the session's CSRF token (compared as bytes: any text may
+    be posted, and `compare_digest` takes only ASCII in a str)."""
+    if session is None or not secrets.compare_digest(str(posted or "").encode(), session.csrf.encode()):
+        raise Denied(403, "the form's CSRF token is missing or not this session's")
 
 
 def local(moment: dt.datetime | None) -> str:

@@ -4,7 +4,6 @@ the audit log."""
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections import Counter
 from typing import Any
 
@@ -13,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, func, select
 
-from adapters.console.console import MAX_ID, Console, Denied
+from adapters.console.console import MAX_ID, Console, Denied, check_csrf
 from adapters.console.session import COOKIE
 from core import audit, deadletters, scheduler, transfers, users
 from core.errors import Rejected
@@ -40,8 +39,7 @@ def pages(console: Console) -> APIRouter:
     async def login(request: Request) -> Response:
         session = console.sessions.read(request)
         form = await request.form()
-        if session is None or not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-            raise Denied(403, "the form's CSRF token is missing or not this session's")
+        check_csrf(form.get("csrf"), session)
         source = request.client.host if request.client else "unknown"
         user = await run_in_threadpool(
             users.authenticate, hub.store, str(form.get("name", ""))[:100], str(form.get("password", "")), source=source
