@@ -594,3 +594,25 @@ def test_users_add_passwd_and_disable(cli):
     from core import users
 
     assert users.authenticate(cli.store, "anna", "another long one", source="test") is None
+
+
+def test_schedules_run_leaves_what_the_job_sent_to_the_running_hubs_relay(cli):
+    """On the in-process broker only the serving process has a worker: `schedules run` in another
+    process must not relay, or what the job put in the outbox would go to no one."""
+    from core import messages as stored
+    from core import scheduler
+    from schemas.envelope import Envelope
+
+    @scheduler.scheduled("test.sends")
+    def sends(ctx, tenant) -> int:
+        with ctx.store.begin() as conn:
+            envelope = Envelope(type="test.echo", tenant=tenant.code, source="test", payload={})
+            stored.send_many(conn, [(envelope, "step:echo")])
+        return 1
+
+    try:
+        assert cli("schedules", "run", "test.sends", "--tenant", TENANT).exit_code == 0
+    finally:
+        scheduler._jobs.pop("test.sends")
+    with cli.store.begin() as conn:
+        assert conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 1
