@@ -109,6 +109,13 @@ def load(conn: Connection, envelope_id: str) -> Envelope | None:
     return Envelope.model_validate_json(text) if text is not None else None
 
 
+def as_received(conn: Connection, envelope_id: str) -> bytes | None:
+    """A stored message's bytes as they came in, or the envelope's JSON for one the hub made; None
+    for no such message. Personal data: the caller audits a person's reading of it."""
+    row = conn.execute(select(messages.c.raw, messages.c.envelope).where(messages.c.id == envelope_id)).first()
+    return None if row is None else row.raw or row.envelope.encode()
+
+
 def load_many_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, Envelope]:
     return {key: Envelope.model_validate_json(text) for key, text in load_many(conn, envelope_ids).items()}
 

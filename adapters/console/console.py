@@ -44,8 +44,8 @@ class Console:
     """The console of one HTTP app. Every role may look at every page; `actions` says which roles
     may do what."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, app: FastAPI, hub: Hub) -> None:
+        self.app, self.hub = app, hub
         secret = hub.settings.console_secret
         if secret is None:
             log.warning("CASEHUB_CONSOLE_SECRET is not set: console sessions end when this process stops")
@@ -55,7 +55,6 @@ class Console:
         self.templates.env.filters["local"] = local
         self.actions: dict[str, set[str]] = {}
         self.menu: list[tuple[str, str]] = []
-        self.app: FastAPI | None = None
 
     def add(
         self,
@@ -72,8 +71,7 @@ class Console:
             self.templates.env.loader = ChoiceLoader([FileSystemLoader(folder) for folder in self._folders])
         self.actions |= actions or {}
         self.menu += menu or []
-        if self.app is not None:
-            self.app.include_router(router)
+        self.app.include_router(router)
 
     def render(
         self, request: Request, name: str, session: Session, user: users.User | None, **context: Any
@@ -112,8 +110,7 @@ def install(app: FastAPI, hub: Hub) -> Console:
     """Add the console with the hub's own pages to the HTTP app; flows add theirs to what it returns."""
     from adapters.console.pages import pages
 
-    console = Console(hub)
-    console.app = app
+    console = Console(app, hub)
     console.add(
         pages(console),
         actions={

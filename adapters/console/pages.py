@@ -14,12 +14,13 @@ from sqlalchemy import Connection, func, select
 
 from adapters.console.console import MAX_ID, Console, Denied, check_csrf
 from adapters.console.session import COOKIE
-from core import audit, deadletters, scheduler, transfers, users
+from core import audit, deadletters, messages, scheduler, transfers, users
 from core.errors import Rejected
 from core.redaction import redact
 from core.runtime import Hub
 from core.store import utcnow
-from core.store.tables import dead_letters, messages, outbox
+from core.store.tables import dead_letters, outbox
+from core.store.tables import messages as message_table
 from schemas.identity import STOCKHOLM
 
 
@@ -170,7 +171,7 @@ def _overview(hub: Hub) -> dict[str, Any]:
     with hub.store.begin() as conn:
         hourly: Counter[tuple[str, dt.datetime]] = Counter()
         for kind, at in conn.execute(
-            select(messages.c.type, messages.c.stored_at).where(messages.c.stored_at >= since)
+            select(message_table.c.type, message_table.c.stored_at).where(message_table.c.stored_at >= since)
         ):
             hourly[(kind.split(".", 1)[0], at.astimezone(STOCKHOLM).replace(minute=0, second=0, microsecond=0))] += 1
         backlog = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
@@ -203,11 +204,8 @@ def _overview(hub: Hub) -> dict[str, Any]:
 
 def _input_of(conn: Connection, letter: dict[str, Any]) -> str:
     """What the failed step or intake was given: the bytes kept with the dead letter, or else the
-    stored message's (as received, or the envelope the hub made)."""
+    stored message's."""
     raw = letter.pop("raw")
     if raw is None and letter["message_id"]:
-        row = conn.execute(
-            select(messages.c.raw, messages.c.envelope).where(messages.c.id == letter["message_id"])
-        ).first()
-        raw = (row.raw or row.envelope.encode()) if row is not None else None
+        raw = messages.as_received(conn, letter["message_id"])
     return (raw or b"").decode("utf-8", errors="replace")
