@@ -3,7 +3,12 @@ adjustments; only the review group approves it, with the form's CSRF token."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 import flows
@@ -52,3 +57,25 @@ def test_the_review_group_approves_a_run_and_no_one_else_may(make_hub):
     again = browser.post(f"/console/reimbursement/{run_id}/approve", data={"csrf": csrf})
     assert again.status_code == 422 and "approved" in again.text
     assert browser.get("/console/reimbursement/999999").status_code == 404
+
+
+@pytest.fixture
+def reviewing(make_hub) -> tuple[TestClient, str]:
+    """A review user's browser and CSRF token (built once: hypothesis runs the test body many times)."""
+    hub = make_hub()
+    for role in ROLES:
+        users.add(hub.store, role, role, PASSWORD, by="user:admin")
+    return _browser(hub, "review")
+
+
+@pytest.mark.parametrize("runtime", ["embedded"], indirect=True)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(segment=st.text(max_size=40), csrf=st.text(max_size=60), post=st.booleans())
+def test_no_run_page_or_approval_however_hostile_gets_a_500(reviewing, runtime, segment, csrf, post):
+    browser, token_ = reviewing
+    path = f"/console/reimbursement/{quote(segment, safe='')}"
+    if post:
+        answer = browser.post(path + "/approve", data={"csrf": csrf or token_})
+    else:
+        answer = browser.get(path)
+    assert answer.status_code < 500, (path, answer.status_code, answer.text[:200])
