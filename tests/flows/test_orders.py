@@ -353,25 +353,25 @@ def test_a_provider_that_hangs_holds_up_only_its_own_deliveries(runtime, provide
         case_system = CaseSystem("http://unused", TOKEN, TENANT)
         stuck = [case_system.order(OTHER_ORG) for _ in range(12)]
         try:
-            issue(hub, *stuck)
-            wait_for(lambda: hanging.state.received, what="the first call to hang")
-            fine = [case_system.order(PROVIDER_ORG) for _ in range(5)]
-            with LiveServer(create_app(hub, routes(hub))) as server:
-                headers = {"Authorization": f"Bearer {TOKEN}"}
-                for _ in range(3):
-                    started = time.monotonic()
-                    posted = httpx.post(f"{server.url}/api/v1/events", json=fine.pop(), headers=headers, timeout=10)
-                    read = httpx.get(f"{server.url}/api/v1/feed", headers=headers, timeout=10)
-                    assert (posted.status_code, read.status_code) == (202, 200)
-                    assert time.monotonic() - started < 1.0
-            issue(hub, *fine)
-            wait_for(lambda: len(app.state.orders) == 5, timeout=10, what="the other provider's orders")
-            assert len(hanging.state.received) < len(stuck)  # the breaker: not one thread per stuck order
-        finally:
-            hanging.state.answering.set()
-        try:
+            try:
+                issue(hub, *stuck)
+                wait_for(lambda: hanging.state.received, what="the first call to hang")
+                fine = [case_system.order(PROVIDER_ORG) for _ in range(5)]
+                with LiveServer(create_app(hub, routes(hub))) as server:
+                    headers = {"Authorization": f"Bearer {TOKEN}"}
+                    for _ in range(3):
+                        started = time.monotonic()
+                        posted = httpx.post(f"{server.url}/api/v1/events", json=fine.pop(), headers=headers, timeout=10)
+                        read = httpx.get(f"{server.url}/api/v1/feed", headers=headers, timeout=10)
+                        assert (posted.status_code, read.status_code) == (202, 200)
+                        assert time.monotonic() - started < 1.0
+                issue(hub, *fine)
+                wait_for(lambda: len(app.state.orders) == 5, timeout=10, what="the other provider's orders")
+                assert len(hanging.state.received) < len(stuck)  # the breaker: not one thread per stuck order
+            finally:
+                hanging.state.answering.set()
             wait_for(lambda: len(hanging.state.orders) == len(stuck), timeout=60, what="the hung provider's orders")
-        finally:
-            if not hub.bus.in_process:  # nothing of this test's left on the queues for the next ones
+        finally:  # whatever failed: this hub's workers must not go on taking the next tests' messages
+            if not hub.bus.in_process:
                 hub.bus.broker.flush_all()
             hub.stop()
