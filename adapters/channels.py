@@ -8,6 +8,7 @@ configured one, for tests.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -24,7 +25,7 @@ from adapters.transport import Channel, FileSource, Outgoing
 from core.config import Partner, RestChannel, SftpChannel, SoapChannel
 from core.errors import Misconfigured, Rejected, Transient
 from core.redaction import redact
-from core.store import is_outage
+from core.store import is_outage, utcnow
 from core.transfers import Receipt
 
 log = logging.getLogger(__name__)
@@ -115,20 +116,24 @@ def pick_up(
     handle: Callable[[str, BinaryIO], None],
     *,
     done_suffix: str | None = ".done",
+    settled: Callable[[Receipt, str | None], None] | None = None,
 ) -> Pickup:
     """Hand every complete file matching `pattern` to `handle(name, file)`, then archive it.
 
     A file `handle` refuses (Rejected), or fails on in any way but an outage of the store, goes to
     `failed/` with the reason, and the next file is taken. Transient (an outage of the store
-    included) and Misconfigured end the round and leave the file for the next one.
+    included) and Misconfigured end the round and leave the file for the next one. Each file
+    archived or failed is then given to `settled(receipt, reason or None)`: its size and SHA-256
+    as fetched, for `core.transfers.picked_up`.
     """
     done = Pickup()
     with source.inbox() as inbox:
         for name in inbox.ready(pattern, done_suffix=done_suffix):
+            receipt = None
             try:
                 with tempfile.SpooledTemporaryFile(max_size=SPOOL) as local:
                     inbox.fetch(name, local)
-                    local.seek(0)
+                    receipt = _receipt(name, local, source.transport)
                     handle(name, local)
             except (Transient, Misconfigured):
                 raise
@@ -143,7 +148,22 @@ def pick_up(
                 inbox.fail(name, reason, done_suffix=done_suffix)
                 log.warning("file %s moved to failed/: %s", name, reason)
                 done.failed.append((name, reason))
+                if receipt is not None and settled is not None:
+                    settled(receipt, reason)
                 continue
             inbox.archive(name, done_suffix=done_suffix)
             done.archived.append(name)
+            if receipt is not None and settled is not None:
+                settled(receipt, None)
     return done
+
+
+def _receipt(name: str, local: BinaryIO, transport: str) -> Receipt:
+    """The receipt of a fetched file, read through once; the file is left at its start."""
+    local.seek(0)
+    digest, size = hashlib.sha256(), 0
+    while chunk := local.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    local.seek(0)
+    return Receipt(name, size, digest.hexdigest(), transport, utcnow())

@@ -20,6 +20,8 @@ class MemoryChannel:
     after a pickup, taken files are in `archived` and refused ones in `failed` with their reasons.
     """
 
+    transport = "memory"
+
     def __init__(self, handler: Callable[[Outgoing], None] | None = None) -> None:
         self.handler = handler
         self.sent: list[Outgoing] = []

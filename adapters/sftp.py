@@ -314,6 +314,8 @@ class SftpTransport:
     """A partner's SFTP server as a channel: the hub writes into `inbound_dir` and picks up from
     `outbound_dir` (the folders are named from the partner's side)."""
 
+    transport = "sftp"
+
     def __init__(self, endpoint: SftpEndpoint, *, inbound_dir: str, outbound_dir: str) -> None:
         self.endpoint = endpoint
         self.inbound_dir = inbound_dir

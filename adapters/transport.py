@@ -79,5 +79,8 @@ class Inbox(Protocol):
 
 @runtime_checkable
 class FileSource(Protocol):
+    transport: str
+    """The transport's name in a file's Receipt."""
+
     def inbox(self) -> AbstractContextManager[Inbox]:
         """Open the partner's folder of files for the hub (one connection for the round)."""

@@ -11,7 +11,7 @@ from cli.common import FAILED, LIMIT, OFFSET, build_hub, err, fail, new_table, o
 
 dead_letters = typer.Typer(no_args_is_help=True, help="Failures kept for a person to see and replay")
 messages = typer.Typer(no_args_is_help=True, help="Stored envelopes")
-transfers = typer.Typer(no_args_is_help=True, help="Files the hub delivered")
+transfers = typer.Typer(no_args_is_help=True, help="Files the hub delivered and picked up")
 audit = typer.Typer(no_args_is_help=True, help="Who read or sent whose data, and when")
 
 
@@ -114,27 +114,30 @@ def messages_search(tenant: str = None, type: str = None, limit: int = LIMIT, of
 @transfers.command("list")
 def transfers_list(
     tenant: str = None,
+    direction: str = typer.Option(None, help="`in` (picked up) or `out` (delivered); both when not given"),
     wide: bool = typer.Option(False, "--wide", help="the whole SHA-256"),
     limit: int = LIMIT,
     offset: int = OFFSET,
 ) -> None:
-    """Delivered files, newest first: when, to whom, name, size and SHA-256 (its first 16 digits
-    unless --wide)."""
+    """Files delivered and picked up, newest first: when, which way, which partner, name, size,
+    SHA-256 (its first 16 digits unless --wide) and outcome."""
     from core import transfers
 
     store, config = open_store()
     with store.begin() as conn:
-        page = transfers.listing(conn, tenant=tenant, limit=limit, offset=offset)
-    table = new_table("delivered", "tenant", "receiver", "channel", "name", "bytes", "sha256")
+        page = transfers.listing(conn, tenant=tenant, direction=direction, limit=limit, offset=offset)
+    table = new_table("at", "way", "tenant", "partner", "channel", "name", "bytes", "sha256", "outcome")
     for row in page.rows:
         table.add_row(
-            f"{row['delivered_at']:%Y-%m-%d %H:%M:%S}",
+            f"{row['at']:%Y-%m-%d %H:%M:%S}",
+            row["direction"],
             row["tenant"],
-            row["receiver"],
+            row["partner"],
             row["channel"],
             row["name"],
             str(row["size"]),
             row["sha256"] if wide else row["sha256"][:16],
+            row["outcome"] if row["reason"] is None else f"{row['outcome']}: {row['reason']}",
         )
     print_page(table, page, "transfers")
 

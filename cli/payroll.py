@@ -152,6 +152,6 @@ def _show(store, run_id: int) -> None:
     out.print(table)
     for sent in found.transfers:
         out.print(
-            f"delivered {sent['name']} to {sent['receiver']} at {sent['delivered_at']:%Y-%m-%d %H:%M}, "
+            f"delivered {sent['name']} to {sent['partner']} at {sent['at']:%Y-%m-%d %H:%M}, "
             f"{sent['size']:,} bytes, SHA-256 {sent['sha256']}"
         )

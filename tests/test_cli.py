@@ -457,7 +457,7 @@ def test_transfers_list_shows_the_whole_sha256_when_wide(cli):
     data = b"ersattning;2026-03\n"
     with cli.store.begin() as conn:
         receipt = transfers.Receipt.of("basis.csv", data, "sftp")
-        transfers.record(conn, tenant=TENANT, receiver="omsorg-ab", receipt=receipt, cause=None)
+        transfers.record(conn, tenant=TENANT, partner="omsorg-ab", receipt=receipt, cause=None)
     whole = hashlib.sha256(data).hexdigest()
     narrow, wide = cli("transfers", "list"), cli("transfers", "list", "--wide")
     assert whole[:16] in narrow.output and whole not in narrow.output

@@ -134,11 +134,13 @@ def pages(console: Console) -> APIRouter:
         return RedirectResponse("/console/schedules", status_code=303)
 
     @pages.get("/transfers", response_class=HTMLResponse)
-    def transfer_list(request: Request, offset: int = Query(0, ge=0, le=MAX_ID)) -> Response:
+    def transfer_list(
+        request: Request, direction: str = Query("", pattern="^(in|out)?$"), offset: int = Query(0, ge=0, le=MAX_ID)
+    ) -> Response:
         session, user = console.who(request)
         with hub.store.begin() as conn:
-            found = transfers.listing(conn, limit=50, offset=offset)
-        return console.render(request, "transfers.html", session, user, page=found)
+            found = transfers.listing(conn, direction=direction or None, limit=50, offset=offset)
+        return console.render(request, "transfers.html", session, user, page=found, direction=direction)
 
     @pages.get("/audit", response_class=HTMLResponse)
     def audit_log(

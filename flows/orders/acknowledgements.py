@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import partial
 from typing import BinaryIO
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from adapters.channels import pick_up, source_for
 from adapters.order_forms import ACK_PATTERN
 from adapters.order_xml import decode_acknowledgement
-from core import audit, messages
+from core import audit, messages, transfers
 from core.config import Caller, HubConfig, Partner, Tenant
 from core.consumer import CASE_SYSTEM
 from core.errors import Misconfigured, Rejected, Transient
@@ -114,7 +115,8 @@ def pick_up_sftp_acknowledgements(ctx: JobContext, tenant: Tenant) -> int:
         try:
             source = source_for(partner)
             if source is not None:
-                taken += len(pick_up(source, ACK_PATTERN, handle, done_suffix=None).archived)
+                settled = partial(transfers.picked_up, ctx.store, tenant=tenant.code, partner=partner.id)
+                taken += len(pick_up(source, ACK_PATTERN, handle, done_suffix=None, settled=settled).archived)
         except (Misconfigured, Rejected, Transient) as error:
             log.warning("acknowledgements of %s not picked up: %s", partner.id, error)
     if taken:

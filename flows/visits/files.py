@@ -5,10 +5,12 @@ the reason, and the files after it are taken as usual."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import BinaryIO
 
 from adapters.channels import pick_up, source_for
 from adapters.visit_codecs import parse_visit_file_name, read_visit_csv, visit_file_pattern
+from core import transfers
 from core.config import Partner, Tenant
 from core.errors import Misconfigured, Rejected, Transient
 from core.scheduler import JobContext, scheduled
@@ -36,7 +38,8 @@ def pick_up_files(ctx: JobContext, tenant: str, vendor: Partner) -> tuple[int, i
     source = source_for(vendor)
     if source is None:
         raise Misconfigured(f"{vendor.id} has no folder of files to pick up", where="channel")
-    done = pick_up(source, visit_file_pattern(vendor.id), handle)
+    settled = partial(transfers.picked_up, ctx.store, tenant=tenant, partner=vendor.id)
+    done = pick_up(source, visit_file_pattern(vendor.id), handle, settled=settled)
     for name, reason in done.failed:
         configuration_error(ctx, tenant, "visits.file", f"{vendor.id} {name}: {reason}")
     return len(done.archived), len(done.failed)

@@ -257,7 +257,7 @@ def test_the_transfers_page_lists_each_file_delivered_with_its_checksum(console)
     with console.store.begin() as conn:
         for n in range(3):
             receipt = Receipt(f"file-{n}.xml", 100 + n, f"{n:064x}", "sftp", dt.datetime.now(dt.timezone.utc))
-            record(conn, tenant=TENANT, receiver="omsorg-ab", receipt=receipt, cause=None)
+            record(conn, tenant=TENANT, partner="omsorg-ab", receipt=receipt, cause=None)
     browser, _ = logged_in(console, "read")
     page = browser.get("/console/transfers").text
     assert all(f"file-{n}.xml" in page and f"{n:064x}"[:16] in page for n in range(3))

@@ -84,7 +84,7 @@ def test_orders_go_out_and_acknowledgements_come_back_on_a_memory_channel(provid
     with hub.store.begin() as conn:
         recorded = conn.execute(select(transfers)).one()
         audited = conn.execute(select(audit.c.subject).where(audit.c.action == "order.transfer")).scalars().all()
-    assert (recorded.name, recorded.receiver, recorded.channel) == (f"order_{order_id}_1.xml", "memory-ab", "memory")
+    assert (recorded.name, recorded.partner, recorded.channel) == (f"order_{order_id}_1.xml", "memory-ab", "memory")
     assert (recorded.size, recorded.sha256) == (
         len(channel.sent[0].data),
         hashlib.sha256(channel.sent[0].data).hexdigest(),

@@ -13,7 +13,7 @@ from lxml import etree
 
 from adapters.http_app import create_app
 from adapters.order_xml import decode_order, encode_acknowledgement
-from core import deadletters
+from core import deadletters, transfers
 from core.config import HubConfig
 from core.runtime import Hub
 from flows import routes
@@ -114,6 +114,9 @@ def test_sftp_delivery_and_acknowledgement_files(make_hub, partner_folder):
     assert (partner_folder / "out" / "archive" / f"ack_{order_id}_1.xml").exists()
     reason = (partner_folder / "out" / "failed" / "ack_ORD-UNKNOWN_1.xml.reason.txt").read_text()
     assert "unknown order ORD-UNKNOWN" in reason
+    with hub.store.begin() as conn:
+        files = {(r["name"], r["outcome"], r["reason"]) for r in transfers.listing(conn, direction="in").rows}
+    assert files == {(f"ack_{order_id}_1.xml", "taken", None), ("ack_ORD-UNKNOWN_1.xml", "failed", reason.strip())}
 
 
 def test_a_wrong_pinned_host_key_holds_the_order_until_the_configuration_is_fixed(runtime, hub_config, partner_folder):

@@ -160,7 +160,7 @@ def test_the_worked_example_line_by_line(make_hub, case_system, partner_folder):
     with hub.store.begin() as conn:
         sent = conn.execute(select(transfers).where(transfers.c.name == file_of("2026-04", april))).one()
         assert conn.scalar(select(func.count()).select_from(audit).where(audit.c.action == "payroll.transfer")) == 3
-    assert (sent.receiver, sent.sha256) == ("lon", hashlib.sha256(data).hexdigest())
+    assert (sent.partner, sent.sha256) == ("lon", hashlib.sha256(data).hexdigest())
     assert not list((partner_folder / "in").glob("*.part"))
 
 

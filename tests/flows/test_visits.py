@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import flows.visits.versions as visit_versions
 from adapters.http_app import create_app
 from adapters.rest import VisitVendorApi
 from adapters.visit_codecs import encode_visit
+from core import transfers
 from core.config import HubConfig, RestChannel, SftpChannel
 from core.errors import Transient
 from core.store.tables import dead_letters
@@ -227,6 +229,16 @@ def test_daily_files_with_a_broken_row_and_an_unreadable_file(make_hub, partner_
     assert (out / "archive" / good.name).exists()
     assert (out / "failed" / "visits_filer_20260302_1.csv.reason.txt").read_text().strip()
     assert (out / "visits_filer_20260303_1.csv").exists()
+    with hub.store.begin() as conn:  # both files, as fetched, in the transfers IT operations see
+        files = {row["name"]: row for row in transfers.listing(conn, direction="in").rows}
+    assert set(files) == {good.name, unreadable.name}
+    taken, failed = files[good.name], files[unreadable.name]
+    assert (taken["partner"], taken["outcome"], taken["reason"]) == ("filer", "taken", None)
+    sent = (out / "archive" / good.name).read_bytes()
+    assert (taken["size"], taken["sha256"]) == (len(sent), hashlib.sha256(sent).hexdigest())
+    reason = (out / "failed" / "visits_filer_20260302_1.csv.reason.txt").read_text()
+    assert failed["outcome"] == "failed" and failed["reason"] and failed["reason"] in reason
+    assert failed["sha256"] == hashlib.sha256(b"\xff\xfe\x00not csv at all").hexdigest()
 
 
 def test_a_poison_row_is_rejected_with_its_line_and_every_later_file_is_taken(make_hub, partner_folder, monkeypatch):
