@@ -71,8 +71,25 @@ def read(conn: Connection, letter_id: int, *, by: str) -> dict[str, Any] | None:
     letter = show(conn, letter_id)
     if letter is not None:
         subject = f"message:{letter['message_id']}" if letter["message_id"] else f"dead_letter:{letter_id}"
-        audit.record(conn, actor=by, action="dead_letter.show", tenant=letter["tenant"], subject=subject)
+        kept = f"{letter['reason']}\n{input_of(conn, letter).decode('utf-8', errors='replace')}"
+        audit.record(
+            conn,
+            actor=by,
+            action="dead_letter.show",
+            tenant=letter["tenant"],
+            subject=subject,
+            persons=audit.persons_in(kept),
+        )
     return letter
+
+
+def input_of(conn: Connection, letter: dict[str, Any]) -> bytes:
+    """What the failed step or intake was given: the bytes kept with the dead letter, or else the
+    stored message's. Personal data: the caller audits a person's reading of it."""
+    raw = letter["raw"]
+    if raw is None and letter["message_id"]:
+        raw = messages.as_received(conn, letter["message_id"])
+    return raw or b""
 
 
 def show(conn: Connection, letter_id: int) -> dict[str, Any] | None:

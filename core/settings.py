@@ -33,4 +33,10 @@ class Settings(BaseSettings):
         description="signs the console's session cookies; the same in every serving process (unset: a "
         "random one per process, so sessions end when it stops)",
     )
+    audit_key: str | None = Field(
+        default=None,
+        min_length=32,
+        description="keys the audit log's index of persons (an HMAC of each personnummer, never the number); "
+        "the same in every process and kept (unset: a fixed development key, for a laptop only)",
+    )
     console_https: bool = Field(default=True, description="session cookies only over HTTPS (false for a laptop)")

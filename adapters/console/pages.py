@@ -14,14 +14,15 @@ from sqlalchemy import Connection, func, select
 
 from adapters.console.console import MAX_ID, Console, Denied, check_csrf
 from adapters.console.session import COOKIE
-from core import audit, deadletters, messages, scheduler, transfers, users
+from core import audit, deadletters, scheduler, transfers, users
 from core.errors import Rejected
+from core.paging import Page
 from core.redaction import redact
 from core.runtime import Hub
 from core.store import utcnow
 from core.store.tables import dead_letters, outbox
 from core.store.tables import messages as message_table
-from schemas.identity import STOCKHOLM
+from schemas.identity import STOCKHOLM, Personnummer
 
 
 def pages(console: Console) -> APIRouter:
@@ -162,7 +163,31 @@ def pages(console: Console) -> APIRouter:
                 action=action or None,
             )
         query = {"actor": actor, "action": action, "subject": subject}
-        return console.render(request, "audit.html", session, user, page=found, query=query)
+        return console.render(request, "audit.html", session, user, page=found, query=query, person=None)
+
+    @pages.post("/audit/person", response_class=HTMLResponse)
+    async def audit_of_person(request: Request) -> Response:
+        """Who touched a person's data: the personnummer is posted, never put in a URL (it would
+        stay in browser histories and access logs), and the search is itself audited."""
+        user, form = await console.acting(request, None)
+        session, _ = console.who(request)
+        text, offset = (form.get("person") or [""])[0][:20], (form.get("offset") or ["0"])[0]
+        try:
+            person = Personnummer.parse(text.strip())
+        except ValueError as error:
+            response = console.render(
+                request, "audit.html", session, user, page=None, query={}, person=text, problem=str(error)
+            )
+            response.status_code = 422
+            return response
+        start = int(offset) if offset.isascii() and offset.isdigit() and int(offset) <= MAX_ID else 0
+
+        def search() -> Page:
+            with hub.store.begin() as conn:
+                return audit.entries(conn, by=f"user:{user.name}", limit=50, offset=start, person=person.digits)
+
+        found = await run_in_threadpool(search)
+        return console.render(request, "audit.html", session, user, page=found, query={}, person=text)
 
     return pages
 
@@ -205,9 +230,5 @@ def _overview(hub: Hub) -> dict[str, Any]:
 
 
 def _input_of(conn: Connection, letter: dict[str, Any]) -> str:
-    """What the failed step or intake was given: the bytes kept with the dead letter, or else the
-    stored message's."""
-    raw = letter.pop("raw")
-    if raw is None and letter["message_id"]:
-        raw = messages.as_received(conn, letter["message_id"])
-    return (raw or b"").decode("utf-8", errors="replace")
+    """What the failed step or intake was given, as text."""
+    return deadletters.input_of(conn, letter).decode("utf-8", errors="replace")

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -133,6 +134,14 @@ audit = Table(
     Column("action", String(100), nullable=False, doc="what: read, transfer, replay, ..."),
     Column("subject", String(200), nullable=True, doc="whose data, by reference, never a personnummer"),
     Column("detail", Text, nullable=True),
+)
+
+audit_persons = Table(
+    "audit_persons",
+    metadata,
+    Column("audit_id", Serial, ForeignKey("audit.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("person", String(64), primary_key=True, doc="core.audit.person_key of a personnummer, never the number"),
+    Index("audit_persons_person", "person", "audit_id"),
 )
 
 checkpoints = Table(

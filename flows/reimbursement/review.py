@@ -88,6 +88,7 @@ def review(
             detail=f"level {at_least} and above"
             + (f", provider {provider}" if provider else "")
             + (", personnummer in full" if reveal else ""),
+            persons=[row["customer"] for row in found.rows],
         )
     if not reveal:
         found = Page([row | {"customer": mask(row["customer"])} for row in found.rows], found.total, found.offset)

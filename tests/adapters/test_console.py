@@ -3,6 +3,7 @@ data with an audited reveal, replaying a dead letter and running the schedules; 
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -15,12 +16,14 @@ from sqlalchemy import select
 from adapters.console.session import COOKIE, Sessions
 from adapters.http_app import create_app
 from core import deadletters, users
+from core.audit import person_key
 from core.consumer import StepContext
 from core.errors import Rejected
 from core.scheduler import listing
 from core.steps import step
-from core.store.tables import audit, firings, processed
+from core.store.tables import audit, audit_persons, firings, processed
 from schemas.envelope import Envelope
+from schemas.identity import generate_personnummer
 from tests.conftest import TENANT, wait_for
 
 PASSWORD = "a long enough password"
@@ -214,10 +217,13 @@ def test_operations_pauses_resumes_and_runs_a_schedule(console):
             "/console/schedules/pause",
             "/console/schedules/run",
             "/console/schedules/x%00y",
+            "/console/audit/person",
         ]
     ),
     fields=st.dictionaries(
-        st.sampled_from(["csrf", "name", "password", "id", "job", "tenant"]), st.text(max_size=300), max_size=6
+        st.sampled_from(["csrf", "name", "password", "id", "job", "tenant", "person", "offset"]),
+        st.text(max_size=300),
+        max_size=8,
     ),
     raw=st.binary(max_size=300),
     as_raw=st.booleans(),
@@ -277,3 +283,28 @@ def test_the_audit_log_is_searched_by_user_action_and_subject_and_the_search_is_
     assert details == ["actor user:operations, action dead_letter.show", "actor user:operations"]
     assert all(row.actor == "user:operations" for row in searched)
     assert browser.get("/console/audit", params={"subject": "x" * 500}).status_code == 422
+
+
+def test_the_audit_log_is_searched_by_person_in_any_form_and_holds_no_personnummer(console):
+    letter = dead_letter(console)
+    browser, csrf = logged_in(console, "operations")
+    browser.get(f"/console/dead-letters/{letter}?reveal=true")
+    reader, reader_csrf = logged_in(console, "read")
+    for form in ("191212121212", "121212-1212", PNR):
+        page = reader.post("/console/audit/person", data={"csrf": reader_csrf, "person": form})
+        assert page.status_code == 200 and "dead_letter.show" in page.text and "user:operations" in page.text, form
+    stranger = str(generate_personnummer(random.Random(7)).digits)
+    other = reader.post("/console/audit/person", data={"csrf": reader_csrf, "person": stranger}).text
+    assert "dead_letter.show" not in other and "0 of 0" in other
+    bad = reader.post("/console/audit/person", data={"csrf": reader_csrf, "person": "19121212-1213"})
+    assert bad.status_code == 422 and "check digit" in bad.text
+    assert reader.post("/console/audit/person", data={"person": PNR}).status_code == 403
+    with console.store.begin() as conn:
+        log = [dict(row._mapping) for row in conn.execute(select(audit).order_by(audit.c.id))]
+        persons = [row.person for row in conn.execute(select(audit_persons))]
+    searches = [row for row in log if row["action"] == "audit.read"]
+    assert len(searches) == 4 and all(row["actor"] == "user:read" and row["detail"] == "a person" for row in searches)
+    assert person_key(PNR) in persons and all(len(key) == 64 for key in persons)
+    digits = "191212121212"
+    assert not any(digits[2:] in str(value) for row in log for value in row.values())
+    assert not any(digits[2:] in key for key in persons)
