@@ -34,6 +34,23 @@ def listing(
     return page(conn, query, limit=limit, offset=offset)
 
 
+def overdue(conn: Connection, *, tenant: str | None = None, limit: int, offset: int) -> Page:
+    """Orders overdue, the longest overdue first: what to chase a provider for (no case reference,
+    no contact person)."""
+    query = select(
+        orders.c.tenant,
+        orders.c.order_id,
+        orders.c.provider,
+        orders.c.delivered_version,
+        orders.c.ack_due_at,
+        orders.c.reminded_at,
+    ).where(orders.c.state == "overdue")
+    if tenant:
+        query = query.where(orders.c.tenant == tenant)
+    query = query.order_by(orders.c.ack_due_at, orders.c.tenant, orders.c.order_id)
+    return page(conn, query, limit=limit, offset=offset)
+
+
 def show(conn: Connection, tenant: str, order_id: str) -> dict | None:
     """One order's row, and the states the case system was told of it, oldest first."""
     row = conn.execute(select(orders).where(orders.c.tenant == tenant, orders.c.order_id == order_id)).first()
