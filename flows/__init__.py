@@ -44,7 +44,11 @@ def routes(hub) -> list:
 
 def console_pages(console) -> None:
     """Add every flow's pages to the console (`adapters.console.install` gives it)."""
+    from flows.orders.console import add as add_orders
+    from flows.payroll.console import add as add_payroll
     from flows.reimbursement.console import add as add_reimbursement
 
     load()
+    add_orders(console)
+    add_payroll(console)
     add_reimbursement(console)
