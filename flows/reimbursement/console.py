@@ -1,11 +1,12 @@
 """The reimbursement runs in the console: the runs, and a run's findings by level and its
-adjustments (who and why) for the review group, who approve it there."""
+adjustments (who and why) for the review group, who approve it there; and the month's statistics
+(hours ordered against performed, deviations by kind) drawn and as a CSV file."""
 
 from __future__ import annotations
 
 from pathlib import Path as FilePath
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -14,10 +15,13 @@ from adapters.console import Console, Denied
 from adapters.console.console import MAX_ID
 from core.errors import Rejected
 from flows.reimbursement import run as reimbursement
+from flows.reimbursement import statistics
 from flows.reimbursement.review import review
 from flows.reimbursement.tables import adjustments, runs
 
 APPROVE = "reimbursement.approve"
+TENANT = Query("", pattern="^([0-9]{4})?$")
+PERIOD = Query("", pattern="^([0-9]{4}-(0[1-9]|1[0-2]))?$")
 
 
 def add(console: Console) -> None:
@@ -31,6 +35,39 @@ def add(console: Console) -> None:
         with hub.store.begin() as conn:
             found = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(50)).all()
         return console.render(request, "reimbursement_runs.html", session, user, runs=found)
+
+    @pages.get("/statistics", response_class=HTMLResponse)
+    def statistics_page(request: Request, tenant: str = TENANT, period: str = PERIOD) -> Response:
+        session, user = console.who(request)
+        code, months, found = _statistics(tenant, period)
+        return console.render(
+            request, "statistics.html", session, user, tenant=code, tenants=_tenants(), months=months, stats=found
+        )
+
+    @pages.get("/statistics.csv")
+    def statistics_csv(request: Request, tenant: str = TENANT, period: str = PERIOD) -> Response:
+        console.who(request)
+        code, _months, found = _statistics(tenant, period)
+        if found is None:
+            raise Denied(404, f"no computed run of {period or 'any period'} in tenant {code}")
+        name = f"statistik_{found.tenant}_{found.period}.csv"
+        return Response(
+            statistics.as_csv(found).encode("utf-8-sig"),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"},
+        )
+
+    def _tenants() -> list[str]:
+        return [tenant.code for tenant in hub.config.tenants]
+
+    def _statistics(tenant: str, period: str) -> tuple[str, list[str], statistics.Statistics | None]:
+        """The tenant (the first when none is given), its months with runs, and the month's
+        statistics (the newest month when none is given)."""
+        code = tenant or next(iter(_tenants()), "")
+        with hub.store.begin() as conn:
+            months = statistics.periods(conn, code)
+            chosen = period or next(iter(months), "")
+            return code, months, statistics.of_month(conn, code, chosen) if chosen else None
 
     @pages.get("/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: int = Path(ge=1, le=MAX_ID)) -> Response:
@@ -63,5 +100,5 @@ def add(console: Console) -> None:
         pages,
         templates=FilePath(__file__).parent / "templates",
         actions={APPROVE: {"review"}},
-        menu=[("Reimbursement", "/console/reimbursement")],
+        menu=[("Reimbursement", "/console/reimbursement"), ("Statistics", "/console/reimbursement/statistics")],
     )

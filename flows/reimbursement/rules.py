@@ -148,6 +148,22 @@ def _current_states(orders: Iterable[Order | OrderRecord]) -> Iterator[OrderReco
             yield OrderRecord.from_order(latest)
 
 
+def ordered_minutes(period: Period, orders: Iterable[Order | OrderRecord]) -> dict[tuple[str, str], int]:
+    """Minutes ordered in the period per (provider, service category): each service's hours per
+    month for the share of the month it was valid, as the caps count them (without tolerance)."""
+    first, days = period.first_day, period.days
+    ordered: dict[tuple[str, str], Decimal] = {}
+    for record in _current_states(orders):
+        for service in record.services:
+            start = max((service.valid_from - first).days, 0)
+            stop = min((service.valid_to - first).days if service.valid_to else days - 1, days - 1)
+            if start <= stop:
+                key = (record.provider_org, service.category)
+                share = service.hours_per_month * _SIXTY * (stop - start + 1) / days
+                ordered[key] = ordered.get(key, Decimal(0)) + share
+    return {key: int(minutes.to_integral_value()) for key, minutes in ordered.items()}
+
+
 class _Order:
     """An order seen from the period: the service codes valid on each day of the month."""
 

@@ -21,8 +21,8 @@ from core.errors import Rejected
 from core.store import Store, insert_many, utcnow
 from flows.orders.tables import orders
 from flows.reimbursement.calendar import lock_date
-from flows.reimbursement.rules import OrderRecord, RunStream
-from flows.reimbursement.tables import adjustments, findings, lines, locks, runs
+from flows.reimbursement.rules import OrderRecord, RunStream, ordered_minutes
+from flows.reimbursement.tables import adjustments, findings, lines, locks, ordered, runs
 from flows.visits.tables import VISIT_START, visits
 from schemas.envelope import Envelope
 from schemas.money import Period, round_ore
@@ -146,6 +146,15 @@ def draft(
         rows = _lines(conn, run_id, computed, approved)
         if rows:
             conn.execute(insert(lines), rows)
+        planned = ordered_minutes(period, order_list)
+        if planned:
+            conn.execute(
+                insert(ordered),
+                [
+                    {"run_id": run_id, "provider_org": org, "category": category, "minutes": minutes}
+                    for (org, category), minutes in sorted(planned.items())
+                ],
+            )
         for old in carried:
             _apply(conn, run_id, tuple(old[k] for k in LINE_KEY), old["minutes"], old["by"], old["why"], old["at"])
         conn.execute(update(runs).where(runs.c.id == run_id).values(status="draft", visits=visits, paid=paid))
@@ -502,7 +511,7 @@ def _lines(conn: Connection, run_id: int, computed: dict[tuple, int], approved: 
 
 
 def _drop(conn: Connection, run_id: int) -> None:
-    for table in (findings, adjustments, lines):
+    for table in (findings, adjustments, lines, ordered):
         conn.execute(delete(table).where(table.c.run_id == run_id))
     conn.execute(delete(runs).where(runs.c.id == run_id))
 

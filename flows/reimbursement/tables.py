@@ -1,4 +1,5 @@
-"""The reimbursement runs: each run's lines, its findings for review, and adjustments."""
+"""The reimbursement runs: each run's lines, its findings for review, adjustments, and the time
+ordered in its period (for the statistics)."""
 
 from pathlib import Path
 
@@ -54,6 +55,15 @@ findings = Table(
     Column("paid", Integer, nullable=False, doc="1 for a warning on a paid visit, 0 for an unpaid visit"),
     Column("paid_minutes", Integer, nullable=False),
     Index("reimbursement_findings_run", "run_id", "provider_org", "code"),
+)
+
+ordered = Table(
+    "reimbursement_ordered",
+    metadata,
+    Column("run_id", ForeignKey("reimbursement_runs.id"), primary_key=True),
+    Column("provider_org", String(10), primary_key=True),
+    Column("category", String(10), primary_key=True),
+    Column("minutes", Integer, nullable=False, doc="ordered in the period (rules.ordered_minutes)"),
 )
 
 adjustments = Table(

@@ -98,6 +98,9 @@ def test_each_role_sees_every_page_on_a_desktop_and_a_phone(chromium, served, ru
             ("schedules", "/console/schedules"),
             ("audit", "/console/audit"),
             ("reimbursement", "/console/reimbursement"),
+            ("statistics", "/console/reimbursement/statistics"),
+            ("payroll", "/console/payroll"),
+            ("orders-overdue", "/console/orders/overdue"),
         ]:
             answer = page.goto(url + path)
             assert answer is not None and answer.status == 200, path
@@ -138,6 +141,32 @@ def test_the_review_group_approves_a_reimbursement_run(chromium, served, runtime
 
 
 @pytest.mark.parametrize("runtime", ["embedded"], indirect=True)
+def test_the_economy_group_downloads_the_months_statistics(chromium, served, runtime, tmp_path):
+    from flows.visits.versions import store as store_visits
+    from tests.flows.test_reimbursement_run import LOCK, MARCH, ORG, WORKED_EXAMPLE
+
+    hub, url = served
+    with hub.store.begin() as conn:  # visits of a provider with no order: every one a deviation
+        store_visits(conn, tenant=TENANT, vendor="v", accepted=WORKED_EXAMPLE, rejected=[], raw=b"{}", channel="push")
+    reimbursement.set_lock(hub.store, TENANT, MARCH, LOCK, by="user:x")
+    reimbursement.draft(hub.store, TENANT, MARCH, rules_of(hub.config.tenant(TENANT)), by="user:x")
+    page = logged_in(chromium, url, "economy")
+    page.goto(f"{url}/console/reimbursement/statistics")
+    assert page.locator("svg.chart").count() == 2
+    shot(page, "statistics")
+    with page.expect_download() as started:
+        page.click("text=Download CSV")
+    download = started.value
+    assert download.suggested_filename == f"statistik_{TENANT}_2026-03.csv"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    rows = [line.split(";") for line in saved.read_text(encoding="utf-8-sig").splitlines()]
+    assert rows[0][0] == "period" and len(rows) > 1
+    assert all(row[0] == "2026-03" and row[1] == ORG and row[2] == "deviation" for row in rows[1:])
+    assert sum(int(row[6]) for row in rows[1:]) == len(WORKED_EXAMPLE)
+
+
+@pytest.mark.parametrize("runtime", ["embedded"], indirect=True)
 def test_operations_pauses_a_schedule_and_searches_the_audit_log(chromium, served, runtime):
     _hub, url = served
     page = logged_in(chromium, url, "operations")
@@ -167,6 +196,7 @@ def test_a_read_user_is_refused_every_action(chromium, served, runtime):
         ("/console/schedules/pause", {"job": "visits.poll", "tenant": TENANT}),
         ("/console/schedules/run", {"job": "visits.poll", "tenant": TENANT}),
         ("/console/reimbursement/1/approve", {}),
+        ("/console/payroll/1/approve", {}),
     ]:
         assert page.request.post(url + path, form={"csrf": csrf, **form}).status == 403, path
     assert page.goto(f"{url}/console/dead-letters/{letter}?reveal=true").status == 403

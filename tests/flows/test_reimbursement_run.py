@@ -10,6 +10,7 @@ import io
 import json
 import os
 import random
+import re
 import time
 from decimal import Decimal
 
@@ -421,3 +422,33 @@ def test_a_run_split_between_processes_is_the_same_run(make_hub, hub_config):
     split = outcome(reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:a", processes=2))
     assert split == serial
     assert len(serial[0]) == 19 and serial[2] == (19, 0, "draft")  # no order at all: 18 no_order, 1 declined
+
+
+def test_the_months_statistics_ordered_against_performed_and_deviations_drawn_and_as_csv(hub):
+    from core import users
+    from tests.adapters.test_console import PASSWORD
+    from tests.flows.test_reimbursement_console import _browser
+
+    run_id = reimbursement.draft(hub.store, TENANT, MARCH, Rules(), by="user:granskare")
+    users.add(hub.store, "read", "read", PASSWORD, by="user:admin")
+    browser, _ = _browser(hub, "read")
+    page = browser.get("/console/reimbursement/statistics")
+    assert page.status_code == 200 and page.text.count("<svg") == 2
+    assert "the draft run would pay" in page.text and "declined" in page.text
+    cells = re.sub(r">\s+<", "><", page.text)
+    assert f'<td>{ORG}</td><td>omsorg</td><td class="number">20.0</td><td class="number">1.9</td>' in cells
+    download = browser.get("/console/reimbursement/statistics.csv", params={"tenant": TENANT, "period": "2026-03"})
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert f'filename="statistik_{TENANT}_2026-03.csv"' in download.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][:6] == ["period", "provider_org", "what", "kind", "ordered_hours", "performed_hours"]
+    assert rows[1:] == [  # 27 + 90 minutes of care; the order's 20 h of care and 8 h of service
+        ["2026-03", ORG, "hours", "omsorg", "20,00", "1,95", "", ""],
+        ["2026-03", ORG, "hours", "service", "8,00", "0,00", "", ""],
+        ["2026-03", ORG, "deviation", "declined", "", "", "1", "0"],
+    ]
+    reimbursement.approve(hub.store, run_id, by="user:granskningsgrupp")
+    assert "the approved runs paid" in browser.get("/console/reimbursement/statistics").text
+    assert browser.get("/console/reimbursement/statistics.csv", params={"period": "2026-04"}).status_code == 404
+    for hostile in ({"period": "2026-13"}, {"tenant": "12345"}, {"period": "x" * 300}):
+        assert browser.get("/console/reimbursement/statistics", params=hostile).status_code == 422
