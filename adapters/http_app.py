@@ -17,12 +17,13 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from adapters import console
 from core import audit, metrics, outbox
 from core.config import Caller
 from core.errors import NotAllowed, Rejected
+from core.figures import Collector
 from core.intake import envelopes_from_json
 from core.messages import CONFLICT
 from core.outage import Outage
@@ -137,9 +138,20 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
             headers={} if ready else {"Retry-After": str(RETRY_AFTER)},
         )
 
+    figures = CollectorRegistry(auto_describe=False)
+    figures.register(Collector(hub.store, hub.bus))
+
     @app.get("/metrics")
     def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """The process's counters, and the figures of the store and the queues (core.figures)."""
+        try:
+            found = generate_latest(figures)
+        except Exception as error:  # an outage of the store: the process's own counters still answer
+            if not is_outage(error):
+                raise
+            log.warning("figures not served: %s", type(error).__name__)
+            found = b""
+        return Response(generate_latest() + found, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

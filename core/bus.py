@@ -16,6 +16,7 @@ import pika
 import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware, Retries
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import Connection, select
@@ -121,6 +122,28 @@ class Bus:
             return True
         except (pika.exceptions.AMQPError, OSError):
             return False
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting on each step's queue, its delayed retries included (queue name to count);
+        a queue not yet declared on the broker counts 0. Raises on an outage of the broker."""
+        names = sorted({step.queue for step in self.steps.values()})
+        if self.in_process:
+            queues = cast(StubBroker, self.broker).queues
+            return {name: sum(queues[q].qsize() for q in (name, dq_name(name)) if q in queues) for name in names}
+        depths = dict.fromkeys(names, 0)
+        parameters = amqp_parameters(self.settings.broker_url, self.settings.network_timeout)
+        connection = pika.BlockingConnection(parameters)
+        try:
+            channel = connection.channel()
+            for name in names:
+                for queue in (name, dq_name(name)):
+                    try:
+                        depths[name] += channel.queue_declare(queue, passive=True).method.message_count
+                    except pika.exceptions.ChannelClosedByBroker:  # 404: not declared yet
+                        channel = connection.channel()
+        finally:
+            _close_quietly(connection)
+        return depths
 
     def worker(self, threads: int | None = None) -> dramatiq.Worker:
         """The worker of this process; a partner may hold half of its threads (core.breaker)."""

@@ -3,26 +3,23 @@ the audit log."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from adapters.console.console import MAX_ID, Console, Denied, check_csrf
 from adapters.console.session import COOKIE
 from core import audit, deadletters, scheduler, transfers, users
 from core.errors import Rejected
+from core.figures import figures
 from core.paging import Page
 from core.redaction import redact
 from core.runtime import Hub
 from core.store import utcnow
-from core.store.tables import dead_letters, outbox
-from core.store.tables import messages as message_table
-from schemas.identity import STOCKHOLM, Personnummer
+from schemas.identity import Personnummer
 
 
 def pages(console: Console) -> APIRouter:
@@ -193,38 +190,20 @@ def pages(console: Console) -> APIRouter:
 
 
 def _overview(hub: Hub) -> dict[str, Any]:
-    """The figures of the overview: messages per flow per hour, backlog, failures, next firings."""
-    since = utcnow() - dt.timedelta(hours=24)
-    with hub.store.begin() as conn:
-        hourly: Counter[tuple[str, dt.datetime]] = Counter()
-        for kind, at in conn.execute(
-            select(message_table.c.type, message_table.c.stored_at).where(message_table.c.stored_at >= since)
-        ):
-            hourly[(kind.split(".", 1)[0], at.astimezone(STOCKHOLM).replace(minute=0, second=0, microsecond=0))] += 1
-        backlog = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
-        failures = dict(
-            conn.execute(
-                select(dead_letters.c.kind, func.count())
-                .where(dead_letters.c.failed_at >= since)
-                .group_by(dead_letters.c.kind)
-            ).all()
-        )
-        open_letters = conn.scalar(
-            select(func.count()).select_from(dead_letters).where(dead_letters.c.status == "open")
-        )
-    flows = sorted({flow for flow, _ in hourly})
-    hours = sorted({hour for _, hour in hourly})
+    """The figures of the overview (core.figures, as /metrics has them) and the next firings."""
+    found = figures(hub.store, hub.bus)
     upcoming = sorted(
         (state for state in scheduler.listing(hub.store, hub.config) if state.next_at is not None),
         key=lambda state: state.next_at or utcnow(),
     )[:10]
     return {
-        "flows": flows,
-        "hours": hours,
-        "hourly": hourly,
-        "backlog": backlog,
-        "failures": failures,
-        "open_letters": open_letters,
+        "flows": sorted({flow for flow, _ in found.hourly}),
+        "hours": sorted({hour for _, hour in found.hourly}),
+        "hourly": found.hourly,
+        "backlog": found.backlog,
+        "queues": found.queues,
+        "failures": found.failures,
+        "open_letters": found.open_letters,
         "upcoming": upcoming,
     }
 

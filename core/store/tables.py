@@ -77,6 +77,7 @@ messages = Table(
     Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
     Column("envelope", Text, nullable=False, doc="the canonical envelope as JSON"),
     Index("messages_tenant_type", "tenant", "type", "stored_at"),
+    Index("messages_stored_at", "stored_at"),
 )
 
 outbox = Table(

@@ -278,3 +278,23 @@ def test_readiness_and_intake_say_so_while_the_store_is_down(make_hub, hub_confi
             assert httpx.get(f"{server.url}/healthz").status_code == 200  # alive, only not ready
     finally:
         down.stop()
+
+
+def test_the_figures_behind_metrics_count_messages_the_outbox_and_the_queues(make_hub):
+    """What the console's overview shows, /metrics serves: messages per flow, the backlog and
+    the messages waiting on each step's queue (no worker takes them here)."""
+    from core.figures import figures
+
+    hub = make_hub(worker=False)
+    queue = hub.bus.steps["echo"].queue
+    with LiveServer(create_app(hub)) as server:
+        case_system = CaseSystem(server.url, TOKEN, TENANT)
+        assert case_system.post([case_system.event() for _ in range(3)]).status_code == 202
+        found = wait_for(lambda: (f := figures(hub.store, hub.bus)).queues and f.queues[queue] >= 1 and f)
+        assert sum(count for (flow, _), count in found.hourly.items() if flow == "case") == 3
+        assert found.backlog == 0 and found.open_letters == 0
+        text = httpx.get(f"{server.url}/metrics").text
+    waiting = sum(hub.bus.queue_depths().values())
+    assert f'casehub_queue_messages{{queue="{queue}"}} {float(found.queues[queue])}' in text
+    assert 'casehub_messages_24h{flow="case"} 3.0' in text and "casehub_outbox_backlog 0.0" in text
+    assert waiting == found.queues[queue] >= 1
