@@ -11,6 +11,7 @@ import datetime as dt
 import html
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 
 from adapters.console.session import Session, Sessions
 from core import users
+from core.errors import Rejected
 from core.runtime import Hub
 from schemas.identity import STOCKHOLM
 
@@ -104,6 +106,20 @@ class Console:
         if action is not None:
             self.allow(user, action)
         return user, {key: [str(value) for value in form.getlist(key)] for key in form}
+
+    async def act(self, request: Request, action: str, do: Callable[..., object], *args: object, back: str) -> Response:
+        """A guarded action on a page's object (a run to approve): `do(*args, by=user)` in a thread,
+        404 when it finds no object (LookupError), 422 when it refuses (Rejected); then the relay
+        is nudged to send what it put in the outbox, and the browser sent `back`."""
+        user, _form = await self.acting(request, action)
+        try:
+            await run_in_threadpool(do, *args, by=f"user:{user.name}")
+        except LookupError as error:
+            raise Denied(404, str(error)) from None
+        except Rejected as error:
+            raise Denied(422, str(error)) from None
+        self.hub.relay.nudge()
+        return RedirectResponse(back, status_code=303)
 
 
 def install(app: FastAPI, hub: Hub) -> Console:

@@ -6,13 +6,11 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from adapters.console import Console, Denied
 from adapters.console.console import MAX_ID
-from core.errors import Rejected
 from flows.payroll import run as payroll
 from flows.payroll.queries import summary
 from flows.payroll.tables import runs
@@ -45,15 +43,9 @@ def add(console: Console) -> None:
 
     @pages.post("/{run_id}/approve")
     async def approve(request: Request, run_id: int = Path(ge=1, le=MAX_ID)) -> Response:
-        user, _form = await console.acting(request, APPROVE)
-        try:
-            await run_in_threadpool(payroll.approve, hub.store, run_id, by=f"user:{user.name}")
-        except LookupError as error:
-            raise Denied(404, str(error)) from None
-        except Rejected as error:
-            raise Denied(422, str(error)) from None
-        hub.relay.nudge()
-        return RedirectResponse(f"/console/payroll/{run_id}", status_code=303)
+        return await console.act(
+            request, APPROVE, payroll.approve, hub.store, run_id, back=f"/console/payroll/{run_id}"
+        )
 
     console.add(
         pages,

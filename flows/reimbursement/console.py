@@ -7,13 +7,11 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from adapters.console import Console, Denied
 from adapters.console.console import MAX_ID
-from core.errors import Rejected
 from flows.reimbursement import run as reimbursement
 from flows.reimbursement import statistics
 from flows.reimbursement.review import review
@@ -86,15 +84,8 @@ def add(console: Console) -> None:
 
     @pages.post("/{run_id}/approve")
     async def approve(request: Request, run_id: int = Path(ge=1, le=MAX_ID)) -> Response:
-        user, _form = await console.acting(request, APPROVE)
-        try:
-            await run_in_threadpool(reimbursement.approve, hub.store, run_id, by=f"user:{user.name}")
-        except LookupError as error:
-            raise Denied(404, str(error)) from None
-        except Rejected as error:
-            raise Denied(422, str(error)) from None
-        hub.relay.nudge()
-        return RedirectResponse(f"/console/reimbursement/{run_id}", status_code=303)
+        back = f"/console/reimbursement/{run_id}"
+        return await console.act(request, APPROVE, reimbursement.approve, hub.store, run_id, back=back)
 
     console.add(
         pages,
