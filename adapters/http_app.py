@@ -19,7 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from adapters import console
+from adapters import console, openapi
+from adapters.openapi import RETRY_AFTER_HEADER, answer, partner_operation
 from core import audit, metrics, outbox
 from core.config import Caller
 from core.errors import NotAllowed, Rejected
@@ -30,6 +31,7 @@ from core.outage import Outage
 from core.redaction import redact
 from core.runtime import Hub
 from core.store import is_outage
+from schemas.api import ORDER_EXAMPLE, CaseSystemEvents, EventsAccepted, EventsConflicting, Feed, Health, Readiness
 from schemas.bounded import error_message
 
 MAX_POSITION = 2**63 - 1
@@ -57,6 +59,7 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.state.console = console.install(app, hub)
+    openapi.install(app)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:
@@ -69,7 +72,18 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
         first = error.errors()[0]
         return JSONResponse({"error": error_message(first), "where": ".".join(map(str, first["loc"]))}, status_code=422)
 
-    @app.post("/api/v1/events", status_code=202)
+    @app.post(
+        "/api/v1/events",
+        status_code=202,
+        tags=["case system"],
+        summary="Send events: one envelope or a list of them",
+        operation_id="send_events",
+        **partner_operation(
+            body=CaseSystemEvents,
+            answers={202: EventsAccepted, 409: EventsConflicting},
+            examples={"an order issued to a provider": ORDER_EXAMPLE},
+        ),
+    )
     async def post_events(request: Request) -> dict:
         caller = authenticate(hub, request, kinds={"case_system"})
         raw = await read_body(request, hub.settings.max_body_bytes)
@@ -99,7 +113,13 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
             status_code=409,
         )
 
-    @app.get("/api/v1/feed")
+    @app.get(
+        "/api/v1/feed",
+        tags=["case system"],
+        summary="Read what the hub has for the case system, after a cursor",
+        operation_id="read_feed",
+        **partner_operation(answers={200: Feed}),
+    )
     def get_feed(
         request: Request, since: int = Query(0, ge=0, le=MAX_POSITION), limit: int = Query(500, ge=1, le=5000)
     ) -> dict:
@@ -118,12 +138,19 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
         body = '{"events":[' + ",".join(e for _, e in events) + f'],"next_cursor":{next_cursor}}}'
         return Response(body, media_type="application/json")
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["operations"], response_model=None, responses={200: answer(Health, "alive")})
     def health() -> dict:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={
+            200: answer(Readiness, "the store and the broker answer"),
+            503: answer(Readiness, "the store or the broker does not answer", RETRY_AFTER_HEADER),
+        },
+    )
     def ready() -> JSONResponse:
         """Readiness: 200 when the store and the broker answer, else 503 saying which does not, so
         that a load balancer sends the partners to another process."""
@@ -141,7 +168,14 @@ def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     figures = CollectorRegistry(auto_describe=False)
     figures.register(Collector(hub.store, hub.bus))
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={
+            200: {"description": "Prometheus' text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        },
+    )
     def prometheus() -> Response:
         """The process's counters, and the figures of the store and the queues (core.figures)."""
         try:

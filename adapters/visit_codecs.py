@@ -23,10 +23,7 @@ from pydantic import ValidationError
 from core.errors import Rejected
 from core.intake import parse_json
 from schemas.bounded import UNPRINTABLE, error_message
-from schemas.visits import Visit, VisitRejection
-
-MAX_VISITS = 1000
-"""The most visits one pushed body may carry."""
+from schemas.visits import MAX_VISITS, Visit, VisitRejection
 
 MAX_LINE_BYTES = 1 << 20
 """The longest line a visit file may have; keeps memory flat whatever the file holds."""

@@ -156,11 +156,13 @@ def config_check(file: Path) -> None:
 
 @schemas.command("export")
 def schemas_export(directory: Path) -> None:
-    """Write the JSON Schema of the envelope and of every canonical document to DIRECTORY."""
+    """Write the JSON Schema of the envelope, of every canonical document and of the partner API's
+    request bodies (request.*) to DIRECTORY."""
+    from schemas.api import body_schemas
     from schemas.documents import json_schemas
 
     directory.mkdir(parents=True, exist_ok=True)
-    for name, schema in json_schemas().items():
+    for name, schema in (json_schemas() | body_schemas()).items():
         (directory / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
         out.print(f"wrote {directory / f'{name}.schema.json'}")
 

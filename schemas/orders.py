@@ -13,6 +13,7 @@ from schemas.identity import OrganisationNumber, Personnummer
 OrderKind = Literal["new", "amend", "cancel"]
 CancelReason = Literal["moved", "deceased", "changed_provider", "ended", "other"]
 Category = Literal["service", "omsorg"]
+ORDER_ID = r"^[A-Za-z0-9-]{1,40}$"
 
 
 class Address(BaseModel):
@@ -58,7 +59,7 @@ class Order(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    order_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,40}$")
+    order_id: str = Field(pattern=ORDER_ID)
     version: Version
     kind: OrderKind
     case_ref: Text = Field(min_length=1, max_length=40)
@@ -96,7 +97,7 @@ class OrderAcknowledgement(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    order_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,40}$")
+    order_id: str = Field(pattern=ORDER_ID)
     version: Version
     status: Literal["accepted", "rejected"]
     reason: Text | None = Field(default=None, max_length=1000)

@@ -12,6 +12,8 @@ from schemas.bounded import CONTROL, Count, Text, Version
 from schemas.identity import OrganisationNumber, Personnummer
 
 MAX_VISIT = dt.timedelta(hours=24)
+MAX_VISITS = 1000
+"""The most visits one pushed body may carry."""
 
 OptionalText = Annotated[Text | None, BeforeValidator(lambda value: None if value == "" else value)]
 """A text that may be absent; empty means absent, as in the contract's CSV file."""

@@ -52,7 +52,7 @@ def soap_router(
     a Client fault; a DTD, XML that breaks the XSD, or an invalid acknowledgement is a Client
     fault; anything else is a Server fault that says nothing of the cause.
     """
-    router = APIRouter()
+    router = APIRouter(include_in_schema=False)  # described by its WSDL, linked from the OpenAPI document
 
     @router.get("/soap/lov")
     def description(request: Request) -> Response:
@@ -92,13 +92,15 @@ def describe(request: Request, wsdl: Path) -> Response:
     return Response("ask for ?wsdl or ?xsd=orders.xsd\n", status_code=404, media_type="text/plain")
 
 
-def wsdl_for(wsdl: Path, location: str) -> bytes:
-    """The project's WSDL with its soap:address at `location` and its schemas at `location?xsd=NAME`."""
+def wsdl_for(wsdl: Path, location: str, *, schemas: str | None = None) -> bytes:
+    """The project's WSDL with its soap:address at `location` and its schemas at `location?xsd=NAME`
+    (or at `schemas` + NAME)."""
     tree = etree.parse(str(wsdl))  # our own file
     for address in tree.iterfind(f".//{{{WSDL_SOAP}}}address"):
         address.set("location", location)
     for schema_import in tree.iterfind(f".//{{{XSD}}}import"):
-        schema_import.set("schemaLocation", f"{location}?xsd={quote(schema_import.get('schemaLocation'))}")
+        name = quote(schema_import.get("schemaLocation"))
+        schema_import.set("schemaLocation", f"{schemas}{name}" if schemas else f"{location}?xsd={name}")
     return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
 

@@ -3,17 +3,21 @@ and the hub's SOAP service `AcknowledgeOrder` at /soap/lov (its WSDL at `GET /so
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from adapters.http_app import Refused, authenticate, read_body
+from adapters.openapi import partner_operation
 from adapters.soap.server import soap_router
 from core.errors import Rejected
 from core.runtime import Hub
 from flows.orders.acknowledgements import acknowledge
+from schemas.api import ACKNOWLEDGEMENT_EXAMPLE, AcknowledgementReceived, Problem
 from schemas.bounded import error_message
-from schemas.orders import OrderAcknowledgement
+from schemas.orders import ORDER_ID, OrderAcknowledgement
 
 PROVIDERS = {"provider"}
 
@@ -21,8 +25,22 @@ PROVIDERS = {"provider"}
 def routes(hub: Hub) -> list[APIRouter]:
     rest = APIRouter()
 
-    @rest.post("/api/v1/orders/{order_id}/acknowledgement", status_code=202)
-    async def post_acknowledgement(order_id: str, request: Request) -> dict:
+    @rest.post(
+        "/api/v1/orders/{order_id}/acknowledgement",
+        status_code=202,
+        tags=["providers"],
+        summary="Acknowledge an order: accepted, or rejected with a reason",
+        operation_id="acknowledge_order",
+        **partner_operation(
+            body=OrderAcknowledgement,
+            answers={
+                202: AcknowledgementReceived,
+                409: (Problem, "an unknown order, a version other than the one delivered last, or another provider's"),
+            },
+            examples={"an acceptance": ACKNOWLEDGEMENT_EXAMPLE},
+        ),
+    )
+    async def post_acknowledgement(order_id: Annotated[str, Path(pattern=ORDER_ID)], request: Request) -> dict:
         caller = authenticate(hub, request, kinds=PROVIDERS)
         raw = await read_body(request, hub.settings.max_body_bytes)
         try:
