@@ -53,7 +53,7 @@ class Refused(Exception):
 
 def create_app(hub: Hub, routers: list[APIRouter] = ()) -> FastAPI:
     """The hub's HTTP app; `routers` are the flows' own endpoints (see `flows.routes`)."""
-    app = FastAPI(title="casehub", version="1")
+    app = FastAPI(title="casehub", version="1", docs_url=None, redoc_url=None)  # their pages load from a CDN
     app.add_middleware(Guard)
     app.state.hub = hub
     for router in routers:

@@ -168,12 +168,17 @@ def schemas_export(directory: Path) -> None:
 
 
 @app.command()
-def demo(events: int = 200, workdir: Path = Path("var/demo")) -> None:
+def demo(
+    events: int = 200,
+    workdir: Path = Path("var/demo"),
+    serve: bool = typer.Option(False, help="go on serving the hub's API afterwards, until Ctrl-C"),
+    port: int = typer.Option(8000, help="the port to serve on, with --serve"),
+) -> None:
     """Run the hub end to end on the embedded default with simulated partners, and print a summary."""
     from sandbox.demo import run
 
     started = time.monotonic()
-    ok = run(workdir=workdir, events=events, console=out)
+    ok = run(workdir=workdir, events=events, console=out, serve_port=port if serve else None)
     out.print(
         f"demo finished in {time.monotonic() - started:.1f} s; to look around with the CLI:\n"
         f"  export CASEHUB_CONFIG={workdir}/casehub.toml CASEHUB_DATABASE_URL=sqlite:///{workdir}/casehub.db\n"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -34,10 +36,11 @@ token_env = "{TOKEN_ENV}"
 Check = tuple[str, bool, str]
 
 
-def run(*, workdir: Path, events: int, console: Console) -> bool:
+def run(*, workdir: Path, events: int, console: Console, serve_port: int | None = None) -> bool:
+    """The demo's checks, printed; with `serve_port`, the hub goes on serving there afterwards, with
+    the simulated partners, until Ctrl-C or SIGTERM (docs/partners.md tries the API against it)."""
     import flows
     from adapters.http_app import create_app
-    from core import deadletters
     from core.runtime import Hub
     from core.settings import Settings
     from sandbox.case_system import CaseSystem
@@ -66,7 +69,7 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
         hub.store.migrate()
         hub.start(worker=True)
         try:
-            with LiveServer(create_app(hub, flows.routes(hub))) as server:
+            with LiveServer(create_app(hub, flows.routes(hub)), port=serve_port) as server:
                 console.print(f"hub listening on {server.url} (SQLite {settings.database_url}, in-process broker)")
                 case_system = CaseSystem(server.url, token, TENANT)
                 checks += _case_events(case_system, events, console)
@@ -75,28 +78,59 @@ def run(*, workdir: Path, events: int, console: Console) -> bool:
                 checks += _visits_and_run(hub, server.url, issued, providers, vendors, console)
                 checks += _payroll(hub, case_system, payroll, console)
                 checks += _migration(hub, workdir, console)
-            with hub.store.begin() as conn:
-                letters = [
-                    letter
-                    for letter in deadletters.listing(conn, limit=1000).rows
-                    if not letter["step"].startswith("visits.")
-                ]
-            expected = [letter for letter in letters if "REJECT" in letter["reason"]]
-            checks.append(
-                (
-                    "dead letters: only the order the provider refused",
-                    letters == expected and len(expected) == 1,
-                    "; ".join(f"{x['step']}: {x['reason'][:60]}" for x in letters),
-                )
-            )
+                checks.append(_dead_letters(hub))
+                ok = _report(checks, console)
+                if serve_port is not None:
+                    _serve(server.url, token, providers, vendors, console)
         finally:
             hub.stop()
+    return ok
 
+
+def _dead_letters(hub) -> Check:
+    from core import deadletters
+
+    with hub.store.begin() as conn:
+        letters = [
+            letter for letter in deadletters.listing(conn, limit=1000).rows if not letter["step"].startswith("visits.")
+        ]
+    expected = [letter for letter in letters if "REJECT" in letter["reason"]]
+    return (
+        "dead letters: only the order the provider refused",
+        letters == expected and len(expected) == 1,
+        "; ".join(f"{x['step']}: {x['reason'][:60]}" for x in letters),
+    )
+
+
+def _report(checks: list[Check], console: Console) -> bool:
     table = Table("check", "result", "detail", title="casehub demo")
     for name, ok, detail in checks:
         table.add_row(name, "[green]ok[/]" if ok else "[red]FAILED[/]", detail)
     console.print(table)
     return all(ok for _, ok, _ in checks)
+
+
+def _serve(url: str, token: str, providers, vendors, console: Console) -> None:
+    """Serve until Ctrl-C or SIGTERM, after saying how a partner calls the hub."""
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    console.print(
+        f"the demo's hub goes on serving at {url} until Ctrl-C, with the simulated partners; "
+        "to call it as docs/partners.md does:",
+        soft_wrap=True,
+    )
+    console.print(
+        f"export HUB={url} CASE_SYSTEM_TOKEN={token} PROVIDER_TOKEN={providers.tokens['rest']} "
+        f"PROVIDER_ORG={providers.orgs['rest']} VENDOR_TOKEN={vendors.push_token}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    try:
+        while not stopped.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def _case_events(case_system, events: int, console: Console) -> list[Check]:
@@ -121,7 +155,7 @@ def _case_events(case_system, events: int, console: Console) -> list[Check]:
         ("events accepted", accepted == events, f"{accepted} of {events}"),
         (
             "resent batch taken as duplicates",
-            len(again["duplicates"]) == 50,
+            len(again["duplicates"]) == len(sent[:50]),
             f"{len(again['duplicates'])} duplicates, {len(again['accepted'])} new",
         ),
         (
