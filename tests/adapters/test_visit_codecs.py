@@ -25,30 +25,13 @@ from adapters.visit_codecs import (
     write_visit_csv,
 )
 from core.errors import Rejected
+from schemas.api import VISIT_EXAMPLE
 from schemas.bounded import MAX_INT
 from schemas.identity import generate_organisation_number, generate_personnummer
 from schemas.visits import Visit, VisitRejection
 
-PNR = "194107086995"
-EXAMPLE = {  # the contract's example, edited once
-    "visit_id": "V-2026-000123",
-    "version": 3,
-    "provider_org": "5560360793",
-    "customer_pnr": PNR,
-    "employee_id": "E1042",
-    "planned_start": "2026-03-02T08:00:00+01:00",
-    "planned_end": "2026-03-02T08:30:00+01:00",
-    "actual_start": "2026-03-02T08:04:12+01:00",
-    "actual_end": "2026-03-02T08:31:40+01:00",
-    "confirmation": "nfc",
-    "tag_id": "04:A2:2B:9A:11:80",
-    "manual_reason": None,
-    "services": ["HT-OMS", "HT-SERV"],
-    "double_staffing": False,
-    "declined": False,
-    "approved": True,
-    "edit_reason": "wrong end time",
-}
+EXAMPLE = VISIT_EXAMPLE  # the contract's example, its third version
+PNR = EXAMPLE["customer_pnr"]
 
 
 def example(**changes) -> dict:
