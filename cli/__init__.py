@@ -2,14 +2,15 @@
 0 done, 1 failed or not found, 2 wrong usage, 3 configuration is wrong.
 
 One module per group of commands: `running` (serve, worker, demo, db, config, schemas),
-`operations` (dead letters, messages, transfers, audit, schedules, users), and one per flow.
+`operations` (dead letters, messages, transfers, audit, schedules, users), `retention`, and one
+per flow.
 """
 
 from __future__ import annotations
 
 import typer
 
-from cli import migration, operations, orders, payroll, reimbursement, running, visits
+from cli import migration, operations, orders, payroll, reimbursement, retention, running, visits
 from cli.running import http_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="casehub, the social-services integration hub")
@@ -29,6 +30,7 @@ for group, name in [
     (operations.schedules, "schedules"),
     (operations.users, "users"),
     (visits.app, "visits"),
+    (retention.app, "retention"),
 ]:
     app.add_typer(group, name=name)
 

@@ -108,6 +108,12 @@ def replay(
     letter = show(conn, letter_id)
     if letter is None:
         raise LookupError(f"dead letter {letter_id} does not exist")
+    if letter["purged_at"] is not None:
+        raise Rejected(
+            f"its bytes are gone: purged on {letter['purged_at']:%Y-%m-%d} under the retention policy, "
+            f"{letter['status']} before that; the partner must send it again",
+            where=f"dead letter {letter_id}",
+        )
     if letter["status"] != "open":
         raise Rejected(f"already {letter['status']}", where=f"dead letter {letter_id}")
     if letter["step"] != INBOUND and letter["step"] not in steps():

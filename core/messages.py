@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
@@ -46,11 +48,17 @@ def accept(conn: Connection, items: Sequence[tuple[Envelope, bytes | None]]) -> 
     inserted = {row.id for row in insert_ignore(conn, messages, rows, returning=[messages.c.id])}
     repeated = [envelope.id for envelope, _ in items if envelope.id not in inserted]
     earlier = load_many_envelopes(conn, repeated) if repeated else {}
+    purged = _tombstones(conn, [key for key in repeated if key not in earlier]) if repeated else {}
     result = Accepted()
     dispatch: list[_OutboxRow] = []
     for position, (envelope, _raw) in enumerate(items):
         first = earlier.get(envelope.id)
-        if first is None:
+        if envelope.id in purged:  # its bytes are gone; its document's digest is kept for this
+            if purged[envelope.id] == document_digest(envelope):
+                result.duplicates.append(envelope.id)
+            else:
+                result.conflicts.append(position)
+        elif first is None:
             earlier[envelope.id] = envelope
             result.stored.append(envelope.id)
             dispatch.extend(_outbox_row(envelope, f"step:{name}", now) for name in subscribers(envelope.type))
@@ -65,6 +73,25 @@ def accept(conn: Connection, items: Sequence[tuple[Envelope, bytes | None]]) -> 
 
 def _same_document(a: Envelope, b: Envelope) -> bool:
     return (a.tenant, a.type, a.payload) == (b.tenant, b.type, b.payload)
+
+
+def document_digest(envelope: Envelope) -> str:
+    """SHA-256 of what makes two envelopes of one id the same document (`_same_document`): kept
+    when the message is purged, so that a late duplicate is still known as one."""
+    canonical = json.dumps(
+        [envelope.tenant, envelope.type, envelope.payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _tombstones(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, str]:
+    """The document digest of each purged message among `envelope_ids`."""
+    if not envelope_ids:
+        return {}
+    query = select(messages.c.id, messages.c.document_sha256).where(
+        among(conn, messages.c.id, envelope_ids), messages.c.purged_at.is_not(None)
+    )
+    return {row.id: row.document_sha256 for row in conn.execute(query)}
 
 
 def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> None:
@@ -122,7 +149,10 @@ def as_received(conn: Connection, envelope_id: str) -> bytes | None:
     """A stored message's bytes as they came in, or the envelope's JSON for one the hub made; None
     for no such message. Personal data: the caller audits a person's reading of it."""
     row = conn.execute(select(messages.c.raw, messages.c.envelope).where(messages.c.id == envelope_id)).first()
-    return None if row is None else row.raw or row.envelope.encode()
+    if row is None or row.envelope is None:  # none, or purged
+        return None
+    kept: bytes = row.raw or row.envelope.encode()
+    return kept
 
 
 def load_many_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, Envelope]:
@@ -130,8 +160,10 @@ def load_many_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[s
 
 
 def load_many(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, str]:
-    """Envelope JSON by id."""
-    query = select(messages.c.id, messages.c.envelope).where(among(conn, messages.c.id, envelope_ids))
+    """Envelope JSON by id (none for a purged message)."""
+    query = select(messages.c.id, messages.c.envelope).where(
+        among(conn, messages.c.id, envelope_ids), messages.c.envelope.is_not(None)
+    )
     return {row.id: row.envelope for row in conn.execute(query)}
 
 
@@ -163,7 +195,7 @@ class _MessageRow(TypedDict):
     direction: str
     stored_at: dt.datetime
     raw: bytes | None
-    envelope: str
+    envelope: str | None
 
 
 class _OutboxRow(TypedDict):

@@ -152,4 +152,4 @@ def feed(conn: Connection, *, tenant: str, since: int, limit: int = 500) -> list
     )
     rows = conn.execute(query).all()
     bodies = messages.load_many(conn, [r.message_id for r in rows])
-    return [(r.position, bodies[r.message_id]) for r in rows]
+    return [(r.position, bodies[r.message_id]) for r in rows if r.message_id in bodies]  # not the purged

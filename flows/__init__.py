@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 
 MODULES = (
+    "core.retention",
     "flows.echo",
     "flows.orders.configuration",
     "flows.orders.delivery",
     "flows.orders.acknowledgements",
     "flows.orders.overdue",
+    "flows.orders.retention",
     "flows.visits.poll",
     "flows.visits.files",
     "flows.reimbursement.configuration",
@@ -24,7 +26,8 @@ MODULES = (
     "flows.migration.run",
     "flows.reimbursement.delivery",
 )
-"""The modules that declare steps, jobs and configuration sections."""
+"""The modules that declare steps, jobs and configuration sections (core's retention among them:
+its section and its nightly job)."""
 
 
 def load() -> None:

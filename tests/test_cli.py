@@ -223,7 +223,7 @@ channel = { type = "rest", url = "https://rest-ab.example", token_env = "CASEHUB
     result = CliRunner().invoke(app, ["config", "check", str(bad)])
     assert result.exit_code == 3
     assert (
-        "tenants[0].reimbursment: not a setting, nor a flow's section (payroll, reimbursement, schedules)"
+        "tenants[0].reimbursment: not a setting, nor a flow's section (payroll, reimbursement, retention, schedules)"
         in result.output
     )
 
@@ -616,3 +616,27 @@ def test_schedules_run_leaves_what_the_job_sent_to_the_running_hubs_relay(cli):
         scheduler._jobs.pop("test.sends")
     with cli.store.begin() as conn:
         assert conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 1
+
+
+def test_retention_plan_run_status_and_holds(cli):
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    cli.config.write_text(CONFIG + "\n[tenants.retention]\naudit_days = 1\n")
+    planned = cli("retention", "plan")
+    assert planned.exit_code == 0 and "audit" in planned.output and "message_days" in planned.output
+
+    held = cli("retention", "hold", "--tenant", TENANT, "--person", event["payload"]["person"], "--reason", "JO")
+    assert held.exit_code == 0 and "hold 1 in force" in held.output
+    holds = cli("retention", "holds", "--tenant", TENANT)
+    assert "a person (by key)" in holds.output and event["payload"]["person"] not in holds.output
+    assert cli("retention", "hold", "--tenant", TENANT, "--reason", "JO").exit_code == 1  # neither person nor case
+    assert cli("retention", "release", "1", "--tenant", TENANT).exit_code == 0
+    assert cli("retention", "release", "1", "--tenant", TENANT).exit_code == 1  # no longer in force
+
+    ran = cli("retention", "run")
+    assert ran.exit_code == 0 and TENANT in ran.output, ran.output
+    status = cli("retention", "status")
+    assert status.exit_code == 0 and "user:" in status.output and "not finished" not in status.output
+
+    cli.config.write_text(CONFIG + "\n[tenants.retention]\ndispatch_days = 3\n")
+    refused = cli("config", "check", str(cli.config))
+    assert refused.exit_code == 3 and "retention.dispatch_days: 3 days would forget" in refused.output

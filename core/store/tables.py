@@ -75,7 +75,15 @@ messages = Table(
     Column("direction", String(3), nullable=False, doc="in: received; out: produced by the hub"),
     Column("stored_at", UtcDateTime(), nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
-    Column("envelope", Text, nullable=False, doc="the canonical envelope as JSON"),
+    Column("envelope", Text, nullable=True, doc="the canonical envelope as JSON; None once purged"),
+    Column("purged_at", UtcDateTime(), nullable=True, doc="when core.retention took its bytes"),
+    Column("raw_sha256", String(64), nullable=True, doc="of a purged message's bytes (its envelope's if none)"),
+    Column(
+        "document_sha256",
+        String(64),
+        nullable=True,
+        doc="of a purged message's tenant, type and payload (core.messages.document_digest): its duplicates known",
+    ),
     Index("messages_tenant_type", "tenant", "type", "stored_at"),
     Index("messages_stored_at", "stored_at"),
 )
@@ -122,6 +130,7 @@ dead_letters = Table(
     Column("status", String(10), nullable=False, doc="open, replayed"),
     Column("replayed_at", UtcDateTime(), nullable=True),
     Column("replayed_by", String(100), nullable=True),
+    Column("purged_at", UtcDateTime(), nullable=True, doc="when core.retention took its bytes (once resolved)"),
     Index("dead_letters_open", "status", "id"),
 )
 
@@ -143,6 +152,31 @@ audit_persons = Table(
     Column("audit_id", Serial, ForeignKey("audit.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
     Column("person", String(64), primary_key=True, doc="core.audit.person_key of a personnummer, never the number"),
     Index("audit_persons_person", "person", "audit_id"),
+)
+
+holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("tenant", String(4), nullable=False),
+    Column("kind", String(10), nullable=False, doc="person or case"),
+    Column("subject", String(64), nullable=False, doc="a person's core.audit.person_key, or a case reference"),
+    Column("reason", Text, nullable=False),
+    Column("held_at", UtcDateTime(), nullable=False),
+    Column("held_by", String(100), nullable=False),
+    Column("released_at", UtcDateTime(), nullable=True),
+    Column("released_by", String(100), nullable=True),
+)
+
+purges = Table(
+    "retention_purges",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("tenant", String(4), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True, doc="None while running, or if its process died"),
+    Column("by", String(100), nullable=False),
+    Column("counts", Text, nullable=True, doc="JSON: records purged per kind, and those held"),
 )
 
 checkpoints = Table(

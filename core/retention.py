@@ -1,0 +1,401 @@
+"""Retention: how long the store keeps each kind of record, and the purge that takes what is past it.
+
+The case system is the record and the hub a transit: what it keeps of social-services data it
+keeps only while it is needed. Each tenant's `[tenants.retention]` table (`Policy`, with these
+defaults) says how long after its business is done each kind is kept:
+
+- messages (`message_days`, 90): the bytes and envelope of a message, counted from the last of its
+  storing, its deliveries and its steps' work, and its dead letters' resolution. Never while a
+  delivery or a step is still to come, a dead letter of it is open, or a flow still needs it
+  (`keeps`). A purged message leaves a tombstone (id, tenant, type, times, the SHA-256 of its
+  bytes and of its document), so that a late duplicate is still answered as one.
+- dispatches (`dispatch_days`, 30): sent deliveries to steps, and the steps' processed keys.
+- dead letters (`dead_letter_days`, 90 after resolution): their bytes; the row stays, so that a
+  replay says its bytes are gone. An open dead letter is never purged.
+- transfers (`transfer_days`, 2 years): the metadata of the files in and out.
+- audit (`audit_days`, 3 years): the log of who read and sent what.
+
+A legal hold (`hold`) keeps a person's or a case's messages, dead letters and audit entries from
+every purge until it is released. The purge (`purge`, the job `retention.purge`, nightly) works
+in batches of `BATCH`, each its own short transaction, and records what it took per kind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Connection, Select, and_, delete, exists, func, insert, or_, select, update
+
+from core import audit, messages
+from core.config import Tenant, section
+from core.errors import Rejected
+from core.scheduler import JobContext, scheduled
+from core.store import Store, among, utcnow
+from core.store.tables import audit as audit_log
+from core.store.tables import audit_persons, dead_letters, holds, outbox, processed, purges
+from core.store.tables import messages as message_rows
+from core.transfers import transfers
+from schemas.envelope import Envelope
+
+BATCH = 500
+"""Records taken in one transaction: short enough never to hold a lock for long."""
+DAYS = {
+    "messages": "message_days",
+    "dispatches": "dispatch_days",
+    "dead_letters": "dead_letter_days",
+    "transfers": "transfer_days",
+    "audit": "audit_days",
+}
+"""Each kind of record, and the policy's field that says how long it is kept."""
+KINDS = tuple(DAYS)
+MIN_DISPATCH_DAYS = 7
+"""A processed key must outlive every redelivery of its message, and the broker's and the retries'
+windows are hours; a week leaves room for an outage."""
+
+
+class Policy(BaseModel):
+    """A tenant's retention, in days after a record's business is done (see the module)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message_days: int = Field(90, ge=1)
+    dispatch_days: int = 30
+    dead_letter_days: int = Field(90, ge=1)
+    transfer_days: int = Field(730, ge=1)
+    audit_days: int = Field(1095, ge=1)
+
+    @field_validator("dispatch_days")
+    @classmethod
+    def _outlives_redelivery(cls, days: int) -> int:
+        if days < MIN_DISPATCH_DAYS:
+            raise ValueError(
+                f"{days} days would forget that a step was done while its message may still be redelivered; "
+                f"at least {MIN_DISPATCH_DAYS}"
+            )
+        return days
+
+
+policy_of = section("tenant", "retention", Policy)
+
+NeededMessages = Callable[[str], Select[Any]]
+"""Given a tenant, a query of the ids of the messages a flow still needs."""
+_keeps: list[NeededMessages] = []
+
+
+def keeps(needed: NeededMessages) -> NeededMessages:
+    """Register a flow's query of the messages it still needs (an order not yet acknowledged);
+    the purge never takes them."""
+    _keeps.append(needed)
+    return needed
+
+
+# --- legal holds ---------------------------------------------------------------------------------
+
+
+def hold(
+    conn: Connection, *, tenant: str, person: str | None = None, case: str | None = None, reason: str, by: str
+) -> int:
+    """Keep a person's (by personnummer) or a case's (by its reference) records from every purge
+    until released; audited. Returns the hold's id."""
+    if (person is None) == (case is None):
+        raise Rejected("hold either a person or a case", where="hold")
+    if not reason.strip():
+        raise Rejected("a hold needs its reason (the complaint, the court case)", where="reason")
+    kind, subject = ("person", audit.person_key(person)) if person is not None else ("case", str(case))
+    hold_id = conn.execute(
+        insert(holds)
+        .values(tenant=tenant, kind=kind, subject=subject, reason=reason, held_at=utcnow(), held_by=by)
+        .returning(holds.c.id)
+    ).scalar_one()
+    audit.record(
+        conn,
+        actor=by,
+        action="retention.hold",
+        tenant=tenant,
+        subject=f"hold:{hold_id}" if kind == "person" else f"case:{case}",
+        detail=reason,
+        persons=[person] if person else (),
+    )
+    return int(hold_id)
+
+
+def release(conn: Connection, hold_id: int, *, tenant: str, by: str) -> None:
+    """End a hold: the next purge takes what it kept, if the policy says so. Audited."""
+    found = conn.execute(
+        update(holds)
+        .where(holds.c.id == hold_id, holds.c.tenant == tenant, holds.c.released_at.is_(None))
+        .values(released_at=utcnow(), released_by=by)
+    )
+    if not found.rowcount:
+        raise Rejected(f"no hold {hold_id} in force for tenant {tenant}", where="hold")
+    audit.record(conn, actor=by, action="retention.release", tenant=tenant, subject=f"hold:{hold_id}")
+
+
+def holds_in_force(conn: Connection, tenant: str) -> list[dict[str, Any]]:
+    query = select(holds).where(holds.c.tenant == tenant, holds.c.released_at.is_(None)).order_by(holds.c.id)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+class _Held:
+    """Whether a record's text names a person or a case under a hold."""
+
+    def __init__(self, in_force: Iterable[dict[str, Any]]) -> None:
+        self.persons = {h["subject"] for h in in_force if h["kind"] == "person"}
+        self.cases = {h["subject"] for h in in_force if h["kind"] == "case"}
+
+    def __bool__(self) -> bool:
+        return bool(self.persons or self.cases)
+
+    def names(self, text: str) -> bool:
+        if any(case in text for case in self.cases):
+            return True
+        return bool(self.persons) and any(audit.person_key(p) in self.persons for p in audit.persons_in(text))
+
+
+# --- what is due ---------------------------------------------------------------------------------
+
+
+def _due_messages(conn: Connection, tenant: str, cutoff: dt.datetime) -> Select[Any]:
+    """The tenant's messages whose business ended before `cutoff` and that nothing still needs,
+    oldest first."""
+    m = message_rows.c
+    pending_delivery = exists().where(
+        outbox.c.message_id == m.id, or_(outbox.c.sent_at.is_(None), outbox.c.sent_at >= cutoff)
+    )
+    step_not_done = exists().where(
+        outbox.c.message_id == m.id,
+        outbox.c.destination.like("step:%"),
+        ~exists().where(processed.c.step == func.substr(outbox.c.destination, 6), processed.c.key == m.id),
+    )
+    recently_done = exists().where(processed.c.key == m.id, processed.c.processed_at >= cutoff)
+    dead_letter = exists().where(
+        dead_letters.c.message_id == m.id,
+        or_(dead_letters.c.status == "open", dead_letters.c.replayed_at >= cutoff),
+    )
+    query = select(m.id, m.envelope, m.raw, m.stored_at).where(
+        m.tenant == tenant,
+        m.purged_at.is_(None),
+        m.stored_at < cutoff,
+        ~pending_delivery,
+        ~step_not_done,
+        ~recently_done,
+        ~dead_letter,
+    )
+    for needed in _keeps:
+        query = query.where(m.id.not_in(needed(tenant)))
+    return query.order_by(m.stored_at, m.id)
+
+
+def _cutoffs(policy: Policy, now: dt.datetime) -> dict[str, dt.datetime]:
+    return {kind: now - dt.timedelta(days=getattr(policy, field)) for kind, field in DAYS.items()}
+
+
+def plan(store: Store, tenant: Tenant, now: dt.datetime | None = None) -> dict[str, int]:
+    """What a purge of the tenant would take now, per kind (before holds, which it counts apart)."""
+    cutoff = _cutoffs(policy_of(tenant), now or utcnow())
+    code = tenant.code
+    with store.begin() as conn:
+        count = _count(conn)
+        return {
+            "messages": count(_due_messages(conn, code, cutoff["messages"]).subquery()),
+            "dispatches": count(_dispatches(code, cutoff["dispatches"])),
+            "dead_letters": count(_letters(code, cutoff["dead_letters"])),
+            "transfers": count(select(transfers.c.id).where(_transfers(code, cutoff["transfers"])).subquery()),
+            "audit": count(select(audit_log.c.id).where(_audit(code, cutoff["audit"])).subquery()),
+        }
+
+
+def _count(conn: Connection) -> Callable[[Any], int]:
+    return lambda source: int(conn.scalar(select(func.count()).select_from(source)) or 0)
+
+
+def _dispatches(tenant: str, cutoff: dt.datetime) -> Any:
+    """Sent deliveries of the tenant's messages to steps (the feed's, to the case system, go with
+    their message)."""
+    return (
+        select(outbox.c.id)
+        .where(outbox.c.tenant == tenant, outbox.c.destination.like("step:%"), outbox.c.sent_at < cutoff)
+        .subquery()
+    )
+
+
+def _letters(tenant: str, cutoff: dt.datetime) -> Any:
+    return (
+        select(dead_letters.c.id)
+        .where(
+            dead_letters.c.tenant == tenant,
+            dead_letters.c.status != "open",
+            dead_letters.c.replayed_at < cutoff,
+            dead_letters.c.purged_at.is_(None),
+        )
+        .subquery()
+    )
+
+
+def _transfers(tenant: str, cutoff: dt.datetime) -> Any:
+    return and_(transfers.c.tenant == tenant, transfers.c.at < cutoff)
+
+
+def _audit(tenant: str, cutoff: dt.datetime) -> Any:
+    return and_(audit_log.c.tenant == tenant, audit_log.c.at < cutoff)
+
+
+# --- the purge -----------------------------------------------------------------------------------
+
+
+def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = None) -> dict[str, int]:
+    """Take from the store what the tenant's policy says is past its time, in batches; returns
+    and records the counts per kind, and how many records a hold kept."""
+    now = now or utcnow()
+    cutoff = _cutoffs(policy_of(tenant), now)
+    code = tenant.code
+    with store.begin() as conn:
+        purge_id = conn.execute(
+            insert(purges).values(tenant=code, started_at=utcnow(), by=by).returning(purges.c.id)
+        ).scalar_one()
+        held = _Held(holds_in_force(conn, code))
+    counts: Counter[str] = Counter({kind: 0 for kind in KINDS})
+    counts.update(_purge_messages(store, code, cutoff["messages"], held, now))
+    counts["dispatches"] = _purge_dispatches(store, code, cutoff["dispatches"])
+    counts.update(_purge_letters(store, code, cutoff["dead_letters"], held, now))
+    counts["transfers"] = _delete_in_batches(store, transfers, transfers.c.id, _transfers(code, cutoff["transfers"]))
+    counts.update(_purge_audit(store, code, cutoff["audit"], held))
+    with store.begin() as conn:
+        conn.execute(
+            update(purges).where(purges.c.id == purge_id).values(finished_at=utcnow(), counts=json.dumps(counts))
+        )
+    return dict(counts)
+
+
+def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:
+    """Tombstones for the due messages, a batch at a time; those naming a held person or case stay."""
+    counts: Counter[str] = Counter()
+    after: tuple[dt.datetime, str] | None = None  # past the held ones, which stay due
+    while True:
+        with store.begin() as conn:
+            query = _due_messages(conn, tenant, cutoff)
+            if after is not None:
+                m = message_rows.c
+                query = query.where(or_(m.stored_at > after[0], and_(m.stored_at == after[0], m.id > after[1])))
+            rows = conn.execute(query.limit(BATCH).with_for_update(skip_locked=True, of=message_rows)).all()
+            if not rows:
+                return counts
+            after = (rows[-1].stored_at, rows[-1].id)
+            taken = [row for row in rows if not (held and held.names(row.envelope))]
+            counts["held"] += len(rows) - len(taken)
+            for row in taken:
+                envelope = Envelope.model_validate_json(row.envelope)
+                conn.execute(
+                    update(message_rows)
+                    .where(message_rows.c.id == row.id)
+                    .values(
+                        envelope=None,
+                        raw=None,
+                        purged_at=now,
+                        raw_sha256=hashlib.sha256(row.raw or row.envelope.encode()).hexdigest(),
+                        document_sha256=messages.document_digest(envelope),
+                    )
+                )
+            ids = [row.id for row in taken]
+            if ids:  # the feed's entries go with their message
+                conn.execute(
+                    delete(outbox).where(among(conn, outbox.c.message_id, ids), outbox.c.destination.like("exchange:%"))
+                )
+            counts["messages"] += len(taken)
+
+
+def _purge_dispatches(store: Store, tenant: str, cutoff: dt.datetime) -> int:
+    taken = _delete_in_batches(store, outbox, outbox.c.id, outbox.c.id.in_(select(_dispatches(tenant, cutoff))))
+    # processed keys name no tenant: those of the tenant's messages, done and past the cutoff
+    of_tenant = select(message_rows.c.id).where(message_rows.c.tenant == tenant)
+    keys = and_(processed.c.outcome == "done", processed.c.processed_at < cutoff, processed.c.key.in_(of_tenant))
+    while True:
+        with store.begin() as conn:
+            batch = conn.execute(select(processed.c.step, processed.c.key).where(keys).limit(BATCH)).all()
+            for step, key in batch:
+                conn.execute(delete(processed).where(processed.c.step == step, processed.c.key == key))
+        if len(batch) < BATCH:
+            return taken
+
+
+def _purge_letters(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    seen = 0
+    while True:
+        with store.begin() as conn:
+            rows = conn.execute(
+                select(dead_letters.c.id, dead_letters.c.raw, dead_letters.c.reason)
+                .where(dead_letters.c.id.in_(select(_letters(tenant, cutoff))), dead_letters.c.id > seen)
+                .order_by(dead_letters.c.id)
+                .limit(BATCH)
+            ).all()
+            if not rows:
+                return counts
+            seen = rows[-1].id
+            taken = [row.id for row in rows if not (held and held.names(_letter_text(row.reason, row.raw)))]
+            counts["held"] += len(rows) - len(taken)
+            if taken:
+                conn.execute(
+                    update(dead_letters).where(among(conn, dead_letters.c.id, taken)).values(raw=None, purged_at=now)
+                )
+            counts["dead_letters"] += len(taken)
+
+
+def _letter_text(reason: str, raw: bytes | None) -> str:
+    return f"{reason}\n{(raw or b'').decode('utf-8', errors='replace')}"
+
+
+def _purge_audit(store: Store, tenant: str, cutoff: dt.datetime, held: _Held) -> Counter[str]:
+    """Audit entries past their time, but those about a held person."""
+    counts: Counter[str] = Counter()
+    due = _audit(tenant, cutoff)
+    if held.persons:
+        about_held = select(audit_persons.c.audit_id).where(audit_persons.c.person.in_(sorted(held.persons)))
+        counts["held"] = _count_of(store, select(audit_log.c.id).where(due, audit_log.c.id.in_(about_held)))
+        due = and_(due, audit_log.c.id.not_in(about_held))
+    while True:
+        with store.begin() as conn:
+            ids = list(conn.scalars(select(audit_log.c.id).where(due).order_by(audit_log.c.id).limit(BATCH)))
+            if ids:
+                conn.execute(delete(audit_persons).where(among(conn, audit_persons.c.audit_id, ids)))
+                conn.execute(delete(audit_log).where(among(conn, audit_log.c.id, ids)))
+        counts["audit"] += len(ids)
+        if len(ids) < BATCH:
+            return counts
+
+
+def _count_of(store: Store, query: Select[Any]) -> int:
+    with store.begin() as conn:
+        return int(conn.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _delete_in_batches(store: Store, table: Any, key: Any, where: Any) -> int:
+    taken = 0
+    while True:
+        with store.begin() as conn:
+            ids = list(conn.scalars(select(key).where(where).order_by(key).limit(BATCH)))
+            if ids:
+                conn.execute(delete(table).where(among(conn, key, ids)))
+        taken += len(ids)
+        if len(ids) < BATCH:
+            return taken
+
+
+def last_purges(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest purges, newest first, with their counts per kind."""
+    with store.begin() as conn:
+        rows = conn.execute(select(purges).order_by(purges.c.id.desc()).limit(limit)).all()
+    return [dict(row._mapping) | {"counts": json.loads(row.counts) if row.counts else None} for row in rows]
+
+
+@scheduled("retention.purge", cron="30 3 * * *")
+def nightly(ctx: JobContext, tenant: Tenant) -> int:
+    """Purge what the tenant's policy says is past its time; the firing's count is all it took."""
+    counts = purge(ctx.store, tenant, by="scheduler")
+    return sum(count for kind, count in counts.items() if kind != "held")

@@ -1,0 +1,199 @@
+"""Retention on both runtimes: each kind purged when its policy says and not a day before, nothing a
+pending flow needs ever purged, tombstones that still know a duplicate, and legal holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from core import audit, deadletters, retention
+from core.config import HubConfig
+from core.errors import Rejected
+from core.intake import envelope_from
+from core.store import utcnow
+from core.store.tables import audit as audit_log
+from core.store.tables import dead_letters, messages, outbox, processed
+from core.transfers import transfers
+from sandbox.case_system import CaseSystem
+from sandbox.rest_provider import create_rest_provider_app
+from sandbox.server import LiveServer
+from schemas.identity import generate_organisation_number
+from tests.conftest import TENANT, TOKEN, TOKEN_ENV, one_tenant, wait_for
+from tests.flows.orders import row as order_row
+
+PROVIDER_ORG = generate_organisation_number(random.Random(16)).digits
+
+
+@pytest.fixture
+def provider():
+    with LiveServer(create_rest_provider_app(token="hub-calls-provider")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def hub_config(provider) -> HubConfig:
+    os.environ.update({TOKEN_ENV: TOKEN, "CASEHUB_TEST_RETENTION_OUT": "hub-calls-provider"})
+    return one_tenant(
+        {  # takes orders and never acknowledges them
+            "id": "tyst-ab",
+            "kind": "provider",
+            "organisation_number": PROVIDER_ORG,
+            "channel": {"type": "rest", "url": provider, "token_env": "CASEHUB_TEST_RETENTION_OUT", "timeout": 5},
+        }
+    )
+
+
+def accept(hub, *events: dict):
+    return hub.accept(
+        [(envelope_from(e, hub.config, sender="case_system"), json.dumps(e).encode()) for e in events], channel="test"
+    )
+
+
+def settled(hub, event_id: str) -> bool:
+    """The echo step is done with the event and every delivery is sent."""
+    with hub.store.begin() as conn:
+        done = conn.scalar(select(func.count()).where(processed.c.key == event_id))
+        unsent = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+    return bool(done) and not unsent
+
+
+def purge(hub, days: float) -> dict[str, int]:
+    return retention.purge(hub.store, hub.config.tenants[0], by="test", now=utcnow() + dt.timedelta(days=days))
+
+
+def row(hub, message_id: str):
+    with hub.store.begin() as conn:
+        return conn.execute(select(messages).where(messages.c.id == message_id)).one()
+
+
+def test_each_kind_is_purged_when_its_policy_says_and_not_a_day_before(make_hub):
+    hub = make_hub()
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    with hub.store.begin() as conn:
+        conn.execute(
+            insert(transfers).values(
+                tenant=TENANT,
+                partner="p",
+                direction="out",
+                channel="sftp",
+                name="f.csv",
+                size=1,
+                sha256="0" * 64,
+                at=utcnow(),
+                outcome="delivered",
+            )  # fmt: skip
+        )
+        letter = deadletters.record(conn, step="echo", kind="rejected", reason="bad", tenant=TENANT, raw=b"{}")
+        conn.execute(
+            dead_letters.update().where(dead_letters.c.id == letter).values(status="replayed", replayed_at=utcnow())
+        )
+        audit.record(
+            conn, actor="user:anna", action="message.read", tenant=TENANT, persons=[event["payload"]["person"]]
+        )
+
+    assert purge(hub, 29) == {kind: 0 for kind in retention.KINDS}
+    assert purge(hub, 31)["dispatches"] >= 1  # the event's delivery to its step, and its processed key
+    with hub.store.begin() as conn:
+        assert not conn.scalar(select(func.count()).where(processed.c.key == event["id"]))
+    assert row(hub, event["id"]).envelope is not None
+
+    assert purge(hub, 89)["messages"] == 0
+    taken = purge(hub, 91)
+    assert taken["messages"] >= 2 and taken["dead_letters"] == 1  # the event and its receipt to the case system
+    tombstone = row(hub, event["id"])
+    assert tombstone.envelope is None and tombstone.raw is None and tombstone.purged_at is not None
+    assert len(tombstone.raw_sha256) == len(tombstone.document_sha256) == 64
+    assert (tombstone.tenant, tombstone.type) == (TENANT, "case.event_recorded")
+
+    assert purge(hub, 729)["transfers"] == 0 and purge(hub, 731)["transfers"] == 1
+    assert purge(hub, 1094)["audit"] == 0
+    assert purge(hub, 1096)["audit"] >= 1
+    with hub.store.begin() as conn:
+        assert not conn.scalar(select(func.count()).select_from(audit_log).where(audit_log.c.action == "message.read"))
+    (last, *_) = retention.last_purges(hub.store)
+    assert last["counts"]["audit"] >= 1 and last["finished_at"] is not None
+
+
+def test_a_purged_message_is_still_known_as_a_duplicate_and_a_changed_one_as_a_conflict(make_hub):
+    hub = make_hub()
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    assert purge(hub, 91)["messages"] >= 1
+    again = accept(hub, event)
+    assert again.duplicates == [event["id"]] and not again.stored and not again.conflicts
+    changed = event | {"payload": event["payload"] | {"recorded_by": "HANDL9"}}
+    assert accept(hub, changed).conflicts == [0]
+
+
+def test_what_a_pending_flow_needs_is_never_purged(make_hub):
+    hub = make_hub()
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    order = case_system.order(PROVIDER_ORG)  # delivered, never acknowledged
+    stranger = case_system.order(generate_organisation_number(random.Random(2)).digits)  # no such provider
+    accept(hub, order, stranger)
+    wait_for(lambda: (found := order_row(hub, order["payload"]["order_id"])) and found.state == "delivered")
+    wait_for(lambda: first_open_letter(hub) and settled(hub, order["id"]), what="the dead letter")
+    purge(hub, 3650)
+    assert row(hub, order["id"]).envelope is not None  # the order flow still needs it (core.retention.keeps)
+    assert row(hub, stranger["id"]).envelope is not None  # its dead letter is open
+    letter = first_open_letter(hub)
+    with hub.store.begin() as conn:
+        assert deadletters.show(conn, letter)["purged_at"] is None
+
+
+def test_a_message_still_on_its_way_to_a_step_is_not_purged(make_hub):
+    hub = make_hub(worker=False)  # delivered to the step's queue, never processed
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    purge(hub, 3650)
+    assert row(hub, event["id"]).envelope is not None
+
+
+def test_a_replay_of_a_purged_dead_letter_says_its_bytes_are_gone(make_hub):
+    hub = make_hub()
+    with hub.store.begin() as conn:
+        letter = deadletters.record(conn, step="echo", kind="rejected", reason="bad", tenant=TENANT, raw=b"{}")
+        conn.execute(
+            dead_letters.update().where(dead_letters.c.id == letter).values(status="replayed", replayed_at=utcnow())
+        )
+    assert purge(hub, 91)["dead_letters"] == 1
+    with hub.store.begin() as conn, pytest.raises(Rejected, match="its bytes are gone: purged on"):
+        deadletters.replay(conn, letter, by="user:drift", accept_raw=lambda *_: "never")
+
+
+def test_a_held_person_survives_the_purge_until_the_hold_is_released(make_hub):
+    hub = make_hub()
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    held, other = case_system.event(), case_system.event()
+    accept(hub, held, other)
+    wait_for(lambda: settled(hub, held["id"]) and settled(hub, other["id"]), what="the echo step")
+    with hub.store.begin() as conn:
+        hold = retention.hold(conn, tenant=TENANT, person=held["payload"]["person"], reason="JO-anmälan", by="anna")
+        audit.record(conn, actor="user:anna", action="message.read", tenant=TENANT, persons=[held["payload"]["person"]])
+    taken = purge(hub, 1096)
+    assert row(hub, other["id"]).envelope is None
+    assert row(hub, held["id"]).envelope is not None and taken["held"] >= 2  # its message, its audit entry
+    with hub.store.begin() as conn:
+        retention.release(conn, hold, tenant=TENANT, by="anna")
+        actions = set(conn.scalars(select(audit_log.c.action)))
+    assert {"retention.hold", "retention.release"} <= actions
+    purge(hub, 1096)
+    assert row(hub, held["id"]).envelope is None
+
+
+def test_a_policy_that_forgets_too_soon_is_refused_with_its_place():
+    with pytest.raises(ValueError, match=r"retention.dispatch_days"):
+        HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "E", "retention": {"dispatch_days": 3}}]})
+
+
+def first_open_letter(hub) -> int | None:
+    with hub.store.begin() as conn:
+        return conn.scalar(select(dead_letters.c.id).where(dead_letters.c.status == "open"))
