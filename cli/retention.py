@@ -48,11 +48,11 @@ def retention_run(tenant: str = TENANT) -> None:
     from core import retention
 
     hub = build_hub()
-    table = new_table("tenant", *retention.KINDS, "held")
+    table = new_table("tenant", *retention.COUNTED)
     try:
         for found in _tenants(hub.config, tenant):
             counts = retention.purge(hub.store, found, by=whoami())
-            table.add_row(found.code, *(f"{counts.get(kind, 0):,}" for kind in (*retention.KINDS, "held")))
+            table.add_row(found.code, *(f"{counts.get(kind, 0):,}" for kind in retention.COUNTED))
     finally:
         hub.stop()
     out.print(table)
@@ -64,7 +64,7 @@ def retention_status(limit: int = typer.Option(20, min=1, help="purges to show")
     from core import retention
 
     store, _ = open_store()
-    table = new_table("id", "tenant", "started", "finished", "by", *retention.KINDS, "held")
+    table = new_table("id", "tenant", "started", "finished", "by", *retention.COUNTED)
     for purge in retention.last_purges(store, limit):
         counts = purge["counts"] or {}
         finished = f"{purge['finished_at']:%Y-%m-%d %H:%M:%S}" if purge["finished_at"] else "not finished"
@@ -74,7 +74,7 @@ def retention_status(limit: int = typer.Option(20, min=1, help="purges to show")
             f"{purge['started_at']:%Y-%m-%d %H:%M:%S}",
             finished,
             purge["by"],
-            *(f"{counts.get(kind, 0):,}" if counts else "" for kind in (*retention.KINDS, "held")),
+            *(f"{counts.get(kind, 0):,}" if counts else "" for kind in retention.COUNTED),
         )
     out.print(table)
 

@@ -99,11 +99,15 @@ def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> Non
     if not outgoing:
         return
     now = utcnow()
+    texts = [envelope.model_dump_json() for envelope, _ in outgoing]
     insert_many(
         conn,
         messages,
-        ("id", "tenant", "type", "source", "direction", "stored_at", "envelope"),
-        [(e.id, e.tenant, e.type, e.source, "out", now, e.model_dump_json()) for e, _ in outgoing],
+        ("id", "tenant", "type", "source", "direction", "stored_at", "envelope", "raw_sha256"),
+        [
+            (e.id, e.tenant, e.type, e.source, "out", now, text, hashlib.sha256(text.encode()).hexdigest())
+            for (e, _), text in zip(outgoing, texts, strict=True)
+        ],
     )
     insert_many(
         conn,
@@ -196,6 +200,8 @@ class _MessageRow(TypedDict):
     stored_at: dt.datetime
     raw: bytes | None
     envelope: str | None
+    raw_sha256: str
+    document_sha256: str
 
 
 class _OutboxRow(TypedDict):
@@ -208,6 +214,7 @@ class _OutboxRow(TypedDict):
 
 
 def _row(envelope: Envelope, raw: bytes | None, direction: str, now: dt.datetime) -> _MessageRow:
+    text = envelope.model_dump_json()
     return {
         "id": envelope.id,
         "tenant": envelope.tenant,
@@ -216,7 +223,9 @@ def _row(envelope: Envelope, raw: bytes | None, direction: str, now: dt.datetime
         "direction": direction,
         "stored_at": now,
         "raw": raw,
-        "envelope": envelope.model_dump_json(),
+        "envelope": text,
+        "raw_sha256": hashlib.sha256(raw or text.encode()).hexdigest(),
+        "document_sha256": document_digest(envelope),
     }
 
 

@@ -13,7 +13,8 @@ defaults) says how long after its business is done each kind is kept:
 - dead letters (`dead_letter_days`, 90 after resolution): their bytes; the row stays, so that a
   replay says its bytes are gone. An open dead letter is never purged.
 - transfers (`transfer_days`, 2 years): the metadata of the files in and out.
-- audit (`audit_days`, 3 years): the log of who read and sent what.
+- audit (`audit_days`, 3 years): the log of who read and sent what; the tombstones of purged
+  messages go after as long, so that what the log names still resolves.
 
 A legal hold (`hold`) keeps a person's or a case's messages, dead letters and audit entries from
 every purge until it is released. The purge (`purge`, the job `retention.purge`, nightly) works
@@ -54,6 +55,9 @@ DAYS = {
 }
 """Each kind of record, and the policy's field that says how long it is kept."""
 KINDS = tuple(DAYS)
+COUNTED = (*KINDS, "tombstones", "held")
+"""What a purge counts: each kind taken, the tombstones that went after the audit log's time, and
+the records a hold kept."""
 MIN_DISPATCH_DAYS = 7
 """A processed key must outlive every redelivery of its message, and the broker's and the retries'
 windows are hours; a week leaves room for an outage."""
@@ -178,7 +182,7 @@ def _due_messages(conn: Connection, tenant: str, cutoff: dt.datetime) -> Select[
         dead_letters.c.message_id == m.id,
         or_(dead_letters.c.status == "open", dead_letters.c.replayed_at >= cutoff),
     )
-    query = select(m.id, m.envelope, m.raw, m.stored_at).where(
+    query = select(m.id, m.envelope, m.raw, m.stored_at, m.direction, m.raw_sha256).where(
         m.tenant == tenant,
         m.purged_at.is_(None),
         m.stored_at < cutoff,
@@ -260,28 +264,33 @@ def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = No
             insert(purges).values(tenant=code, started_at=utcnow(), by=by).returning(purges.c.id)
         ).scalar_one()
         held = _Held(holds_in_force(conn, code))
-    counts: Counter[str] = Counter({kind: 0 for kind in KINDS})
+    counts: Counter[str] = Counter({kind: 0 for kind in COUNTED})
     counts.update(_purge_messages(store, code, cutoff["messages"], held, now))
     counts["dispatches"] = _purge_dispatches(store, code, cutoff["dispatches"])
     counts.update(_purge_letters(store, code, cutoff["dead_letters"], held, now))
     counts["transfers"] = _delete_in_batches(store, transfers, transfers.c.id, _transfers(code, cutoff["transfers"]))
     counts.update(_purge_audit(store, code, cutoff["audit"], held))
+    counts["tombstones"] = _purge_tombstones(store, code, cutoff["audit"])
     with store.begin() as conn:
         conn.execute(
             update(purges).where(purges.c.id == purge_id).values(finished_at=utcnow(), counts=json.dumps(counts))
         )
+    if store.engine.dialect.name == "sqlite":  # give the freed pages back to the file system
+        with store.begin() as conn:
+            conn.exec_driver_sql("PRAGMA incremental_vacuum")
     return dict(counts)
 
 
 def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:
-    """Tombstones for the due messages, a batch at a time; those naming a held person or case stay."""
+    """Tombstones for the due messages, a batch at a time: bytes and envelope gone, digests kept
+    (`core.messages` writes them as it stores). Those naming a held person or case stay."""
     counts: Counter[str] = Counter()
     after: tuple[dt.datetime, str] | None = None  # past the held ones, which stay due
+    m = message_rows.c
     while True:
         with store.begin() as conn:
             query = _due_messages(conn, tenant, cutoff)
             if after is not None:
-                m = message_rows.c
                 query = query.where(or_(m.stored_at > after[0], and_(m.stored_at == after[0], m.id > after[1])))
             rows = conn.execute(query.limit(BATCH).with_for_update(skip_locked=True, of=message_rows)).all()
             if not rows:
@@ -289,25 +298,33 @@ def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held,
             after = (rows[-1].stored_at, rows[-1].id)
             taken = [row for row in rows if not (held and held.names(row.envelope))]
             counts["held"] += len(rows) - len(taken)
-            for row in taken:
-                envelope = Envelope.model_validate_json(row.envelope)
-                conn.execute(
-                    update(message_rows)
-                    .where(message_rows.c.id == row.id)
-                    .values(
-                        envelope=None,
-                        raw=None,
-                        purged_at=now,
-                        raw_sha256=hashlib.sha256(row.raw or row.envelope.encode()).hexdigest(),
-                        document_sha256=messages.document_digest(envelope),
-                    )
-                )
             ids = [row.id for row in taken]
-            if ids:  # the feed's entries go with their message
+            for row in taken:  # stored before the digests were written as messages are stored
+                if row.raw_sha256 is None:
+                    conn.execute(update(message_rows).where(m.id == row.id).values(**_digests(row)))
+            if ids:
+                conn.execute(
+                    update(message_rows).where(among(conn, m.id, ids)).values(envelope=None, raw=None, purged_at=now)
+                )
+                # the feed's entries go with their message
                 conn.execute(
                     delete(outbox).where(among(conn, outbox.c.message_id, ids), outbox.c.destination.like("exchange:%"))
                 )
-            counts["messages"] += len(taken)
+            counts["messages"] += len(ids)
+
+
+def _digests(row: Any) -> dict[str, str | None]:
+    inbound = row.direction == "in"
+    return {
+        "raw_sha256": hashlib.sha256(row.raw or row.envelope.encode()).hexdigest(),
+        "document_sha256": messages.document_digest(Envelope.model_validate_json(row.envelope)) if inbound else None,
+    }
+
+
+def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
+    """Tombstones purged before `cutoff` (the audit log's time: what it names still resolves)."""
+    m = message_rows.c
+    return _delete_in_batches(store, message_rows, m.id, and_(m.tenant == tenant, m.purged_at < cutoff))
 
 
 def _purge_dispatches(store: Store, tenant: str, cutoff: dt.datetime) -> int:

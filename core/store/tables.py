@@ -76,16 +76,23 @@ messages = Table(
     Column("stored_at", UtcDateTime(), nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
     Column("envelope", Text, nullable=True, doc="the canonical envelope as JSON; None once purged"),
-    Column("purged_at", UtcDateTime(), nullable=True, doc="when core.retention took its bytes"),
-    Column("raw_sha256", String(64), nullable=True, doc="of a purged message's bytes (its envelope's if none)"),
+    Column("purged_at", UtcDateTime(), nullable=True, doc="when core.retention took its bytes and envelope"),
+    Column("raw_sha256", String(64), nullable=True, doc="of the bytes as received (the envelope's for the hub's own)"),
     Column(
         "document_sha256",
         String(64),
         nullable=True,
-        doc="of a purged message's tenant, type and payload (core.messages.document_digest): its duplicates known",
+        doc="of an inbound message's tenant, type and payload (core.messages.document_digest): once it is "
+        "purged, what tells a late duplicate from a conflict",
     ),
     Index("messages_tenant_type", "tenant", "type", "stored_at"),
     Index("messages_stored_at", "stored_at"),
+    Index(
+        "messages_purged",
+        "purged_at",
+        postgresql_where=text("purged_at IS NOT NULL"),
+        sqlite_where=text("purged_at IS NOT NULL"),
+    ),
 )
 
 outbox = Table(
@@ -100,6 +107,7 @@ outbox = Table(
     Column("position", BigInteger, nullable=True, doc="feed position, set when sent to an exchange"),
     Index("outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
     Index("outbox_feed", "tenant", "position"),
+    Index("outbox_message", "message_id"),
 )
 
 processed = Table(
@@ -109,6 +117,7 @@ processed = Table(
     Column("key", String(200), primary_key=True),
     Column("outcome", String(10), nullable=False, doc="done, or dead when dead-lettered"),
     Column("processed_at", UtcDateTime(), nullable=False),
+    Index("processed_key", "key"),
 )
 
 dead_letters = Table(
@@ -132,6 +141,7 @@ dead_letters = Table(
     Column("replayed_by", String(100), nullable=True),
     Column("purged_at", UtcDateTime(), nullable=True, doc="when core.retention took its bytes (once resolved)"),
     Index("dead_letters_open", "status", "id"),
+    Index("dead_letters_message", "message_id"),
 )
 
 audit = Table(

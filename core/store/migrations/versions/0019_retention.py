@@ -1,5 +1,6 @@
-"""retention: a purged message's tombstone (its bytes gone, their digests kept), a dead letter's
-purge time, legal holds, and the record of each purge (core.retention)
+"""retention: a message's digests (its tombstone once its bytes are purged), a dead letter's purge
+time, legal holds, the record of each purge (core.retention), and the indexes by which the purge
+finds what is still pending
 
 Revision ID: 0019
 Revises: 0018
@@ -26,7 +27,17 @@ def upgrade() -> None:
         messages.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
         messages.add_column(sa.Column("raw_sha256", sa.String(64), nullable=True))
         messages.add_column(sa.Column("document_sha256", sa.String(64), nullable=True))
+    op.create_index(
+        "messages_purged",
+        "messages",
+        ["purged_at"],
+        postgresql_where=sa.text("purged_at IS NOT NULL"),
+        sqlite_where=sa.text("purged_at IS NOT NULL"),
+    )
+    op.create_index("outbox_message", "outbox", ["message_id"])
+    op.create_index("processed_key", "processed", ["key"])
     op.add_column("dead_letters", sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("dead_letters_message", "dead_letters", ["message_id"])
     op.create_table(
         "legal_holds",
         sa.Column("id", Serial, primary_key=True, autoincrement=True),
@@ -53,7 +64,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("retention_purges")
     op.drop_table("legal_holds")
+    op.drop_index("dead_letters_message", table_name="dead_letters")
     op.drop_column("dead_letters", "purged_at")
+    op.drop_index("processed_key", table_name="processed")
+    op.drop_index("outbox_message", table_name="outbox")
+    op.drop_index("messages_purged", table_name="messages")
     with op.batch_alter_table("messages") as messages:
         messages.drop_column("document_sha256")
         messages.drop_column("raw_sha256")
