@@ -152,6 +152,7 @@ def pages(browser: TestClient, csrf: str) -> list[tuple[str, str, dict | None]]:
         ("transfers", "/console/transfers", None),
         ("transfers in", "/console/transfers?direction=in", None),
         ("schedules", "/console/schedules", None),
+        ("retention", "/console/retention", None),
         ("audit log", "/console/audit", None),
         ("audit by user", "/console/audit?actor=user:u7", None),
         ("audit by person", "/console/audit/person", {"csrf": csrf, "person": PERSON}),

@@ -139,6 +139,7 @@ def install(app: FastAPI, hub: Hub) -> Console:
             ("Dead letters", "/console/dead-letters"),
             ("Transfers", "/console/transfers"),
             ("Schedules", "/console/schedules"),
+            ("Retention", "/console/retention"),
             ("Audit log", "/console/audit"),
         ],
     )

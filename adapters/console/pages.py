@@ -1,5 +1,5 @@
-"""The hub's own pages of the console: login, the overview, dead letters, transfers, schedules and
-the audit log."""
+"""The hub's own pages of the console: login, the overview, dead letters, transfers, schedules,
+retention and the audit log."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from adapters.console.console import MAX_ID, Console, Denied, check_csrf
 from adapters.console.session import COOKIE
-from core import audit, deadletters, scheduler, transfers, users
+from core import audit, deadletters, retention, scheduler, transfers, users
 from core.errors import Rejected
 from core.figures import figures
 from core.paging import Page
@@ -139,6 +139,29 @@ def pages(console: Console) -> APIRouter:
         with hub.store.begin() as conn:
             found = transfers.listing(conn, direction=direction or None, limit=50, offset=offset)
         return console.render(request, "transfers.html", session, user, page=found, direction=direction)
+
+    @pages.get("/retention", response_class=HTMLResponse)
+    def retention_page(request: Request, plan: bool = False) -> Response:
+        """The policy, the holds in force and the last purges of each tenant; with `plan`, also what
+        a purge would take now (counted on demand: on a year of data the count takes a while)."""
+        session, user = console.who(request)
+        tenants = []
+        for tenant in hub.config.tenants:
+            with hub.store.begin() as conn:
+                held = retention.holds_in_force(conn, tenant.code)
+            due = retention.plan(hub.store, tenant) if plan else None
+            tenants.append({"code": tenant.code, "policy": retention.policy_of(tenant), "holds": held, "due": due})
+        return console.render(
+            request,
+            "retention.html",
+            session,
+            user,
+            tenants=tenants,
+            days=retention.DAYS,
+            counted=retention.COUNTED,
+            purges=retention.last_purges(hub.store, 10),
+            planned=plan,
+        )
 
     @pages.get("/audit", response_class=HTMLResponse)
     def audit_log(
