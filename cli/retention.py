@@ -15,6 +15,7 @@ WHY = {
     "dead_letters": "dead_letter_days after it was resolved (its bytes; the row stays)",
     "transfers": "transfer_days after the file went or came",
     "audit": "audit_days after the entry",
+    "visit_versions": "period_months after the last run of the visits' period was approved",
 }
 
 
@@ -33,11 +34,12 @@ def retention_plan(tenant: str = TENANT) -> None:
 
     flows.load()  # the retention section, and the flows' messages that are never purged while needed
     store, config = open_store()
-    table = new_table("tenant", "kind", "would purge", "kept for (days)", "why")
+    table = new_table("tenant", "kind", "would purge", "policy", "why")
     for found in _tenants(config, tenant):
         policy = retention.policy_of(found)
         for kind, count in retention.plan(store, found).items():
-            table.add_row(found.code, kind, f"{count:,}", str(getattr(policy, retention.DAYS[kind])), WHY[kind])
+            field = retention.fields()[kind]
+            table.add_row(found.code, kind, f"{count:,}", f"{field} = {getattr(policy, field)}", WHY.get(kind, ""))
     out.print(table)
     out.print("held records are counted by `retention run`; `retention holds` lists the holds in force")
 
@@ -48,11 +50,11 @@ def retention_run(tenant: str = TENANT) -> None:
     from core import retention
 
     hub = build_hub()
-    table = new_table("tenant", *retention.COUNTED)
+    table = new_table("tenant", *retention.counted())
     try:
         for found in _tenants(hub.config, tenant):
             counts = retention.purge(hub.store, found, by=whoami())
-            table.add_row(found.code, *(f"{counts.get(kind, 0):,}" for kind in retention.COUNTED))
+            table.add_row(found.code, *(f"{counts.get(kind, 0):,}" for kind in retention.counted()))
     finally:
         hub.stop()
     out.print(table)
@@ -64,7 +66,7 @@ def retention_status(limit: int = typer.Option(20, min=1, help="purges to show")
     from core import retention
 
     store, _ = open_store()
-    table = new_table("id", "tenant", "started", "finished", "by", *retention.COUNTED)
+    table = new_table("id", "tenant", "started", "finished", "by", *retention.counted())
     for purge in retention.last_purges(store, limit):
         counts = purge["counts"] or {}
         finished = f"{purge['finished_at']:%Y-%m-%d %H:%M:%S}" if purge["finished_at"] else "not finished"
@@ -74,7 +76,7 @@ def retention_status(limit: int = typer.Option(20, min=1, help="purges to show")
             f"{purge['started_at']:%Y-%m-%d %H:%M:%S}",
             finished,
             purge["by"],
-            *(f"{counts.get(kind, 0):,}" if counts else "" for kind in retention.COUNTED),
+            *(f"{counts.get(kind, 0):,}" if counts else "" for kind in retention.counted()),
         )
     out.print(table)
 

@@ -15,6 +15,8 @@ defaults) says how long after its business is done each kind is kept:
 - transfers (`transfer_days`, 2 years): the metadata of the files in and out.
 - audit (`audit_days`, 3 years): the log of who read and sent what; the tombstones of purged
   messages go after as long, so that what the log names still resolves.
+- the flows' own kinds (`purges`): visit versions `period_months` (13) after the last run of
+  their period was approved.
 
 A legal hold (`hold`) keeps a person's or a case's messages, dead letters and audit entries from
 every purge until it is released. The purge (`purge`, the job `retention.purge`, nightly) works
@@ -39,8 +41,9 @@ from core.errors import Rejected
 from core.scheduler import JobContext, scheduled
 from core.store import Store, among, utcnow
 from core.store.tables import audit as audit_log
-from core.store.tables import audit_persons, dead_letters, holds, outbox, processed, purges
+from core.store.tables import audit_persons, dead_letters, holds, outbox, processed
 from core.store.tables import messages as message_rows
+from core.store.tables import purges as purge_rows
 from core.transfers import transfers
 from schemas.envelope import Envelope
 
@@ -55,9 +58,8 @@ DAYS = {
 }
 """Each kind of record, and the policy's field that says how long it is kept."""
 KINDS = tuple(DAYS)
-COUNTED = (*KINDS, "tombstones", "held")
-"""What a purge counts: each kind taken, the tombstones that went after the audit log's time, and
-the records a hold kept."""
+CORRECTION_MONTHS = 13
+"""A period's visits stay this long after its last run was approved: a correction stays possible."""
 MIN_DISPATCH_DAYS = 7
 """A processed key must outlive every redelivery of its message, and the broker's and the retries'
 windows are hours; a week leaves room for an outage."""
@@ -73,6 +75,20 @@ class Policy(BaseModel):
     dead_letter_days: int = Field(90, ge=1)
     transfer_days: int = Field(730, ge=1)
     audit_days: int = Field(1095, ge=1)
+    period_months: int = Field(
+        CORRECTION_MONTHS,
+        description="visit versions: months after the last run of their period was approved",
+    )
+
+    @field_validator("period_months")
+    @classmethod
+    def _correctable(cls, months: int) -> int:
+        if months < CORRECTION_MONTHS:
+            raise ValueError(
+                f"{months} months would purge the visits of a period that may still be corrected; "
+                f"at least {CORRECTION_MONTHS}"
+            )
+        return months
 
     @field_validator("dispatch_days")
     @classmethod
@@ -86,6 +102,36 @@ class Policy(BaseModel):
 
 
 policy_of = section("tenant", "retention", Policy)
+
+FlowPurge = Callable[[Store, str, Policy, dt.datetime, bool], int]
+"""A flow's purge of its own kind: (store, tenant, policy, now, dry_run) to the records it took,
+or with dry_run would take."""
+_flow_purges: dict[str, FlowPurge] = {}
+_flow_fields: dict[str, str] = {}
+
+
+def purges(kind: str, field: str) -> Callable[[FlowPurge], FlowPurge]:
+    """Register a flow's purge of a kind of its own (visit versions past their period's
+    correction window), kept as long as the policy's `field` says; every purge runs it after
+    core's kinds."""
+
+    def register(purge: FlowPurge) -> FlowPurge:
+        _flow_purges[kind], _flow_fields[kind] = purge, field
+        return purge
+
+    return register
+
+
+def fields() -> dict[str, str]:
+    """Each kind, core's and the flows', and the policy's field that says how long it is kept."""
+    return DAYS | _flow_fields
+
+
+def counted() -> tuple[str, ...]:
+    """What a purge counts: core's kinds, the flows' kinds, the tombstones that went after the
+    audit log's time, and the records a hold kept."""
+    return (*KINDS, *_flow_purges, "tombstones", "held")
+
 
 NeededMessages = Callable[[str], Select[Any]]
 """Given a tenant, a query of the ids of the messages a flow still needs."""
@@ -206,13 +252,16 @@ def plan(store: Store, tenant: Tenant, now: dt.datetime | None = None) -> dict[s
     code = tenant.code
     with store.begin() as conn:
         count = _count(conn)
-        return {
+        found = {
             "messages": count(_due_messages(conn, code, cutoff["messages"]).subquery()),
             "dispatches": count(_dispatches(code, cutoff["dispatches"])),
             "dead_letters": count(_letters(code, cutoff["dead_letters"])),
             "transfers": count(select(transfers.c.id).where(_transfers(code, cutoff["transfers"])).subquery()),
             "audit": count(select(audit_log.c.id).where(_audit(code, cutoff["audit"])).subquery()),
         }
+    for kind, flow_purge in _flow_purges.items():  # each in its own transaction
+        found[kind] = flow_purge(store, code, policy_of(tenant), now or utcnow(), True)
+    return found
 
 
 def _count(conn: Connection) -> Callable[[Any], int]:
@@ -261,19 +310,23 @@ def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = No
     code = tenant.code
     with store.begin() as conn:
         purge_id = conn.execute(
-            insert(purges).values(tenant=code, started_at=utcnow(), by=by).returning(purges.c.id)
+            insert(purge_rows).values(tenant=code, started_at=utcnow(), by=by).returning(purge_rows.c.id)
         ).scalar_one()
         held = _Held(holds_in_force(conn, code))
-    counts: Counter[str] = Counter({kind: 0 for kind in COUNTED})
+    counts: Counter[str] = Counter({kind: 0 for kind in counted()})
     counts.update(_purge_messages(store, code, cutoff["messages"], held, now))
     counts["dispatches"] = _purge_dispatches(store, code, cutoff["dispatches"])
     counts.update(_purge_letters(store, code, cutoff["dead_letters"], held, now))
     counts["transfers"] = _delete_in_batches(store, transfers, transfers.c.id, _transfers(code, cutoff["transfers"]))
     counts.update(_purge_audit(store, code, cutoff["audit"], held))
     counts["tombstones"] = _purge_tombstones(store, code, cutoff["audit"])
+    for kind, flow_purge in _flow_purges.items():
+        counts[kind] = flow_purge(store, code, policy_of(tenant), now, False)
     with store.begin() as conn:
         conn.execute(
-            update(purges).where(purges.c.id == purge_id).values(finished_at=utcnow(), counts=json.dumps(counts))
+            update(purge_rows)
+            .where(purge_rows.c.id == purge_id)
+            .values(finished_at=utcnow(), counts=json.dumps(counts))
         )
     if store.engine.dialect.name == "sqlite":  # give the freed pages back to the file system
         with store.begin() as conn:
@@ -407,7 +460,7 @@ def _delete_in_batches(store: Store, table: Any, key: Any, where: Any) -> int:
 def last_purges(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     """The latest purges, newest first, with their counts per kind."""
     with store.begin() as conn:
-        rows = conn.execute(select(purges).order_by(purges.c.id.desc()).limit(limit)).all()
+        rows = conn.execute(select(purge_rows).order_by(purge_rows.c.id.desc()).limit(limit)).all()
     return [dict(row._mapping) | {"counts": json.loads(row.counts) if row.counts else None} for row in rows]
 
 

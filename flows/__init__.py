@@ -20,6 +20,7 @@ MODULES = (
     "flows.visits.poll",
     "flows.visits.files",
     "flows.reimbursement.configuration",
+    "flows.reimbursement.retention",
     "flows.payroll.configuration",
     "flows.payroll.intake",
     "flows.payroll.delivery",

@@ -157,8 +157,8 @@ def pages(console: Console) -> APIRouter:
             session,
             user,
             tenants=tenants,
-            days=retention.DAYS,
-            counted=retention.COUNTED,
+            fields=retention.fields(),
+            counted=retention.counted(),
             purges=retention.last_purges(hub.store, 10),
             planned=plan,
         )

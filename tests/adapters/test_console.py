@@ -113,7 +113,7 @@ def test_every_role_sees_every_page(console, role):
         ("/console/schedules", "visits.poll"),
         ("/console/transfers", "Transfers"),
         ("/console/audit", "Audit log"),
-        ("/console/retention", "kept for (days)"),
+        ("/console/retention", "message days: 90"),
         ("/console/retention?plan=1", "a purge would take now"),
     ]:
         page = browser.get(path)

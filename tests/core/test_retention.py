@@ -98,7 +98,7 @@ def test_each_kind_is_purged_when_its_policy_says_and_not_a_day_before(make_hub)
             conn, actor="user:anna", action="message.read", tenant=TENANT, persons=[event["payload"]["person"]]
         )
 
-    assert purge(hub, 29) == {kind: 0 for kind in retention.COUNTED}
+    assert purge(hub, 29) == {kind: 0 for kind in retention.counted()}
     assert purge(hub, 31)["dispatches"] >= 1  # the event's delivery to its step, and its processed key
     with hub.store.begin() as conn:
         assert not conn.scalar(select(func.count()).where(processed.c.key == event["id"]))
