@@ -88,6 +88,14 @@ messages = Table(
     Index("messages_tenant_type", "tenant", "type", "stored_at"),
     Index("messages_stored_at", "stored_at"),
     Index(
+        "messages_unpurged",
+        "tenant",
+        "stored_at",
+        "id",
+        postgresql_where=text("purged_at IS NULL"),
+        sqlite_where=text("purged_at IS NULL"),
+    ),
+    Index(
         "messages_purged",
         "purged_at",
         postgresql_where=text("purged_at IS NOT NULL"),

@@ -28,6 +28,13 @@ def upgrade() -> None:
         messages.add_column(sa.Column("raw_sha256", sa.String(64), nullable=True))
         messages.add_column(sa.Column("document_sha256", sa.String(64), nullable=True))
     op.create_index(
+        "messages_unpurged",
+        "messages",
+        ["tenant", "stored_at", "id"],
+        postgresql_where=sa.text("purged_at IS NULL"),
+        sqlite_where=sa.text("purged_at IS NULL"),
+    )
+    op.create_index(
         "messages_purged",
         "messages",
         ["purged_at"],
@@ -69,6 +76,7 @@ def downgrade() -> None:
     op.drop_index("processed_key", table_name="processed")
     op.drop_index("outbox_message", table_name="outbox")
     op.drop_index("messages_purged", table_name="messages")
+    op.drop_index("messages_unpurged", table_name="messages")
     with op.batch_alter_table("messages") as messages:
         messages.drop_column("document_sha256")
         messages.drop_column("raw_sha256")

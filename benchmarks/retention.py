@@ -1,0 +1,169 @@
+"""Retention over simulated months of a large city on PostgreSQL: each month's rows are generated
+straight into the store by SQL (by default 2 000 000 inbound messages of about 1.4 kB with their
+deliveries to a step and processed keys, and 1 000 000 visits, and the month before approved),
+then the month's purge runs as the nightly job would at the month's end, and autovacuum's work is
+done at once (VACUUM). Printed per month: the database's size after the purge and the purge's
+time; at the end, the intake rate (envelopes stored by core.messages.accept, 100 a transaction)
+during a purge against without one. Targets: the size flat after month 13 (within 10 %), a month's
+purge under 60 s, the intake during a purge at least 0.8 of the rate without.
+
+    .venv/bin/python benchmarks/retention.py [--months 16] [--scale 1.0]
+
+`--scale 0.1` runs a tenth of the rows a month, for a quicker look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import flows  # noqa: E402
+from benchmarks.common import drop_postgres, fresh_postgres  # noqa: E402
+from core import messages, retention  # noqa: E402
+from core.config import HubConfig  # noqa: E402
+from core.store import Store  # noqa: E402
+from schemas.envelope import Envelope  # noqa: E402
+
+flows.load()
+
+TENANT = "0180"
+CONFIG = HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Stockholms stad"}]})
+
+MONTH = """
+INSERT INTO messages (id, tenant, type, source, direction, stored_at, raw, envelope, raw_sha256, document_sha256)
+SELECT 'm{m}-' || i, '{tenant}', 'case.event_recorded', 'case-system', 'in',
+       %(start)s + (i::bigint * %(span)s / %(count)s) * interval '1 second',
+       convert_to(repeat(md5(i::text), 18), 'UTF8'),
+       '{{"id":"m{m}-' || i || '","payload":"' || repeat(md5((i + 1)::text), 24) || '"}}',
+       md5(i::text) || md5(i::text), md5((i + 7)::text) || md5((i + 7)::text)
+FROM generate_series(1, %(count)s) AS i;
+INSERT INTO outbox (tenant, destination, message_id, created_at, sent_at)
+SELECT tenant, 'step:echo', id, stored_at, stored_at + interval '1 second' FROM messages WHERE id LIKE 'm{m}-%%';
+INSERT INTO processed (step, key, outcome, processed_at)
+SELECT 'echo', id, 'done', stored_at + interval '2 seconds' FROM messages WHERE id LIKE 'm{m}-%%';
+INSERT INTO visits (tenant, vendor, visit_id, version, received_at, message_id, provider_org, customer, employee_id,
+                    planned_start, planned_end, actual_start, actual_end, confirmation, services,
+                    double_staffing, declined, approved)
+SELECT '{tenant}', 'appen', 'v{m}-' || i, 1, s, 'm{m}-1', '5560360793', '19' || lpad((i %% 1000000)::text, 10, '0'),
+       'E' || (i %% 4000), s, s + interval '30 minutes', s, s + interval '32 minutes', 'nfc', 'HT-OMS',
+       false, false, true
+FROM (SELECT i, %(start)s + (i::bigint * %(span)s / %(visits)s) * interval '1 second' AS s
+      FROM generate_series(1, %(visits)s) AS i) AS generated;
+"""
+"""One month of rows; {m} the month's number, the parameters its start, length and counts."""
+
+APPROVED = """
+INSERT INTO reimbursement_runs (tenant, period, kind, status, lock_at, created_at, created_by, approved_at,
+                                approved_by, visits, paid)
+VALUES ('{tenant}', %(period)s, 'regular', 'approved', %(at)s, %(at)s, 'bench', %(at)s, 'bench', 0, 0)
+"""
+
+
+def month_start(first: dt.datetime, m: int) -> dt.datetime:
+    year, month = first.year + (first.month - 1 + m) // 12, (first.month - 1 + m) % 12 + 1
+    return first.replace(year=year, month=month)
+
+
+def generate(store: Store, m: int, start: dt.datetime, end: dt.datetime, count: int, visits: int) -> None:
+    with store.engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor:
+            params = {"start": start, "span": int((end - start).total_seconds()) - 10, "count": count, "visits": visits}
+            for statement in MONTH.format(m=m, tenant=TENANT).split(";")[:-1]:
+                cursor.execute(statement, params)
+            if m > 0:  # the month before, approved on the 10th
+                before = month_start(start, -1)
+                cursor.execute(
+                    APPROVED.format(tenant=TENANT),
+                    {"period": f"{before:%Y-%m}", "at": start.replace(day=10)},
+                )
+
+
+def vacuum_and_size(store: Store) -> float:
+    """VACUUM (what autovacuum would do between purges), then the database's size in GB."""
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM (ANALYZE)")
+        return conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() / 1e9
+
+
+def intake_rate(store: Store, seconds: float, stop: threading.Event | None = None) -> float:
+    """Envelopes stored a second by core.messages.accept, 100 a transaction, for `seconds` (or until `stop`)."""
+    stored, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds and not (stop and stop.is_set()):
+        batch = [
+            (
+                Envelope(
+                    id=uuid.uuid4().hex,
+                    type="case.event_recorded",
+                    tenant=TENANT,
+                    source="case-system",
+                    payload={"case_ref": "ÄO-000123", "kind": "note", "recorded_by": "HANDL1"},
+                ),
+                None,
+            )
+            for _ in range(100)
+        ]
+        with store.begin() as conn:
+            stored += len(messages.accept(conn, batch).stored)
+    return stored / (time.perf_counter() - began)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--months", type=int, default=16)
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    count, visits = int(2_000_000 * args.scale), int(1_000_000 * args.scale)
+    database = fresh_postgres()
+    tenant = CONFIG.tenants[0]
+    try:
+        store = Store(database)
+        store.migrate()
+        first = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+        sizes = []
+        for m in range(args.months):
+            start, end = month_start(first, m), month_start(first, m + 1)
+            began = time.perf_counter()
+            generate(store, m, start, end, count, visits)
+            generated = time.perf_counter() - began
+            began = time.perf_counter()
+            counts = retention.purge(store, tenant, by="bench", now=end)
+            purged = time.perf_counter() - began
+            sizes.append(vacuum_and_size(store))
+            taken = ", ".join(f"{kind} {n:,}" for kind, n in counts.items() if n)
+            print(
+                f"month {m + 1:2d}: generated in {generated:.0f} s; purge {purged:.1f} s ({taken or 'nothing'}); "
+                f"database {sizes[-1]:.2f} GB",
+                flush=True,
+            )
+        if len(sizes) > 13:
+            spread = max(sizes[12:]) / min(sizes[12:]) - 1
+            print(f"size from month 13 on: {min(sizes[12:]):.2f} to {max(sizes[12:]):.2f} GB ({spread:.1%} apart)")
+        # the intake without a purge, and during the next month's purge
+        alone = intake_rate(store, 10)
+        start, end = month_start(first, args.months), month_start(first, args.months + 1)
+        generate(store, args.months, start, end, count, visits)
+        done = threading.Event()
+        purge = threading.Thread(target=lambda: (retention.purge(store, tenant, by="bench", now=end), done.set()))
+        purge.start()
+        during = intake_rate(store, 3600, stop=done)
+        purge.join()
+        print(
+            f"intake: {alone:,.0f} envelopes/s without a purge, {during:,.0f}/s during one "
+            f"({during / alone:.2f} of it)",
+            flush=True,
+        )
+        store.dispose()
+    finally:
+        drop_postgres(database)
+
+
+if __name__ == "__main__":
+    main()
