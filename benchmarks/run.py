@@ -7,7 +7,17 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["events.py", "orders.py", "sftp.py", "visits.py", "payroll.py", "migration.py", "recovery.py", "console.py", "retention.py"]
+SCRIPTS = [
+    "events.py",
+    "orders.py",
+    "sftp.py",
+    "visits.py",
+    "payroll.py",
+    "migration.py",
+    "recovery.py",
+    "console.py",
+    "retention.py",
+]
 
 
 def main() -> int:
