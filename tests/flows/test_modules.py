@@ -34,4 +34,10 @@ def test_load_registers_every_step_and_job():
         "payroll.store",
         "reimbursement.deliver",
     ]
-    assert registered_jobs == ["orders.overdue", "orders.sftp_acknowledgements", "visits.files", "visits.poll"]
+    assert registered_jobs == [
+        "orders.overdue",
+        "orders.sftp_acknowledgements",
+        "retention.purge",
+        "visits.files",
+        "visits.poll",
+    ]
