@@ -8,11 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, tuple_
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, delete, func, or_, select, tuple_
 
 from core.retention import BATCH, Policy, purges
-from core.store import Store
+from core.store import Store, among
 from flows.reimbursement.tables import runs
 from flows.visits.tables import VISIT_START, visits
 from schemas.identity import STOCKHOLM
@@ -24,36 +23,50 @@ MARGIN = dt.timedelta(days=1)
 
 @purges("visit_versions", "period_months")
 def past_correction(store: Store, tenant: str, policy: Policy, now: dt.datetime, dry_run: bool) -> int:
-    """Purge (or, dry, count) the versions of the visits past every correction."""
+    """Purge (or, dry, count) the versions of the visits past every correction, oldest first."""
     boundary = _boundary(store, tenant, policy.period_months, now)
     if boundary is None:
         return 0
     edge = boundary - MARGIN
-    later = aliased(visits)
-    later_start = func.coalesce(later.c.actual_start, later.c.planned_start)
-    still_reachable = exists().where(  # another version of the visit, in a period still open to correction
-        later.c.tenant == visits.c.tenant,
-        later.c.vendor == visits.c.vendor,
-        later.c.visit_id == visits.c.visit_id,
-        or_(later_start.is_(None), later_start >= edge),
-    )
-    due = and_(visits.c.tenant == tenant, VISIT_START < edge, ~still_reachable)
-    if dry_run:
-        with store.begin() as conn:
-            return int(conn.scalar(select(func.count()).where(due)) or 0)
-    taken = 0
+    taken, after = 0, None
     while True:
         with store.begin() as conn:
-            batch = conn.execute(select(visits.c.vendor, visits.c.visit_id).where(due).distinct().limit(BATCH)).all()
-            if batch:
-                taken += conn.execute(
-                    delete(visits).where(
-                        visits.c.tenant == tenant,
-                        tuple_(visits.c.vendor, visits.c.visit_id).in_([tuple(row) for row in batch]),
+            query = select(VISIT_START.label("start"), visits.c.vendor, visits.c.visit_id, visits.c.version).where(
+                visits.c.tenant == tenant, VISIT_START < edge
+            )
+            if after is not None:
+                query = query.where(tuple_(VISIT_START, visits.c.vendor, visits.c.visit_id, visits.c.version) > after)
+            rows = conn.execute(
+                query.order_by(VISIT_START, visits.c.vendor, visits.c.visit_id, visits.c.version).limit(BATCH)
+            ).all()
+            if not rows:
+                return taken
+            after = tuple(rows[-1])
+            for vendor, visit_ids in _by_vendor(rows).items():
+                of_visits = and_(
+                    visits.c.tenant == tenant, visits.c.vendor == vendor, among(conn, visits.c.visit_id, visit_ids)
+                )
+                reachable = set(  # another version of the visit, in a period still open to correction
+                    conn.scalars(
+                        select(visits.c.visit_id).where(of_visits, or_(VISIT_START.is_(None), VISIT_START >= edge))
                     )
-                ).rowcount
-        if len(batch) < BATCH:
-            return taken
+                )
+                gone = [visit_id for visit_id in visit_ids if visit_id not in reachable]
+                if not gone:
+                    continue
+                whole = and_(visits.c.tenant == tenant, visits.c.vendor == vendor, among(conn, visits.c.visit_id, gone))
+                if dry_run:
+                    taken += int(conn.scalar(select(func.count()).where(whole)) or 0)
+                else:
+                    taken += conn.execute(delete(visits).where(whole)).rowcount
+
+
+def _by_vendor(rows: list[Any]) -> dict[str, list[str]]:
+    """The batch's visits (each once, whatever versions it holds) by vendor."""
+    grouped: dict[str, dict[str, None]] = {}
+    for row in rows:
+        grouped.setdefault(row.vendor, {})[row.visit_id] = None
+    return {vendor: list(visit_ids) for vendor, visit_ids in grouped.items()}
 
 
 def _boundary(store: Store, tenant: str, months: int, now: dt.datetime) -> dt.datetime | None:

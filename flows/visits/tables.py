@@ -38,3 +38,7 @@ visits = Table(
 
 VISIT_START = func.coalesce(visits.c.actual_start, visits.c.planned_start)
 """When a visit version starts: actually, else as planned."""
+
+Index("visits_start", visits.c.tenant, VISIT_START)
+"""The versions of a tenant by when they start: the oldest first, for the purge of what no
+correction can reach (flows.reimbursement.retention)."""
