@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Connection, Select, and_, delete, exists, func, insert, or_, select, tuple_, update
 
 from core import audit, messages
@@ -58,15 +58,18 @@ DAYS = {
 }
 """Each kind of record, and the policy's field that says how long it is kept."""
 KINDS = tuple(DAYS)
-CORRECTION_MONTHS = 13
-"""A period's visits stay this long after its last run was approved: a correction stays possible."""
-MIN_DISPATCH_DAYS = 7
-"""A processed key must outlive every redelivery of its message, and the broker's and the retries'
-windows are hours; a week leaves room for an outage."""
+FLOORS = {
+    "dispatch_days": (7, "days", "forget that a step was done while its message may still be redelivered"),
+    "period_months": (13, "months", "purge the visits of a period that a correction may still reach"),
+}
+"""The least a policy may keep what a pending flow still needs: a processed key must outlive every
+redelivery of its message (the broker's and the retries' windows are hours; a week leaves room for
+an outage), and a period's visits the 13 months a correction run may come in."""
 
 
 class Policy(BaseModel):
-    """A tenant's retention, in days after a record's business is done (see the module)."""
+    """A tenant's retention, in days (visit versions in months) after a record's business is done
+    (see the module)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,30 +78,15 @@ class Policy(BaseModel):
     dead_letter_days: int = Field(90, ge=1)
     transfer_days: int = Field(730, ge=1)
     audit_days: int = Field(1095, ge=1)
-    period_months: int = Field(
-        CORRECTION_MONTHS,
-        description="visit versions: months after the last run of their period was approved",
-    )
+    period_months: int = Field(13, description="visit versions: months after the last run of their period was approved")
 
-    @field_validator("period_months")
+    @field_validator(*FLOORS)
     @classmethod
-    def _correctable(cls, months: int) -> int:
-        if months < CORRECTION_MONTHS:
-            raise ValueError(
-                f"{months} months would purge the visits of a period that may still be corrected; "
-                f"at least {CORRECTION_MONTHS}"
-            )
-        return months
-
-    @field_validator("dispatch_days")
-    @classmethod
-    def _outlives_redelivery(cls, days: int) -> int:
-        if days < MIN_DISPATCH_DAYS:
-            raise ValueError(
-                f"{days} days would forget that a step was done while its message may still be redelivered; "
-                f"at least {MIN_DISPATCH_DAYS}"
-            )
-        return days
+    def _not_too_soon(cls, value: int, info: ValidationInfo) -> int:
+        floor, unit, why = FLOORS[str(info.field_name)]
+        if value < floor:
+            raise ValueError(f"{value} {unit} would {why}; at least {floor}")
+        return value
 
 
 policy_of = section("tenant", "retention", Policy)

@@ -96,5 +96,7 @@ def test_visits_go_13_months_after_their_periods_last_approval_and_not_before(ma
 
 
 def test_a_policy_shorter_than_the_correction_window_is_refused():
-    with pytest.raises(ValueError, match=r"retention.period_months: 12 months would purge the visits of a period"):
+    with pytest.raises(
+        ValueError, match=r"retention.period_months: 12 months would purge the visits of a period that a correction"
+    ):
         HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "E", "retention": {"period_months": 12}}]})
