@@ -46,6 +46,7 @@ from core.store.tables import messages as message_rows
 from core.store.tables import purges as purge_rows
 from core.transfers import transfers
 from schemas.envelope import Envelope
+from schemas.identity import Personnummer
 
 BATCH = 2000
 """Records taken in one transaction: a fraction of a second, never a long lock."""
@@ -145,6 +146,11 @@ def hold(
         raise Rejected("hold either a person or a case", where="hold")
     if not reason.strip():
         raise Rejected("a hold needs its reason (the complaint, the court case)", where="reason")
+    if person is not None:  # a mistyped number would hold nobody, silently
+        try:
+            Personnummer.parse(person)
+        except ValueError as error:
+            raise Rejected(str(error), where="person") from None
     kind, subject = ("person", audit.person_key(person)) if person is not None else ("case", str(case))
     hold_id = conn.execute(
         insert(holds)
@@ -512,7 +518,7 @@ def _purge_audit(store: Store, tenant: str, cutoff: dt.datetime, held: _Held) ->
 
 def _count_of(store: Store, query: Select[Any]) -> int:
     with store.begin() as conn:
-        return int(conn.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        return _count(conn)(query.subquery())
 
 
 def _delete_in_batches(store: Store, table: Any, key: Any, where: Any) -> int:

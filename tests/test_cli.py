@@ -629,6 +629,8 @@ def test_retention_plan_run_status_and_holds(cli):
     holds = cli("retention", "holds", "--tenant", TENANT)
     assert "a person (by key)" in holds.output and event["payload"]["person"] not in holds.output
     assert cli("retention", "hold", "--tenant", TENANT, "--reason", "JO").exit_code == 1  # neither person nor case
+    mistyped = cli("retention", "hold", "--tenant", TENANT, "--person", "19410708699", "--reason", "JO")
+    assert mistyped.exit_code == 1 and "person: not a personnummer" in mistyped.output
     assert cli("retention", "release", "1", "--tenant", TENANT).exit_code == 0
     assert cli("retention", "release", "1", "--tenant", TENANT).exit_code == 1  # no longer in force
 
