@@ -15,7 +15,7 @@ from core import audit
 from core.paging import Page, page
 from core.steps import subscribers
 from core.store import among, insert_ignore, insert_many, utcnow
-from core.store.tables import messages, outbox, processed
+from core.store.tables import messages, outbox, processed, tombstones
 from schemas.envelope import Envelope
 
 
@@ -46,15 +46,19 @@ def accept(conn: Connection, items: Sequence[tuple[Envelope, bytes | None]]) -> 
     now = utcnow()
     rows = [_row(envelope, raw, "in", now) for envelope, raw in items]
     inserted = {row.id for row in insert_ignore(conn, messages, rows, returning=[messages.c.id])}
-    repeated = [envelope.id for envelope, _ in items if envelope.id not in inserted]
+    # a purged message's id is known by its tombstone: looked up after the insert, so that one
+    # purged while this transaction waited on its row is not stored again as new
+    purged = _tombstones(conn, [envelope.id for envelope, _ in items])
+    if inserted & purged.keys():
+        conn.execute(delete(messages).where(among(conn, messages.c.id, sorted(inserted & purged.keys()))))
+    repeated = [envelope.id for envelope, _ in items if envelope.id not in inserted and envelope.id not in purged]
     earlier = load_many_envelopes(conn, repeated) if repeated else {}
-    purged = _tombstones(conn, [key for key in repeated if key not in earlier]) if repeated else {}
     result = Accepted()
     dispatch: list[_OutboxRow] = []
     for position, (envelope, _raw) in enumerate(items):
         first = earlier.get(envelope.id)
         if envelope.id in purged:  # its bytes are gone; its document's digest is kept for this
-            if purged[envelope.id] == document_digest(envelope):
+            if purged[envelope.id] == bytes.fromhex(document_digest(envelope)):
                 result.duplicates.append(envelope.id)
             else:
                 result.conflicts.append(position)
@@ -84,13 +88,9 @@ def document_digest(envelope: Envelope) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _tombstones(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, str]:
+def _tombstones(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, bytes | None]:
     """The document digest of each purged message among `envelope_ids`."""
-    if not envelope_ids:
-        return {}
-    query = select(messages.c.id, messages.c.document_sha256).where(
-        among(conn, messages.c.id, envelope_ids), messages.c.purged_at.is_not(None)
-    )
+    query = select(tombstones.c.id, tombstones.c.document_sha256).where(among(conn, tombstones.c.id, envelope_ids))
     return {row.id: row.document_sha256 for row in conn.execute(query)}
 
 
@@ -153,7 +153,7 @@ def as_received(conn: Connection, envelope_id: str) -> bytes | None:
     """A stored message's bytes as they came in, or the envelope's JSON for one the hub made; None
     for no such message. Personal data: the caller audits a person's reading of it."""
     row = conn.execute(select(messages.c.raw, messages.c.envelope).where(messages.c.id == envelope_id)).first()
-    if row is None or row.envelope is None:  # none, or purged
+    if row is None:  # none, or purged
         return None
     kept: bytes = row.raw or row.envelope.encode()
     return kept
@@ -165,9 +165,7 @@ def load_many_envelopes(conn: Connection, envelope_ids: Sequence[str]) -> dict[s
 
 def load_many(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, str]:
     """Envelope JSON by id (none for a purged message)."""
-    query = select(messages.c.id, messages.c.envelope).where(
-        among(conn, messages.c.id, envelope_ids), messages.c.envelope.is_not(None)
-    )
+    query = select(messages.c.id, messages.c.envelope).where(among(conn, messages.c.id, envelope_ids))
     return {row.id: row.envelope for row in conn.execute(query)}
 
 
@@ -199,7 +197,7 @@ class _MessageRow(TypedDict):
     direction: str
     stored_at: dt.datetime
     raw: bytes | None
-    envelope: str | None
+    envelope: str
     raw_sha256: str
     document_sha256: str
 

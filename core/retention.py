@@ -7,8 +7,9 @@ defaults) says how long after its business is done each kind is kept:
 - messages (`message_days`, 90): the bytes and envelope of a message, counted from the last of its
   storing, its deliveries and its steps' work, and its dead letters' resolution. Never while a
   delivery or a step is still to come, a dead letter of it is open, or a flow still needs it
-  (`keeps`). A purged message leaves a tombstone (id, tenant, type, times, the SHA-256 of its
-  bytes and of its document), so that a late duplicate is still answered as one.
+  (`keeps`). A purged message's row is deleted and leaves a narrow tombstone (id, tenant, type,
+  times, the SHA-256 of its bytes and of its document), so that a late duplicate is still
+  answered as one.
 - dispatches (`dispatch_days`, 30): sent deliveries to steps, and the steps' processed keys.
 - dead letters (`dead_letter_days`, 90 after resolution): their bytes; the row stays, so that a
   replay says its bytes are gone. An open dead letter is never purged.
@@ -39,9 +40,9 @@ from core import audit, messages
 from core.config import Tenant, section
 from core.errors import Rejected
 from core.scheduler import JobContext, scheduled
-from core.store import Store, among, utcnow
+from core.store import Store, among, insert_many, utcnow
 from core.store.tables import audit as audit_log
-from core.store.tables import audit_persons, dead_letters, holds, outbox, processed
+from core.store.tables import audit_persons, dead_letters, holds, outbox, processed, tombstones
 from core.store.tables import messages as message_rows
 from core.store.tables import purges as purge_rows
 from core.transfers import transfers
@@ -206,10 +207,10 @@ class _Held:
 
 
 def _candidates(conn: Connection, tenant: str, cutoff: dt.datetime, after: tuple[dt.datetime, str] | None) -> list[Any]:
-    """The next batch of the tenant's messages stored before `cutoff` and not purged, oldest first,
-    after the keyset `after` (stored_at, id)."""
+    """The next batch of the tenant's messages stored before `cutoff`, oldest first, after the
+    keyset `after` (stored_at, id)."""
     m = message_rows.c
-    query = select(m.id, m.stored_at).where(m.tenant == tenant, m.purged_at.is_(None), m.stored_at < cutoff)
+    query = select(m.id, m.stored_at).where(m.tenant == tenant, m.stored_at < cutoff)
     if after is not None:
         query = query.where(tuple_(m.stored_at, m.id) > tuple_(*after))  # a row comparison: by the index
     return list(conn.execute(query.order_by(m.stored_at, m.id).limit(BATCH)))
@@ -380,7 +381,7 @@ def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = No
 
 
 def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:
-    """Tombstones for the due messages, a batch at a time: bytes and envelope gone, digests kept
+    """The due messages, a batch at a time: each row deleted, a tombstone left with its digests
     (`core.messages` writes them as it stores). Those naming a held person or case stay."""
     counts: Counter[str] = Counter()
     after: tuple[dt.datetime, str] | None = None
@@ -397,51 +398,54 @@ def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held,
             if not due:
                 continue
             found = conn.execute(
-                select(m.id, m.raw_sha256).where(among(conn, m.id, due)).with_for_update(skip_locked=True)
+                select(m.id, m.tenant, m.type, m.stored_at, m.raw_sha256, m.document_sha256)
+                .where(among(conn, m.id, due))
+                .with_for_update(skip_locked=True)
             ).all()
-            gone = [row.id for row in found]
             if held:  # the texts are read only to look for what is held
-                texts = conn.execute(select(m.id, m.envelope).where(among(conn, m.id, gone))).all()
-                kept = {row.id for row in texts if held.names(row.envelope)}
+                of_found = among(conn, m.id, [row.id for row in found])
+                texts = dict(conn.execute(select(m.id, m.envelope).where(of_found)).tuples().all())
+                kept = {row.id for row in found if held.names(texts[row.id])}
                 counts["held"] += len(kept)
-                gone = [key for key in gone if key not in kept]
-            for row in found:  # stored before the digests were written as messages are stored
-                if row.raw_sha256 is None and row.id in gone:
-                    _write_digests(conn, row.id)
-            if gone:
-                conn.execute(
-                    update(message_rows).where(among(conn, m.id, gone)).values(envelope=None, raw=None, purged_at=now)
-                )
-                # the feed's entries go with their message
-                conn.execute(
-                    delete(outbox).where(
-                        among(conn, outbox.c.message_id, gone), outbox.c.destination.like("exchange:%")
-                    )
-                )
+                found = [row for row in found if row.id not in kept]
+            if not found:
+                continue
+            gone = [row.id for row in found]
+            insert_many(
+                conn,
+                tombstones,
+                ("id", "tenant", "type", "stored_at", "purged_at", "raw_sha256", "document_sha256"),
+                [(row.id, row.tenant, row.type, row.stored_at, now, *_digests(conn, row)) for row in found],
+            )
+            conn.execute(delete(message_rows).where(among(conn, m.id, gone)))
+            # the feed's entries go with their message
+            conn.execute(
+                delete(outbox).where(among(conn, outbox.c.message_id, gone), outbox.c.destination.like("exchange:%"))
+            )
             counts["messages"] += len(gone)
 
 
-def _write_digests(conn: Connection, message_id: str) -> None:
-    row = conn.execute(
-        select(message_rows.c.envelope, message_rows.c.raw, message_rows.c.direction).where(
-            message_rows.c.id == message_id
+def _digests(conn: Connection, row: Any) -> tuple[bytes, bytes | None]:
+    """A message's digests as its tombstone keeps them, computed for one stored before
+    `core.messages` wrote them as it stores."""
+    if row.raw_sha256 is None:
+        kept = conn.execute(
+            select(message_rows.c.envelope, message_rows.c.raw, message_rows.c.direction).where(
+                message_rows.c.id == row.id
+            )
+        ).one()
+        document = Envelope.model_validate_json(kept.envelope) if kept.direction == "in" else None
+        return (
+            hashlib.sha256(kept.raw or kept.envelope.encode()).digest(),
+            bytes.fromhex(messages.document_digest(document)) if document else None,
         )
-    ).one()
-    document = Envelope.model_validate_json(row.envelope) if row.direction == "in" else None
-    conn.execute(
-        update(message_rows)
-        .where(message_rows.c.id == message_id)
-        .values(
-            raw_sha256=hashlib.sha256(row.raw or row.envelope.encode()).hexdigest(),
-            document_sha256=messages.document_digest(document) if document else None,
-        )
-    )
+    return bytes.fromhex(row.raw_sha256), bytes.fromhex(row.document_sha256) if row.document_sha256 else None
 
 
 def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
     """Tombstones purged before `cutoff` (the audit log's time: what it names still resolves)."""
-    m = message_rows.c
-    return _delete_in_batches(store, message_rows, m.id, and_(m.tenant == tenant, m.purged_at < cutoff))
+    t = tombstones.c
+    return _delete_in_batches(store, tombstones, t.id, and_(t.tenant == tenant, t.purged_at < cutoff))
 
 
 def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:

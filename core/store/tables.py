@@ -75,33 +75,34 @@ messages = Table(
     Column("direction", String(3), nullable=False, doc="in: received; out: produced by the hub"),
     Column("stored_at", UtcDateTime(), nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
-    Column("envelope", Text, nullable=True, doc="the canonical envelope as JSON; None once purged"),
-    Column("purged_at", UtcDateTime(), nullable=True, doc="when core.retention took its bytes and envelope"),
+    Column("envelope", Text, nullable=False, doc="the canonical envelope as JSON"),
     Column("raw_sha256", String(64), nullable=True, doc="of the bytes as received (the envelope's for the hub's own)"),
     Column(
         "document_sha256",
         String(64),
         nullable=True,
-        doc="of an inbound message's tenant, type and payload (core.messages.document_digest): once it is "
-        "purged, what tells a late duplicate from a conflict",
+        doc="of an inbound message's tenant, type and payload (core.messages.document_digest): kept in its "
+        "tombstone once it is purged, what tells a late duplicate from a conflict",
     ),
     Index("messages_tenant_type", "tenant", "type", "stored_at"),
     Index("messages_stored_at", "stored_at"),
-    Index(
-        "messages_unpurged",
-        "tenant",
-        "stored_at",
-        "id",
-        postgresql_where=text("purged_at IS NULL"),
-        sqlite_where=text("purged_at IS NULL"),
-    ),
-    Index(
-        "messages_purged",
-        "purged_at",
-        postgresql_where=text("purged_at IS NOT NULL"),
-        sqlite_where=text("purged_at IS NOT NULL"),
-    ),
+    Index("messages_tenant_stored", "tenant", "stored_at", "id"),
 )
+
+tombstones = Table(
+    "message_tombstones",
+    metadata,
+    Column("id", String(64), primary_key=True, doc="the purged message's envelope id"),
+    Column("tenant", String(4), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("stored_at", UtcDateTime(), nullable=False),
+    Column("purged_at", UtcDateTime(), nullable=False),
+    Column("raw_sha256", LargeBinary, nullable=False, doc="SHA-256 of the bytes as received (32 bytes)"),
+    Column("document_sha256", LargeBinary, nullable=True, doc="core.messages.document_digest, of an inbound one"),
+    Index("message_tombstones_purged", "tenant", "purged_at"),
+)
+"""What is left of a purged message (core.retention): narrow, so that keeping them as long as the
+audit log costs little, and what tells a late duplicate from a conflict (core.messages.accept)."""
 
 outbox = Table(
     "outbox",

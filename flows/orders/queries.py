@@ -60,11 +60,7 @@ def show(conn: Connection, tenant: str, order_id: str) -> dict | None:
         json.loads(e)["payload"]
         for e in conn.scalars(
             select(messages.c.envelope)
-            .where(
-                messages.c.tenant == tenant,
-                messages.c.type == "order.status_changed",
-                messages.c.envelope.is_not(None),  # what is purged is no longer told
-            )
+            .where(messages.c.tenant == tenant, messages.c.type == "order.status_changed")
             .order_by(messages.c.stored_at)
         )
     ]

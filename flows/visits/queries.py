@@ -66,9 +66,7 @@ def status(store: Store, config: HubConfig, tenant: str, period: Period) -> list
                 (messages.c.tenant == tenant) & (messages.c.type == "visit.batch") & (messages.c.source == vendor.id)
             )
             batches = conn.scalars(
-                select(messages.c.envelope).where(
-                    of_vendor, messages.c.stored_at >= period.starts_at(), messages.c.envelope.is_not(None)
-                )
+                select(messages.c.envelope).where(of_vendor, messages.c.stored_at >= period.starts_at())
             ).all()
             last_batch = conn.scalar(select(func.max(messages.c.stored_at)).where(of_vendor))
             last_poll = conn.scalar(
