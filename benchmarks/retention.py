@@ -44,7 +44,7 @@ SELECT 'm{m}-' || i, '{tenant}', 'case.event_recorded', 'case-system', 'in',
        %(start)s + (i::bigint * %(span)s / %(count)s) * interval '1 second',
        convert_to(repeat(md5(i::text), 18), 'UTF8'),
        '{{"id":"m{m}-' || i || '","payload":"' || repeat(md5((i + 1)::text), 24) || '"}}',
-       md5(i::text) || md5(i::text), md5((i + 7)::text) || md5((i + 7)::text)
+       decode(md5(i::text) || md5(i::text), 'hex'), decode(md5((i + 7)::text) || md5((i + 7)::text), 'hex')
 FROM generate_series(1, %(count)s) AS i;
 INSERT INTO outbox (tenant, destination, message_id, created_at, sent_at)
 SELECT tenant, 'step:echo', id, stored_at, stored_at + interval '1 second' FROM messages WHERE id LIKE 'm{m}-%%';

@@ -58,7 +58,7 @@ def accept(conn: Connection, items: Sequence[tuple[Envelope, bytes | None]]) -> 
     for position, (envelope, _raw) in enumerate(items):
         first = earlier.get(envelope.id)
         if envelope.id in purged:  # its bytes are gone; its document's digest is kept for this
-            if purged[envelope.id] == bytes.fromhex(document_digest(envelope)):
+            if purged[envelope.id] == document_digest(envelope):
                 result.duplicates.append(envelope.id)
             else:
                 result.conflicts.append(position)
@@ -79,13 +79,13 @@ def _same_document(a: Envelope, b: Envelope) -> bool:
     return (a.tenant, a.type, a.payload) == (b.tenant, b.type, b.payload)
 
 
-def document_digest(envelope: Envelope) -> str:
+def document_digest(envelope: Envelope) -> bytes:
     """SHA-256 of what makes two envelopes of one id the same document (`_same_document`): kept
     when the message is purged, so that a late duplicate is still known as one."""
     canonical = json.dumps(
         [envelope.tenant, envelope.type, envelope.payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode()).digest()
 
 
 def _tombstones(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, bytes | None]:
@@ -105,7 +105,7 @@ def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> Non
         messages,
         ("id", "tenant", "type", "source", "direction", "stored_at", "envelope", "raw_sha256"),
         [
-            (e.id, e.tenant, e.type, e.source, "out", now, text, hashlib.sha256(text.encode()).hexdigest())
+            (e.id, e.tenant, e.type, e.source, "out", now, text, hashlib.sha256(text.encode()).digest())
             for (e, _), text in zip(outgoing, texts, strict=True)
         ],
     )
@@ -198,8 +198,8 @@ class _MessageRow(TypedDict):
     stored_at: dt.datetime
     raw: bytes | None
     envelope: str
-    raw_sha256: str
-    document_sha256: str
+    raw_sha256: bytes
+    document_sha256: bytes
 
 
 class _OutboxRow(TypedDict):
@@ -222,7 +222,7 @@ def _row(envelope: Envelope, raw: bytes | None, direction: str, now: dt.datetime
         "stored_at": now,
         "raw": raw,
         "envelope": text,
-        "raw_sha256": hashlib.sha256(raw or text.encode()).hexdigest(),
+        "raw_sha256": hashlib.sha256(raw or text.encode()).digest(),
         "document_sha256": document_digest(envelope),
     }
 

@@ -76,10 +76,15 @@ messages = Table(
     Column("stored_at", UtcDateTime(), nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
     Column("envelope", Text, nullable=False, doc="the canonical envelope as JSON"),
-    Column("raw_sha256", String(64), nullable=True, doc="of the bytes as received (the envelope's for the hub's own)"),
+    Column(
+        "raw_sha256",
+        LargeBinary,
+        nullable=False,
+        doc="SHA-256 of the bytes as received (the envelope's for the hub's own)",
+    ),
     Column(
         "document_sha256",
-        String(64),
+        LargeBinary,
         nullable=True,
         doc="of an inbound message's tenant, type and payload (core.messages.document_digest): kept in its "
         "tombstone once it is purged, what tells a late duplicate from a conflict",

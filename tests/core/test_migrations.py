@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -13,16 +15,21 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 import flows
+from core.messages import document_digest
 from core.store import Store, alembic_config
-from core.store.tables import metadata
+from core.store.tables import messages, metadata, tombstones
 from flows.reimbursement.tables import lines
+from schemas.envelope import Envelope
 from tests.conftest import PG_ADMIN_URL, need
 
 flows.load()  # every flow's steps, jobs and tables
+
+NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -43,8 +50,8 @@ def test_the_migrations_match_the_table_definitions(migrated):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_at_0007(request, tmp_path):
-    """An empty store migrated up to 0007, before money became whole öre."""
+def store_at(request, tmp_path):
+    """An empty store migrated up to a given revision, on each store."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'hub.db'}"
     else:
@@ -56,19 +63,22 @@ def store_at_0007(request, tmp_path):
         url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     store = Store(url)
     config = alembic_config()
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0007")
-    yield store, config
+
+    def to(revision: str) -> tuple[Store, Config]:
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        return store, config
+
+    yield to
     store.dispose()
     if request.param == "postgresql":
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
-def test_money_written_before_0008_becomes_exact_whole_ore(store_at_0007):
-    store, config = store_at_0007
+def test_money_written_before_0008_becomes_exact_whole_ore(store_at):
+    store, config = store_at("0007")
     with store.engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO reimbursement_runs (id, tenant, period, kind, status, lock_at, created_at, "
@@ -91,6 +101,52 @@ def test_money_written_before_0008_becomes_exact_whole_ore(store_at_0007):
         assert conn.exec_driver_sql("SELECT rate, amount FROM reimbursement_lines").one() == (42000, 39267)
         assert conn.exec_driver_sql("SELECT rate FROM reimbursement_adjustments").scalar() == 42000
         assert conn.scalar(select(lines.c.amount)) == Decimal("392.67")
+
+
+def test_0021_moves_purged_messages_to_tombstones_and_keeps_every_digest_as_bytes(store_at):
+    store, config = store_at("0020")
+    envelope = Envelope(id="e-old", type="case.event_recorded", tenant="0125", source="case-system", payload={"a": 1})
+    with store.engine.begin() as conn:
+        insert = (
+            "INSERT INTO messages (id, tenant, type, source, direction, stored_at, raw, envelope, purged_at, "
+            "raw_sha256, document_sha256) VALUES (%s)"
+        )
+        conn.execute(  # stored before 0019 wrote digests
+            sa.text(insert % ":id, '0125', :type, 'case-system', 'in', :at, :raw, :envelope, NULL, NULL, NULL"),
+            {
+                "id": "e-old",
+                "type": envelope.type,
+                "at": NOW,
+                "raw": b"as received",
+                "envelope": envelope.model_dump_json(),
+            },
+        )
+        conn.execute(  # purged under 0019
+            sa.text(insert % "'e-gone', '0125', 't', 's', 'in', :at, NULL, NULL, :at, :raw, :document"),
+            {"at": NOW, "raw": "ab" * 32, "document": "cd" * 32},
+        )
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    with store.engine.connect() as conn:
+        assert conn.execute(select(messages.c.raw_sha256, messages.c.document_sha256)).one() == (
+            hashlib.sha256(b"as received").digest(),
+            document_digest(envelope),
+        )
+        gone = conn.execute(select(tombstones)).one()
+        assert (gone.id, gone.raw_sha256, gone.document_sha256) == (
+            "e-gone",
+            bytes.fromhex("ab" * 32),
+            bytes.fromhex("cd" * 32),
+        )
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0020")
+    with store.engine.connect() as conn:
+        assert sorted(conn.exec_driver_sql("SELECT id, raw_sha256, purged_at IS NULL FROM messages").all()) == [
+            ("e-gone", "ab" * 32, False),
+            ("e-old", hashlib.sha256(b"as received").hexdigest(), True),
+        ]
 
 
 def test_a_new_revision_sees_every_flows_tables_and_goes_to_its_owners_folder(tmp_path, monkeypatch):
