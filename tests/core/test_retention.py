@@ -16,6 +16,7 @@ from core import audit, deadletters, retention
 from core.config import HubConfig
 from core.errors import Rejected
 from core.intake import envelope_from
+from core.messages import document_digest
 from core.store import utcnow
 from core.store.tables import audit as audit_log
 from core.store.tables import dead_letters, messages, outbox, processed, tombstones
@@ -141,6 +142,31 @@ def test_a_purged_message_is_still_known_as_a_duplicate_and_a_changed_one_as_a_c
     assert again.duplicates == [event["id"]] and not again.stored and not again.conflicts
     changed = event | {"payload": event["payload"] | {"recorded_by": "HANDL9"}}
     assert accept(hub, changed).conflicts == [0]
+
+
+def test_a_message_purged_while_its_duplicate_was_being_stored_is_not_stored_again(make_hub):
+    """The purge's tombstone commits while a duplicate's insert waits on the row it deletes: the
+    insert then goes through, and `accept` must take it back and answer as for any purged one."""
+    hub = make_hub()
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    envelope = envelope_from(event, hub.config, sender="case_system")
+    with hub.store.begin() as conn:  # the tombstone, without the row it was made from
+        conn.execute(
+            insert(tombstones).values(
+                id=event["id"],
+                tenant=TENANT,
+                type=envelope.type,
+                stored_at=utcnow(),
+                purged_at=utcnow(),
+                raw_sha256=hashlib.sha256(json.dumps(event).encode()).digest(),
+                document_sha256=document_digest(envelope),
+            )
+        )
+    again = accept(hub, event)
+    assert again.duplicates == [event["id"]] and not again.stored and not again.conflicts
+    assert not stored(hub, event["id"])
+    with hub.store.begin() as conn:
+        assert not conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.message_id == event["id"]))
 
 
 def test_what_a_pending_flow_needs_is_never_purged(make_hub):
