@@ -301,40 +301,26 @@ def _count(conn: Connection) -> Callable[[Any], int]:
     return lambda source: int(conn.scalar(select(func.count()).select_from(source)) or 0)
 
 
-def _sent_dispatches(
-    conn: Connection, tenant: str, cutoff: dt.datetime, after: int
-) -> tuple[list[int], list[tuple[str, str]], int | None]:
-    """Of the next batch of the tenant's deliveries to steps sent before `cutoff` (after outbox id
-    `after`): the ids of those whose step is done with them since before `cutoff`, their processed
-    keys, and the last id looked at (None at the end). The feed's deliveries go with their message."""
-    rows = conn.execute(
-        select(outbox.c.id, outbox.c.destination, outbox.c.message_id)
-        .where(
-            outbox.c.id > after,
-            outbox.c.tenant == tenant,
-            outbox.c.destination.like("step:%"),
-            outbox.c.sent_at < cutoff,
-        )
-        .order_by(outbox.c.id)
-        .limit(BATCH)
-    ).all()
-    if not rows:
-        return [], [], None
-    pairs = {(row.destination.removeprefix("step:"), row.message_id): row.id for row in rows}
-    keys = []
-    for step, of_step in _by_step(pairs).items():
-        keys += [
-            (step, key)
-            for key in conn.scalars(
-                select(processed.c.key).where(
-                    processed.c.step == step,
-                    among(conn, processed.c.key, of_step),
-                    processed.c.outcome == "done",
-                    processed.c.processed_at < cutoff,
-                )
-            )
-        ]
-    return [pairs[key] for key in keys], keys, rows[-1].id
+def _dispatch_batch(conn: Connection, tenant: str, cutoff: dt.datetime, after: int) -> tuple[Any, int] | None:
+    """The next `BATCH` of the tenant's deliveries to steps sent before `cutoff`, after outbox id
+    `after`: a condition on the outbox's rows, and the last id of them; None when there are no
+    more. The feed's deliveries go with their message."""
+    o = outbox.c
+    sent = and_(o.tenant == tenant, o.destination.like("step:%"), o.sent_at < cutoff)
+    batch = select(o.id).where(o.id > after, sent).order_by(o.id).limit(BATCH).subquery()
+    last = conn.scalar(select(func.max(batch.c.id)))
+    # a range of the primary key: `id IN (the batch)` was planned as a scan of the whole outbox
+    return None if last is None else (and_(o.id > after, o.id <= last, sent), int(last))
+
+
+def _done(cutoff: dt.datetime) -> Any:
+    """Whether a delivery's step was done with its message before `cutoff`."""
+    return exists().where(
+        processed.c.step == func.substr(outbox.c.destination, 6),
+        processed.c.key == outbox.c.message_id,
+        processed.c.outcome == "done",
+        processed.c.processed_at < cutoff,
+    )
 
 
 def _by_step(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -402,9 +388,8 @@ def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = No
 
 
 def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:
-    """The due messages, a batch at a time: a tombstone written for each from its row (the digests
-    `core.messages` wrote as it stored it), then the row deleted, and the feed's entries with it.
-    Those naming a held person or case stay."""
+    """The due messages, a batch at a time (`_take_messages`); those naming a held person or case
+    stay."""
     counts: Counter[str] = Counter()
     after: tuple[dt.datetime, str] | None = None
     m = message_rows.c
@@ -420,21 +405,28 @@ def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held,
                 kept = [key for key, text in conn.execute(select(m.id, m.envelope).where(due)) if held.names(text)]
                 counts["held"] += len(kept)
                 due = and_(due, m.id.not_in(kept))
-            purged_at = literal(now, UtcDateTime())
-            written = select(m.id, m.tenant, m.type, m.stored_at, purged_at, m.raw_sha256, m.document_sha256)
-            columns = ["id", "tenant", "type", "stored_at", "purged_at", "raw_sha256", "document_sha256"]
-            tombstone = insert(tombstones).from_select(columns, written.where(due))
-            taken = conn.execute(tombstone.execution_options(preserve_rowcount=True)).rowcount
-            if not taken:
-                continue
-            tombstoned = and_(batch, exists().where(tombstones.c.id == m.id))
-            conn.execute(
-                delete(outbox).where(
-                    outbox.c.destination.like("exchange:%"), outbox.c.message_id.in_(select(m.id).where(tombstoned))
-                )
-            )
-            conn.execute(delete(message_rows).where(tombstoned))
-            counts["messages"] += taken
+            counts["messages"] += _take_messages(conn, due, now)
+
+
+def _take_messages(conn: Connection, due: Any, now: dt.datetime) -> int:
+    """Delete the `due` messages, leaving their tombstones (the digests `core.messages` wrote as it
+    stored them), and the feed's entries of them; how many. On PostgreSQL one statement, the
+    DELETE's RETURNING feeding the others in its WITH; SQLite, which has no DELETE in a WITH,
+    takes three."""
+    m = message_rows.c
+    kept = (m.id, m.tenant, m.type, m.stored_at, m.raw_sha256, m.document_sha256)
+    feed = outbox.c.destination.like("exchange:%")
+    if conn.dialect.name == "postgresql":
+        gone = delete(message_rows).where(due).returning(*kept).cte("gone")
+        entries = delete(outbox).where(feed, outbox.c.message_id.in_(select(gone.c.id))).cte("entries")
+        written = select(*gone.c, literal(now, UtcDateTime()))
+        tombstone = insert(tombstones).from_select([*gone.c.keys(), "purged_at"], written).add_cte(entries)
+        return int(conn.execute(tombstone.execution_options(preserve_rowcount=True)).rowcount)
+    rows = conn.execute(delete(message_rows).where(due).returning(*kept)).all()
+    if rows:
+        conn.execute(insert(tombstones), [row._asdict() | {"purged_at": now} for row in rows])
+        conn.execute(delete(outbox).where(feed, among(conn, outbox.c.message_id, [row.id for row in rows])))
+    return len(rows)
 
 
 def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
@@ -445,28 +437,38 @@ def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
 
 def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:
     due, after = 0, 0
-    while True:
-        ids, _, last = _sent_dispatches(conn, tenant, cutoff, after)
-        if last is None:
-            return due
-        due, after = due + len(ids), last
+    while found := _dispatch_batch(conn, tenant, cutoff, after):
+        batch, after = found
+        due += int(conn.scalar(select(func.count()).select_from(outbox).where(batch, _done(cutoff))) or 0)
+    return due
 
 
 def _purge_dispatches(store: Store, tenant: str, cutoff: dt.datetime) -> int:
-    """The done deliveries to steps and their processed keys, a batch at a time."""
+    """The done deliveries to steps and their processed keys, a batch at a time (`_take_dispatches`)."""
     taken, after = 0, 0
     while True:
         with store.begin() as conn:
-            ids, keys, last = _sent_dispatches(conn, tenant, cutoff, after)
-            if last is None:
+            found = _dispatch_batch(conn, tenant, cutoff, after)
+            if found is None:
                 return taken
-            if ids:
-                conn.execute(delete(outbox).where(among(conn, outbox.c.id, ids)))
-                for step, of_step in _by_step(keys).items():
-                    conn.execute(
-                        delete(processed).where(processed.c.step == step, among(conn, processed.c.key, of_step))
-                    )
-        taken, after = taken + len(ids), last
+            batch, after = found
+            taken += _take_dispatches(conn, and_(batch, _done(cutoff)))
+
+
+def _take_dispatches(conn: Connection, due: Any) -> int:
+    """Delete the `due` deliveries to steps and then their processed keys; how many deliveries.
+    On PostgreSQL one statement, as `_take_messages`."""
+    gone = delete(outbox).where(due).returning(outbox.c.destination, outbox.c.message_id)
+    if conn.dialect.name == "postgresql":
+        taken = gone.cte("gone")
+        keys = delete(processed).where(
+            processed.c.step == func.substr(taken.c.destination, 6), processed.c.key == taken.c.message_id
+        )
+        return int(conn.scalar(select(func.count()).select_from(taken).add_cte(keys.cte("keys"))) or 0)
+    rows = conn.execute(gone).all()
+    for step, of_step in _by_step((row.destination.removeprefix("step:"), row.message_id) for row in rows).items():
+        conn.execute(delete(processed).where(processed.c.step == step, among(conn, processed.c.key, of_step)))
+    return len(rows)
 
 
 def _purge_letters(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:
