@@ -33,14 +33,38 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy import Connection, Select, and_, delete, exists, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnClause,
+    Connection,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from core import audit
 from core.config import Tenant, section
 from core.errors import Rejected
 from core.scheduler import JobContext, scheduled
 from core.store import Store, among, utcnow
-from core.store.tables import UtcDateTime, audit_persons, dead_letters, holds, outbox, processed, tombstones
+from core.store.tables import (
+    STEP_DELIVERY,
+    UtcDateTime,
+    audit_persons,
+    dead_letters,
+    holds,
+    outbox,
+    processed,
+    tombstones,
+)
 from core.store.tables import audit as audit_log
 from core.store.tables import messages as message_rows
 from core.store.tables import purges as purge_rows
@@ -204,6 +228,10 @@ class _Held:
 # --- what is due ---------------------------------------------------------------------------------
 
 
+_ADDRESS: ColumnClause[Any] = literal_column("messages.ctid")
+"""Where a message's row is on PostgreSQL: valid within the statement that read it."""
+
+
 def _next_batch(
     conn: Connection, tenant: str, cutoff: dt.datetime, after: tuple[dt.datetime, str] | None
 ) -> tuple[Any, tuple[dt.datetime, str]] | None:
@@ -221,9 +249,12 @@ def _next_batch(
     if last is None:
         return None
     # by its ids, with its LIMIT: PostgreSQL then plans for a batch, where a range by row
-    # comparison was estimated as much of the table (and its checks planned as scans of it all)
-    ids = batch.with_only_columns(m.id).scalar_subquery()
-    return m.id.in_(ids), (last.stored_at, last.id)
+    # comparison was estimated as much of the table (and its checks planned as scans of it all);
+    # there, by the rows' addresses, which it reads straight (a TID scan) without a lookup by key
+    keyset = (last.stored_at, last.id)
+    if conn.dialect.name == "postgresql":
+        return _ADDRESS.in_(batch.with_only_columns(literal_column("ctid")).scalar_subquery()), keyset
+    return m.id.in_(batch.with_only_columns(m.id).scalar_subquery()), keyset
 
 
 def _over(tenant: str, cutoff: dt.datetime) -> Any:
@@ -271,7 +302,7 @@ def _due_messages(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:
     _custom_plans(conn)
     while found := _next_batch(conn, tenant, cutoff, after):
         batch, after = found
-        due += int(conn.scalar(select(func.count()).where(batch, _over(tenant, cutoff))) or 0)
+        due += int(conn.scalar(select(func.count()).select_from(message_rows).where(batch, _over(tenant, cutoff))) or 0)
     return due
 
 
@@ -301,25 +332,37 @@ def _count(conn: Connection) -> Callable[[Any], int]:
     return lambda source: int(conn.scalar(select(func.count()).select_from(source)) or 0)
 
 
-def _dispatch_batch(conn: Connection, tenant: str, cutoff: dt.datetime, after: int) -> tuple[Any, int] | None:
-    """The next `BATCH` of the tenant's deliveries to steps sent before `cutoff`, after outbox id
-    `after`: a condition on the outbox's rows, and the last id of them; None when there are no
-    more. The feed's deliveries go with their message."""
+def _dispatch_batch(
+    conn: Connection, tenant: str, cutoff: dt.datetime, after: tuple[dt.datetime, int] | None
+) -> tuple[Any, tuple[dt.datetime, int]] | None:
+    """The next `BATCH` of the tenant's deliveries to steps sent before `cutoff`, in the order they
+    were sent, after the keyset `after` (sent_at, id): a condition on the outbox's rows, and the
+    keyset of the last of them; None when there are no more. Found by the partial index
+    `outbox_sent` (the feed's deliveries, which go with their message, are not in it)."""
     o = outbox.c
-    sent = and_(o.tenant == tenant, o.destination.like("step:%"), o.sent_at < cutoff)
-    batch = select(o.id).where(o.id > after, sent).order_by(o.id).limit(BATCH).subquery()
-    last = conn.scalar(select(func.max(batch.c.id)))
-    # a range of the primary key: `id IN (the batch)` was planned as a scan of the whole outbox
-    return None if last is None else (and_(o.id > after, o.id <= last, sent), int(last))
+    sent = and_(o.tenant == tenant, STEP_DELIVERY, o.sent_at < cutoff)
+    if after is not None:
+        sent = and_(sent, tuple_(o.sent_at, o.id) > tuple_(*after))
+    rows = conn.execute(select(o.sent_at, o.id).where(sent).order_by(o.sent_at, o.id).limit(BATCH)).all()
+    # the ids themselves: `IN (the batch's query)` was planned as a scan of the whole outbox
+    return (among(conn, o.id, [row.id for row in rows]), (rows[-1].sent_at, rows[-1].id)) if rows else None
 
 
 def _done(cutoff: dt.datetime) -> Any:
-    """Whether a delivery's step was done with its message before `cutoff`."""
-    return exists().where(
-        processed.c.step == func.substr(outbox.c.destination, 6),
-        processed.c.key == outbox.c.message_id,
-        processed.c.outcome == "done",
-        processed.c.processed_at < cutoff,
+    """Whether a delivery's step was done with its message before `cutoff`: a probe of the processed
+    keys per delivery (OFFSET 0 keeps it one; pulled up into a join, it was planned as a scan of
+    them all for each batch)."""
+    p = processed.c
+    return (
+        select(p.key)
+        .where(
+            p.step == func.substr(outbox.c.destination, 6),
+            p.key == outbox.c.message_id,
+            p.outcome == "done",
+            p.processed_at < cutoff,
+        )
+        .offset(0)
+        .exists()
     )
 
 
@@ -436,7 +479,7 @@ def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
 
 
 def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:
-    due, after = 0, 0
+    due, after = 0, None
     while found := _dispatch_batch(conn, tenant, cutoff, after):
         batch, after = found
         due += int(conn.scalar(select(func.count()).select_from(outbox).where(batch, _done(cutoff))) or 0)
@@ -445,7 +488,7 @@ def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:
 
 def _purge_dispatches(store: Store, tenant: str, cutoff: dt.datetime) -> int:
     """The done deliveries to steps and their processed keys, a batch at a time (`_take_dispatches`)."""
-    taken, after = 0, 0
+    taken, after = 0, None
     while True:
         with store.begin() as conn:
             found = _dispatch_batch(conn, tenant, cutoff, after)

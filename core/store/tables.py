@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    literal_column,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -109,6 +110,7 @@ tombstones = Table(
 """What is left of a purged message (core.retention): narrow, so that keeping them as long as the
 audit log costs little, and what tells a late duplicate from a conflict (core.messages.accept)."""
 
+SENT_TO_STEP = text("sent_at IS NOT NULL AND destination LIKE 'step:%'")
 outbox = Table(
     "outbox",
     metadata,
@@ -122,7 +124,11 @@ outbox = Table(
     Index("outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
     Index("outbox_feed", "tenant", "position"),
     Index("outbox_message", "message_id"),
+    Index("outbox_sent", "tenant", "sent_at", "id", postgresql_where=SENT_TO_STEP, sqlite_where=SENT_TO_STEP),
 )
+STEP_DELIVERY = outbox.c.destination.like(literal_column("'step:%'"))
+"""A delivery to a step, with its pattern in the statement's text: that is how the planners of both
+stores see that a query's rows are in the partial index `outbox_sent`."""
 
 processed = Table(
     "processed",
