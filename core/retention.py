@@ -341,11 +341,15 @@ def _dispatch_batch(
     `outbox_sent` (the feed's deliveries, which go with their message, are not in it)."""
     o = outbox.c
     sent = and_(o.tenant == tenant, STEP_DELIVERY, o.sent_at < cutoff)
-    if after is not None:
-        sent = and_(sent, tuple_(o.sent_at, o.id) > tuple_(*after))
-    rows = conn.execute(select(o.sent_at, o.id).where(sent).order_by(o.sent_at, o.id).limit(BATCH)).all()
-    # the ids themselves: `IN (the batch's query)` was planned as a scan of the whole outbox
-    return (among(conn, o.id, [row.id for row in rows]), (rows[-1].sent_at, rows[-1].id)) if rows else None
+    if after is not None:  # the plain bound too, which PostgreSQL estimates (a row comparison it does not)
+        sent = and_(sent, tuple_(o.sent_at, o.id) > tuple_(*after), o.sent_at >= after[0])
+    taken = select(o.sent_at, o.id).where(sent).order_by(o.sent_at, o.id).limit(BATCH).subquery()
+    last = conn.execute(select(taken).order_by(taken.c.sent_at.desc(), taken.c.id.desc()).limit(1)).first()
+    if last is None:
+        return None
+    # a range of the index, read in its order; by its ids, each was a lookup of the outbox's key
+    upto = and_(tuple_(o.sent_at, o.id) <= tuple_(last.sent_at, last.id), o.sent_at <= last.sent_at)
+    return and_(sent, upto), (last.sent_at, last.id)
 
 
 def _done(cutoff: dt.datetime) -> Any:

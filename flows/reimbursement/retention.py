@@ -8,10 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, and_, delete, func, or_, select
 
 from core.retention import BATCH, Policy, purges
-from core.store import Store, among
+from core.store import Store
 from flows.reimbursement.tables import runs
 from flows.visits.tables import VISIT_START, visits
 from schemas.identity import STOCKHOLM
@@ -23,50 +23,64 @@ MARGIN = dt.timedelta(days=1)
 
 @purges("visit_versions", "period_months")
 def past_correction(store: Store, tenant: str, policy: Policy, now: dt.datetime, dry_run: bool) -> int:
-    """Purge (or, dry, count) the versions of the visits past every correction, oldest first."""
+    """Purge (or, dry, count) the versions of the visits past every correction, oldest first: a
+    range of start times at a time, each version but those of a visit with a version still
+    within reach, in one statement."""
     boundary = _boundary(store, tenant, policy.period_months, now)
     if boundary is None:
         return 0
     edge = boundary - MARGIN
-    taken, after = 0, None
+    taken, low = 0, None
     while True:
         with store.begin() as conn:
-            query = select(VISIT_START.label("start"), visits.c.vendor, visits.c.visit_id, visits.c.version).where(
-                visits.c.tenant == tenant, VISIT_START < edge
-            )
-            if after is not None:
-                query = query.where(tuple_(VISIT_START, visits.c.vendor, visits.c.visit_id, visits.c.version) > after)
-            rows = conn.execute(
-                query.order_by(VISIT_START, visits.c.vendor, visits.c.visit_id, visits.c.version).limit(BATCH)
-            ).all()
-            if not rows:
+            high = _batch_end(conn, tenant, low, edge)
+            if high is None:
                 return taken
-            after = tuple(rows[-1])
-            for vendor, visit_ids in _by_vendor(rows).items():
-                of_visits = and_(
-                    visits.c.tenant == tenant, visits.c.vendor == vendor, among(conn, visits.c.visit_id, visit_ids)
-                )
-                reachable = set(  # another version of the visit, in a period still open to correction
-                    conn.scalars(
-                        select(visits.c.visit_id).where(of_visits, or_(VISIT_START.is_(None), VISIT_START >= edge))
-                    )
-                )
-                gone = [visit_id for visit_id in visit_ids if visit_id not in reachable]
-                if not gone:
-                    continue
-                whole = and_(visits.c.tenant == tenant, visits.c.vendor == vendor, among(conn, visits.c.visit_id, gone))
-                if dry_run:
-                    taken += int(conn.scalar(select(func.count()).where(whole)) or 0)
-                else:
-                    taken += conn.execute(delete(visits).where(whole)).rowcount
+            due = and_(_starting(tenant, low, high), ~_reachable(edge))
+            if dry_run:
+                taken += int(conn.scalar(select(func.count()).select_from(visits).where(due)) or 0)
+            else:
+                taken += conn.execute(delete(visits).where(due)).rowcount
+        low = high
 
 
-def _by_vendor(rows: list[Any]) -> dict[str, list[str]]:
-    """The batch's visits (each once, whatever versions it holds) by vendor."""
-    grouped: dict[str, dict[str, None]] = {}
-    for row in rows:
-        grouped.setdefault(row.vendor, {})[row.visit_id] = None
-    return {vendor: list(visit_ids) for vendor, visit_ids in grouped.items()}
+def _starting(tenant: str, low: dt.datetime | None, high: dt.datetime) -> Any:
+    """The tenant's versions that start from `low` (from the first, if None) to before `high`."""
+    within = and_(visits.c.tenant == tenant, VISIT_START < high)
+    return within if low is None else and_(within, VISIT_START >= low)
+
+
+def _batch_end(conn: Connection, tenant: str, low: dt.datetime | None, edge: dt.datetime) -> dt.datetime | None:
+    """Where the batch from `low` ends: the start of the version `BATCH` on (or the next start after
+    `low`, if as many start at once), `edge` for the last; None when none is left before `edge`."""
+    left = _starting(tenant, low, edge)
+    at = conn.scalar(select(VISIT_START).where(left).order_by(VISIT_START).offset(BATCH).limit(1))
+    if at is not None and at != low:
+        return at
+    after = left if at is None else and_(left, VISIT_START > low)
+    first = conn.scalar(select(func.min(VISIT_START)).where(after))
+    if first is None:
+        return None
+    return edge if at is None else first
+
+
+def _reachable(edge: dt.datetime) -> Any:
+    """Whether a version's visit has a version (it or another) that a correction may still reach:
+    one starting after `edge`, or not known to start. A probe of the visit's versions for each
+    (OFFSET 0 keeps it one, where a join was planned as a scan of every version)."""
+    other = visits.alias("other")
+    starts = func.coalesce(other.c.actual_start, other.c.planned_start)
+    return (
+        select(other.c.version)
+        .where(
+            other.c.tenant == visits.c.tenant,
+            other.c.vendor == visits.c.vendor,
+            other.c.visit_id == visits.c.visit_id,
+            or_(starts.is_(None), starts >= edge),
+        )
+        .offset(0)
+        .exists()
+    )
 
 
 def _boundary(store: Store, tenant: str, months: int, now: dt.datetime) -> dt.datetime | None:

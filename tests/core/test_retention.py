@@ -138,6 +138,29 @@ def test_each_kind_is_purged_when_its_policy_says_and_not_a_day_before(make_hub)
     assert tombstone(hub, event["id"]) is None
 
 
+def test_batches_smaller_than_the_work_take_each_record_once(make_hub, monkeypatch):
+    """Batches of two over seven events: every delivery to a step and every message is counted by
+    the plan and taken by the purge once, whatever batch it falls in."""
+    monkeypatch.setattr(retention, "BATCH", 2)
+    hub = make_hub()
+    case_system = CaseSystem("http://unused", TOKEN, TENANT)
+    events = [case_system.event() for _ in range(7)]
+    accept(hub, *events)
+    wait_for(lambda: all(settled(hub, event["id"]) for event in events), what="the echo step")
+    with hub.store.begin() as conn:
+        deliveries = conn.scalar(select(func.count()).where(outbox.c.destination.like("step:%")))
+        kept = conn.scalar(select(func.count()).select_from(messages))
+
+    tenant, later = hub.config.tenants[0], utcnow() + dt.timedelta(days=31)
+    assert retention.plan(hub.store, tenant, now=later)["dispatches"] == deliveries >= 7
+    assert purge(hub, 31)["dispatches"] == deliveries
+    with hub.store.begin() as conn:
+        assert not conn.scalar(select(func.count()).select_from(processed))
+    assert retention.plan(hub.store, tenant, now=utcnow() + dt.timedelta(days=91))["messages"] == kept >= 14
+    assert purge(hub, 91)["messages"] == kept
+    assert not any(stored(hub, event["id"]) for event in events)
+
+
 def test_a_purged_message_is_still_known_as_a_duplicate_and_a_changed_one_as_a_conflict(make_hub):
     hub = make_hub()
     event = CaseSystem("http://unused", TOKEN, TENANT).event()

@@ -10,6 +10,7 @@ import random
 import pytest
 from sqlalchemy import func, insert, select
 
+import flows.reimbursement.retention as past_correction_module
 from core import retention
 from core.config import HubConfig
 from flows.reimbursement.tables import runs
@@ -100,3 +101,29 @@ def test_a_policy_shorter_than_the_correction_window_is_refused():
         ValueError, match=r"retention.period_months: 12 months would purge the visits of a period that a correction"
     ):
         HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "E", "retention": {"period_months": 12}}]})
+
+
+def test_small_batches_take_the_same_versions_however_the_starts_fall(make_hub, monkeypatch):
+    """Batches of two: more versions starting at one moment than a batch holds, and a visit's
+    versions in different batches, one of them edited into a period still open."""
+    monkeypatch.setattr(past_correction_module, "BATCH", 2)
+    hub = make_hub(worker=False)
+    stored = [
+        *(visit(f"V-SAME-{n}", "2025-01-15") for n in range(5)),
+        visit("V-TWICE", "2025-01-10"),
+        visit("V-TWICE", "2025-01-25", version=2),
+        visit("V-EDITED", "2025-01-05"),
+        visit("V-EDITED", "2025-01-20", version=2),
+        visit("V-EDITED", "2025-03-03", version=3),
+        visit("V-FEB", "2025-02-14"),
+    ]
+    with hub.store.begin() as conn:
+        store_visits(conn, tenant=TENANT, vendor="appen", accepted=stored, rejected=[], raw=b"{}", channel="push")
+        approved(conn, "2025-01", "2025-02-10T09:00:00")
+        approved(conn, "2025-02", "2025-03-10T09:00:00")
+    tenant = hub.config.tenants[0]
+    at = dt.datetime(2026, 4, 12, tzinfo=dt.UTC)  # January's and February's windows over, March open
+
+    assert retention.plan(hub.store, tenant, now=at)["visit_versions"] == 8
+    assert retention.purge(hub.store, tenant, by="test", now=at)["visit_versions"] == 8
+    assert left(hub) == {("V-EDITED", 1), ("V-EDITED", 2), ("V-EDITED", 3)}
