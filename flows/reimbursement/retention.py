@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, or_, select
 
-from core.retention import BATCH, Policy, purges
+from core.retention import BATCH, Policy, paced, purges
 from core.store import Store
 from flows.reimbursement.tables import runs
 from flows.visits.tables import VISIT_START, visits
@@ -32,7 +32,7 @@ def past_correction(store: Store, tenant: str, policy: Policy, now: dt.datetime,
     edge = boundary - MARGIN
     taken, low = 0, None
     while True:
-        with store.begin() as conn:
+        with paced(store) as conn:
             high = _batch_end(conn, tenant, low, edge)
             if high is None:
                 return taken
