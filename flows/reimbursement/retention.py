@@ -51,17 +51,16 @@ def _starting(tenant: str, low: dt.datetime | None, high: dt.datetime) -> Any:
 
 
 def _batch_end(conn: Connection, tenant: str, low: dt.datetime | None, edge: dt.datetime) -> dt.datetime | None:
-    """Where the batch from `low` ends: the start of the version `BATCH` on (or the next start after
-    `low`, if as many start at once), `edge` for the last; None when none is left before `edge`."""
+    """Where the batch from `low` ends: the start of the version `BATCH` on, or the next start
+    after `low` if as many start at once; `edge` for the last; None when none is left before `edge`."""
     left = _starting(tenant, low, edge)
     at = conn.scalar(select(VISIT_START).where(left).order_by(VISIT_START).offset(BATCH).limit(1))
-    if at is not None and at != low:
+    if at is None:  # less than a batch left
+        return edge if conn.scalar(select(VISIT_START).where(left).limit(1)) is not None else None
+    if at != low:
         return at
-    after = left if at is None else and_(left, VISIT_START > low)
-    first = conn.scalar(select(func.min(VISIT_START)).where(after))
-    if first is None:
-        return None
-    return edge if at is None else first
+    later = conn.scalar(select(func.min(VISIT_START)).where(left, VISIT_START > at))
+    return edge if later is None else later
 
 
 def _reachable(edge: dt.datetime) -> Any:

@@ -10,7 +10,7 @@ import random
 import pytest
 from sqlalchemy import func, insert, select
 
-import flows.reimbursement.retention as past_correction_module
+import flows.reimbursement.retention as visit_retention
 from core import retention
 from core.config import HubConfig
 from flows.reimbursement.tables import runs
@@ -106,7 +106,7 @@ def test_a_policy_shorter_than_the_correction_window_is_refused():
 def test_small_batches_take_the_same_versions_however_the_starts_fall(make_hub, monkeypatch):
     """Batches of two: more versions starting at one moment than a batch holds, and a visit's
     versions in different batches, one of them edited into a period still open."""
-    monkeypatch.setattr(past_correction_module, "BATCH", 2)
+    monkeypatch.setattr(visit_retention, "BATCH", 2)
     hub = make_hub(worker=False)
     stored = [
         *(visit(f"V-SAME-{n}", "2025-01-15") for n in range(5)),
@@ -127,3 +127,18 @@ def test_small_batches_take_the_same_versions_however_the_starts_fall(make_hub, 
     assert retention.plan(hub.store, tenant, now=at)["visit_versions"] == 8
     assert retention.purge(hub.store, tenant, by="test", now=at)["visit_versions"] == 8
     assert left(hub) == {("V-EDITED", 1), ("V-EDITED", 2), ("V-EDITED", 3)}
+
+
+def test_more_versions_than_a_batch_at_the_last_start_are_all_taken(make_hub, monkeypatch):
+    monkeypatch.setattr(visit_retention, "BATCH", 2)
+    hub = make_hub(worker=False)
+    with hub.store.begin() as conn:
+        stored = [visit(f"V-LAST-{n}", "2025-01-20") for n in range(3)]
+        store_visits(conn, tenant=TENANT, vendor="appen", accepted=stored, rejected=[], raw=b"{}", channel="push")
+        approved(conn, "2025-01", "2025-02-10T09:00:00")
+    tenant = hub.config.tenants[0]
+    at = dt.datetime(2026, 3, 12, tzinfo=dt.UTC)
+
+    assert retention.plan(hub.store, tenant, now=at)["visit_versions"] == 3
+    assert retention.purge(hub.store, tenant, by="test", now=at)["visit_versions"] == 3
+    assert left(hub) == set()
