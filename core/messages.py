@@ -30,6 +30,11 @@ class Accepted:
     conflicts: list[int] = field(default_factory=list)
 
 
+OUT = "out"
+"""The direction of a message the hub produced (`send_many`): the only ones sent to an exchange,
+and so the only ones with entries in the feed."""
+
+
 CONFLICT = "already received with another document; a changed message needs a new id"
 
 
@@ -105,7 +110,7 @@ def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> Non
         messages,
         ("id", "tenant", "type", "source", "direction", "stored_at", "envelope", "raw_sha256"),
         [
-            (e.id, e.tenant, e.type, e.source, "out", now, text, hashlib.sha256(text.encode()).digest())
+            (e.id, e.tenant, e.type, e.source, OUT, now, text, hashlib.sha256(text.encode()).digest())
             for (e, _), text in zip(outgoing, texts, strict=True)
         ],
     )
