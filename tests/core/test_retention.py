@@ -16,7 +16,7 @@ from core import audit, deadletters, retention
 from core.config import HubConfig
 from core.errors import Rejected
 from core.intake import envelope_from
-from core.messages import document_digest
+from core.messages import document_digest, rerun
 from core.store import utcnow
 from core.store.tables import audit as audit_log
 from core.store.tables import dead_letters, messages, outbox, processed, tombstones
@@ -159,6 +159,28 @@ def test_batches_smaller_than_the_work_take_each_record_once(make_hub, monkeypat
     assert retention.plan(hub.store, tenant, now=utcnow() + dt.timedelta(days=91))["messages"] == kept >= 14
     assert purge(hub, 91)["messages"] == kept
     assert not any(stored(hub, event["id"]) for event in events)
+
+
+def test_a_message_run_again_on_its_step_is_purged_whole_though_its_deliveries_fall_in_two_batches(
+    make_hub, monkeypatch
+):
+    """A dead letter's replay or an order's resend delivers a message to its step again, under the
+    same processed key. In batches of one, the key goes with the first delivery; the second must go
+    with it, or it is left undone for ever, and its message with it."""
+    monkeypatch.setattr(retention, "BATCH", 1)
+    hub = make_hub()
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    with hub.store.begin() as conn:
+        rerun(conn, event["id"], "echo", TENANT)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step, again")
+
+    assert purge(hub, 31)["dispatches"] == 2
+    with hub.store.begin() as conn:
+        assert not conn.scalar(select(func.count()).where(outbox.c.destination.like("step:%")))
+    assert purge(hub, 91)["messages"] >= 1
+    assert not stored(hub, event["id"])
 
 
 def test_a_purged_message_is_still_known_as_a_duplicate_and_a_changed_one_as_a_conflict(make_hub):
