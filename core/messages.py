@@ -125,8 +125,10 @@ def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> Non
 def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
     """Run `step` on a stored envelope again, though it ran on it before: its idempotency key is
     forgotten and the envelope goes back to the step through the outbox (a dead letter's replay,
-    an order's resend or reminder)."""
+    an order's resend or reminder). The new delivery replaces the earlier ones, so that each
+    processed key has one delivery, which the retention purge takes with it."""
     conn.execute(delete(processed).where(processed.c.step == step, processed.c.key == envelope_id))
+    conn.execute(delete(outbox).where(outbox.c.destination == f"step:{step}", outbox.c.message_id == envelope_id))
     conn.execute(
         insert(outbox).values(tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow())
     )

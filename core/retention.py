@@ -370,18 +370,22 @@ def _dispatch_batch(
     return and_(sent, upto), (last.sent_at, last.id)
 
 
-def _key_done(cutoff: dt.datetime) -> Any:
-    """A processed key of a step done with its message before `cutoff`."""
-    return and_(processed.c.outcome == "done", processed.c.processed_at < cutoff)
-
-
 def _done(cutoff: dt.datetime) -> Any:
-    """Whether a delivery's step was done with its message before `cutoff`, as the plan counts it:
-    a probe of the processed keys per delivery (OFFSET 0 keeps it one; pulled up into a join, it
-    was planned as a scan of them all for each batch)."""
+    """Whether a delivery's step was done with its message before `cutoff`: a probe of the processed
+    keys per delivery (OFFSET 0 keeps it one; pulled up into a join, it was planned as a scan of
+    them all for each batch)."""
     p = processed.c
-    served = select(p.key).where(p.step == func.substr(outbox.c.destination, 6), p.key == outbox.c.message_id)
-    return served.where(_key_done(cutoff)).offset(0).exists()
+    return (
+        select(p.key)
+        .where(
+            p.step == func.substr(outbox.c.destination, 6),
+            p.key == outbox.c.message_id,
+            p.outcome == "done",
+            p.processed_at < cutoff,
+        )
+        .offset(0)
+        .exists()
+    )
 
 
 def _by_step(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -517,40 +521,24 @@ def _purge_dispatches(store: Store, tenant: str, cutoff: dt.datetime) -> int:
             if found is None:
                 return taken
             batch, after = found
-            taken += _take_dispatches(conn, batch, cutoff)
+            taken += _take_dispatches(conn, and_(batch, _done(cutoff)))
 
 
-def _take_dispatches(conn: Connection, batch: Any, cutoff: dt.datetime) -> int:
-    """Delete the processed keys of the deliveries in `batch` that their step was done with before
-    `cutoff`, and every sent delivery of those keys, in this batch or not; how many deliveries. A
-    key may serve several deliveries (a dead letter's replay, an order's resend run a message
-    again): left behind, a later one would wait for ever on a key that is gone, and its message
-    with it. On PostgreSQL one statement, as `_take_messages`."""
-    o, p = outbox.c, processed.c
-    done = _key_done(cutoff)
+def _take_dispatches(conn: Connection, due: Any) -> int:
+    """Delete the `due` deliveries to steps and then their processed keys; how many deliveries.
+    A key has one delivery (`core.messages.rerun` replaces the earlier ones), so none is left
+    waiting on a key that is gone. On PostgreSQL one statement, as `_take_messages`."""
+    gone = delete(outbox).where(due).returning(outbox.c.destination, outbox.c.message_id)
     if conn.dialect.name == "postgresql":
-        deliveries = select(o.destination, o.message_id).where(batch).cte("deliveries")
-        keys = (
-            delete(processed)
-            .where(p.step == func.substr(deliveries.c.destination, 6), p.key == deliveries.c.message_id, done)
-            .returning(p.step, p.key)
-            .cte("keys")
+        taken = gone.cte("gone")
+        keys = delete(processed).where(
+            processed.c.step == func.substr(taken.c.destination, 6), processed.c.key == taken.c.message_id
         )
-        gone = (
-            delete(outbox)
-            .where(o.message_id == keys.c.key, o.destination == literal("step:") + keys.c.step, o.sent_at.is_not(None))
-            .returning(o.id)
-            .cte("gone")
-        )
-        return int(conn.scalar(select(func.count()).select_from(gone)) or 0)
-    rows = conn.execute(select(o.destination, o.message_id).where(batch)).all()
-    taken = 0
+        return int(conn.scalar(select(func.count()).select_from(taken).add_cte(keys.cte("keys"))) or 0)
+    rows = conn.execute(gone).all()
     for step, of_step in _by_step((row.destination.removeprefix("step:"), row.message_id) for row in rows).items():
-        keys_done = delete(processed).where(p.step == step, among(conn, p.key, of_step), done).returning(p.key)
-        if served := sorted(set(conn.scalars(keys_done))):
-            sent = and_(o.destination == f"step:{step}", o.sent_at.is_not(None))
-            taken += conn.execute(delete(outbox).where(sent, among(conn, o.message_id, served))).rowcount
-    return taken
+        conn.execute(delete(processed).where(processed.c.step == step, among(conn, processed.c.key, of_step)))
+    return len(rows)
 
 
 def _purge_letters(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:

@@ -508,10 +508,13 @@ def test_payroll_run_review_approve_show_and_deliver(cli):
     again = cli("payroll", "run", "--tenant", TENANT, "--period", "2026-02")
     assert again.exit_code == 1 and "2026-02 is paid (run 1)" in again.output
     assert "approved by" in cli("payroll", "show", "1").output
+    deliveries = select(outbox.c.created_at).where(outbox.c.destination == "step:payroll.deliver")
+    with cli.store.begin() as conn:
+        at_approval = conn.scalars(deliveries).all()
     assert cli("payroll", "deliver", "1", "--tenant", TENANT).exit_code == 0
     with cli.store.begin() as conn:
-        sent = conn.scalars(select(outbox.c.destination).where(outbox.c.destination == "step:payroll.deliver")).all()
-        assert len(sent) == 2  # at approval, and once more
+        again = conn.scalars(deliveries).all()  # once more: the new delivery replaces the one at approval
+        assert len(at_approval) == len(again) == 1 and again[0] > at_approval[0]
         actions = set(conn.scalars(select(audit.c.action).where(audit.c.subject == "payroll-run:1")))
     assert {"payroll.draft", "payroll.read", "payroll.approve", "payroll.resend"} <= actions
 
