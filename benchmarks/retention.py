@@ -6,7 +6,8 @@ done at once (VACUUM). Printed per month: the database's size after the purge an
 time; at the end, the intake rate (envelopes stored by core.messages.accept, 100 a transaction)
 during a purge, run in a process of its own as the scheduler runs it, against without one.
 Targets: the size flat after month 13 (within 10 %), a month's purge under 60 s, the intake
-during a purge at least 0.8 of the rate without.
+during a purge at least 0.8 of the rate without. Last, the purge of a month of tombstones among
+three years of them (a twentieth of the messages a month), which the months above do not reach.
 
     .venv/bin/python benchmarks/retention.py [--months 16] [--scale 1.0]
 
@@ -81,6 +82,15 @@ VALUES ('{tenant}', %(period)s, 'regular', 'approved', %(at)s, %(at)s, 'bench', 
 """
 
 
+TOMBSTONES = """
+INSERT INTO message_tombstones (id, tenant, type, stored_at, purged_at, raw_sha256, document_sha256)
+SELECT md5('t' || i), '{tenant}', 'case.event_recorded', %(first)s + (i / %(count)s) * interval '1 month',
+       %(first)s + (3 + i / %(count)s) * interval '1 month', decode(md5(i::text), 'hex'), decode(md5(i::text), 'hex')
+FROM generate_series(0, 36 * %(count)s - 1) AS i
+"""
+"""Three years of tombstones, `count` a month, with ids in no order of time (as envelope ids are)."""
+
+
 def month_start(first: dt.datetime, m: int) -> dt.datetime:
     year, month = first.year + (first.month - 1 + m) // 12, (first.month - 1 + m) % 12 + 1
     return first.replace(year=year, month=month)
@@ -128,6 +138,20 @@ def intake_rate(store: Store, seconds: float, stop: threading.Event | None = Non
         with store.begin() as conn:
             stored += len(messages.accept(conn, batch).stored)
     return stored / (time.perf_counter() - began)
+
+
+def tombstones(store: Store, count: int) -> None:
+    """The purge of a month of tombstones once the audit log's three years are past, among 36
+    months of them: the months above leave them younger than that."""
+    first = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(TOMBSTONES.format(tenant=TENANT), {"first": first, "count": count})
+    vacuum_and_size(store)
+    tenant, began = CONFIG.tenants[0], time.perf_counter()
+    now = month_start(first, 4) + dt.timedelta(days=retention.policy_of(tenant).audit_days)
+    taken = retention.purge(store, tenant, by="bench", now=now)["tombstones"]
+    took = time.perf_counter() - began
+    print(f"tombstones: {taken:,} of 36 months' {36 * count:,} purged in {took:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -178,6 +202,7 @@ def main() -> None:
             f"({during / alone:.2f} of it)",
             flush=True,
         )
+        tombstones(store, count // 20)
         store.dispose()
     finally:
         drop_postgres(database)

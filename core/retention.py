@@ -499,9 +499,12 @@ def _take_messages(conn: Connection, due: Any, now: dt.datetime) -> int:
 
 
 def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
-    """Tombstones purged before `cutoff` (the audit log's time: what it names still resolves)."""
+    """Tombstones purged before `cutoff` (the audit log's time: what it names still resolves),
+    oldest first by the index of their purge: in the order of their ids (envelope ids, in no order
+    of time), each batch looked through the tombstones of every month for its due ones."""
     t = tombstones.c
-    return _delete_in_batches(store, tombstones, t.id, and_(t.tenant == tenant, t.purged_at < cutoff))
+    due = and_(t.tenant == tenant, t.purged_at < cutoff)
+    return _delete_in_batches(store, tombstones, t.id, due, order=t.purged_at)
 
 
 def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:
@@ -592,11 +595,13 @@ def _count_of(store: Store, query: Select[Any]) -> int:
         return _count(conn)(query.subquery())
 
 
-def _delete_in_batches(store: Store, table: Any, key: Any, where: Any) -> int:
-    taken = 0
+def _delete_in_batches(store: Store, table: Any, key: Any, where: Any, order: Any = None) -> int:
+    """Delete the rows `where` takes, `BATCH` at a time by their `key`, in the `order` of an index
+    that `where` uses (by default the key, where it grows with time)."""
+    taken, oldest_first = 0, key if order is None else order
     while True:
         with paced(store) as conn:
-            ids = list(conn.scalars(select(key).where(where).order_by(key).limit(BATCH)))
+            ids = list(conn.scalars(select(key).where(where).order_by(oldest_first).limit(BATCH)))
             if ids:
                 conn.execute(delete(table).where(among(conn, key, ids)))
         taken += len(ids)
