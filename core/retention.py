@@ -481,18 +481,19 @@ def _take_messages(conn: Connection, due: Any, now: dt.datetime) -> int:
     takes three."""
     m = message_rows.c
     kept = (m.id, m.tenant, m.type, m.stored_at, m.raw_sha256, m.document_sha256)
+    columns = [column.name for column in kept]
     feed = outbox.c.destination.like("exchange:%")
     if conn.dialect.name == "postgresql":
         gone = delete(message_rows).where(due).returning(*kept, m.direction).cte("gone")
         produced = select(gone.c.id).where(gone.c.direction == OUT)
         entries = delete(outbox).where(feed, outbox.c.message_id.in_(produced)).cte("entries")
-        written = select(*(gone.c[column.name] for column in kept), literal(now, UtcDateTime()))
-        columns = [column.name for column in kept]
+        written = select(*(gone.c[name] for name in columns), literal(now, UtcDateTime()))
         tombstone = insert(tombstones).from_select([*columns, "purged_at"], written).add_cte(entries)
         return int(conn.execute(tombstone.execution_options(preserve_rowcount=True)).rowcount)
     rows = conn.execute(delete(message_rows).where(due).returning(*kept, m.direction)).all()
     if rows:
-        conn.execute(insert(tombstones), [row._asdict() | {"purged_at": now} for row in rows])
+        written_rows = [{name: row._mapping[name] for name in columns} | {"purged_at": now} for row in rows]
+        conn.execute(insert(tombstones), written_rows)
         if produced_ids := [row.id for row in rows if row.direction == OUT]:
             conn.execute(delete(outbox).where(feed, among(conn, outbox.c.message_id, produced_ids)))
     return len(rows)

@@ -513,8 +513,8 @@ def test_payroll_run_review_approve_show_and_deliver(cli):
         at_approval = conn.scalars(deliveries).all()
     assert cli("payroll", "deliver", "1", "--tenant", TENANT).exit_code == 0
     with cli.store.begin() as conn:
-        again = conn.scalars(deliveries).all()  # once more: the new delivery replaces the one at approval
-        assert len(at_approval) == len(again) == 1 and again[0] > at_approval[0]
+        resent = conn.scalars(deliveries).all()  # once more: the new delivery replaces the one at approval
+        assert len(at_approval) == len(resent) == 1 and resent[0] > at_approval[0]
         actions = set(conn.scalars(select(audit.c.action).where(audit.c.subject == "payroll-run:1")))
     assert {"payroll.draft", "payroll.read", "payroll.approve", "payroll.resend"} <= actions
 
