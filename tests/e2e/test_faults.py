@@ -130,7 +130,7 @@ def test_rabbitmq_stopped_and_started(hub_at_scale, private_rabbitmq):
     assert during and all(a.status == 202 for a in during if a.what == "post"), "store first: intake goes on"
     assert at_restart > 100 + 100, "the case system's events were taken while RabbitMQ was down"
     assert hub.alive() and hub.starts == {"serve": 1, "worker": 1}
-    assert_said(hub.logs(), *outage_of("outbox relay", "AMQP inbound"))
+    assert_said(hub, *outage_of("outbox relay", "AMQP inbound"))
 
 
 def test_rabbitmq_reset_loses_its_definitions(hub_at_scale, private_rabbitmq, scale):
@@ -166,7 +166,7 @@ def test_postgresql_crashed_and_started(hub_at_scale, private_postgres):
     assert any(a.status == 503 for a in during)
     assert httpx.get(f"{hub.url}/readyz", timeout=10).status_code == 200
     assert hub.alive() and hub.starts == {"serve": 1, "worker": 1}
-    assert_said(hub.logs(), *outage_of("outbox relay", "scheduler", "http intake"))
+    assert_said(hub, *outage_of("outbox relay", "scheduler", "http intake"))
 
 
 PROVIDERS = ("soap-omsorg", "rest-hemtjanst", "sftp-vard")
@@ -240,7 +240,7 @@ def test_every_provider_down_for_a_minute_holds_up_nothing_else(tmp_path, scale)
             settle(outcome, stream)
             assert hub.alive() and set(hub.starts.values()) == {1}
             assert_said(
-                hub.logs(),
+                hub,
                 *[
                     f"partner {TENANT}/{partner} {said}"
                     for partner in PROVIDERS
@@ -362,7 +362,7 @@ def test_sshd_killed_during_deliveries(tmp_path, provider_sshd):
         )
         assert not list(inbound.glob("*.part")), "a partial file was left where the provider reads"
         assert outcome.count(orders_table, orders_table.c.state != "delivered") == 0
-        assert_said(hub.logs())  # a short outage: the channel's own retries may bridge it, the breaker stays shut
+        assert_said(hub)  # a short outage: the channel's own retries may bridge it, the breaker stays shut
         assert hub.alive() and hub.starts == {"serve": 1}
     finally:
         sshd.close()
