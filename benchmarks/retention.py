@@ -2,9 +2,10 @@
 straight into the store by SQL (by default 2 000 000 inbound messages of about 1.4 kB with their
 deliveries to a step and processed keys, and 1 000 000 visits, and the month before approved),
 then the month's purge runs as the nightly job would at the month's end, and autovacuum's work is
-done at once (VACUUM). Printed per month: the database's size after the purge and the purge's
-time; at the end, the intake rate (envelopes stored by core.messages.accept, 100 a transaction)
-during a purge, run in a process of its own as the scheduler runs it, against without one.
+done at once (VACUUM). Printed per month: the database's size after the purge, the purge's
+time and the WAL it wrote; at the end, the intake rate (envelopes stored by
+core.messages.accept, 100 a transaction) during a purge, run in a process of its own as the
+scheduler runs it, against without one.
 Targets: the size flat after month 13 (within 10 %), a month's purge under 60 s, the intake
 during a purge at least 0.8 of the rate without. Last, the purge of a month of tombstones among
 three years of them (a twentieth of the messages a month), which the months above do not reach.
@@ -118,6 +119,13 @@ def vacuum_and_size(store: Store) -> float:
         return conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() / 1e9
 
 
+def wal_written(store: Store) -> float:
+    """The server's WAL position in GB: told apart before and after a purge, what it wrote (with
+    every other database's writes meanwhile, none in this benchmark)."""
+    with store.engine.connect() as conn:
+        return float(conn.exec_driver_sql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").scalar()) / 1e9
+
+
 def intake_rate(store: Store, seconds: float, stop: threading.Event | None = None) -> float:
     """Envelopes stored a second by core.messages.accept, 100 a transaction, for `seconds` (or until `stop`)."""
     stored, began = 0, time.perf_counter()
@@ -172,13 +180,14 @@ def main() -> None:
             began = time.perf_counter()
             generate(store, m, start, end, count, visits)
             generated = time.perf_counter() - began
-            began = time.perf_counter()
+            began, wal = time.perf_counter(), wal_written(store)
             counts = retention.purge(store, tenant, by="bench", now=end)
-            purged = time.perf_counter() - began
+            purged, wal = time.perf_counter() - began, wal_written(store) - wal
             sizes.append(vacuum_and_size(store))
             taken = ", ".join(f"{kind} {n:,}" for kind, n in counts.items() if n)
             print(
-                f"month {m + 1:2d}: generated in {generated:.0f} s; purge {purged:.1f} s ({taken or 'nothing'}); "
+                f"month {m + 1:2d}: generated in {generated:.0f} s; purge {purged:.1f} s ({taken or 'nothing'}; "
+                f"{wal:.2f} GB of WAL); "
                 f"database {sizes[-1]:.2f} GB",
                 flush=True,
             )
