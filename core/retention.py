@@ -435,7 +435,7 @@ def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = No
     counts.update(_purge_messages(store, code, cutoff["messages"], held, now))
     counts["dispatches"] = _purge_dispatches(store, code, cutoff["dispatches"])
     counts.update(_purge_letters(store, code, cutoff["dead_letters"], held, now))
-    counts["transfers"] = _delete_in_batches(store, transfers, transfers.c.id, _transfers(code, cutoff["transfers"]))
+    counts["transfers"] = _delete_in_batches(store, transfers, _transfers(code, cutoff["transfers"]), transfers.c.id)
     counts.update(_purge_audit(store, code, cutoff["audit"], held))
     counts["tombstones"] = _purge_tombstones(store, code, cutoff["audit"])
     for kind, flow_purge in _flow_purges.items():
@@ -504,8 +504,7 @@ def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
     oldest first by the index of their purge: in the order of their ids (envelope ids, in no order
     of time), each batch looked through the tombstones of every month for its due ones."""
     t = tombstones.c
-    due = and_(t.tenant == tenant, t.purged_at < cutoff)
-    return _delete_in_batches(store, tombstones, t.id, due, order=t.purged_at)
+    return _delete_in_batches(store, tombstones, and_(t.tenant == tenant, t.purged_at < cutoff), t.purged_at)
 
 
 def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:
@@ -596,17 +595,19 @@ def _count_of(store: Store, query: Select[Any]) -> int:
         return _count(conn)(query.subquery())
 
 
-def _delete_in_batches(store: Store, table: Any, key: Any, where: Any, order: Any = None) -> int:
-    """Delete the rows `where` takes, `BATCH` at a time by their `key`, in the `order` of an index
-    that `where` uses (by default the key, where it grows with time)."""
-    taken, oldest_first = 0, key if order is None else order
+def _delete_in_batches(store: Store, table: Any, where: Any, order: Any) -> int:
+    """Delete the rows `where` takes, `BATCH` at a time in the `order` of an index that `where`
+    uses, each batch in one statement by the rows' addresses (PostgreSQL's ctid, SQLite's rowid),
+    which are read straight: by their keys, each row was one more lookup of the primary key, and a
+    month of tombstones (random ids) among three years of them took six times as long."""
+    taken = 0
     while True:
         with paced(store) as conn:
-            ids = list(conn.scalars(select(key).where(where).order_by(oldest_first).limit(BATCH)))
-            if ids:
-                conn.execute(delete(table).where(among(conn, key, ids)))
-        taken += len(ids)
-        if len(ids) < BATCH:
+            address: ColumnClause[Any] = literal_column("ctid" if conn.dialect.name == "postgresql" else "rowid")
+            batch = select(address).select_from(table).where(where).order_by(order).limit(BATCH)
+            found = conn.execute(delete(table).where(address.in_(batch.scalar_subquery())))
+        taken += found.rowcount
+        if found.rowcount < BATCH:
             return taken
 
 

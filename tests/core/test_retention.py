@@ -140,7 +140,8 @@ def test_each_kind_is_purged_when_its_policy_says_and_not_a_day_before(make_hub)
 
 def test_batches_smaller_than_the_work_take_each_record_once(make_hub, monkeypatch):
     """Batches of two over seven events: every delivery to a step and every message is counted by
-    the plan and taken by the purge once, whatever batch it falls in."""
+    the plan and taken by the purge once, and three years on every tombstone is taken once,
+    whatever batch it falls in."""
     monkeypatch.setattr(retention, "BATCH", 2)
     hub = make_hub()
     case_system = CaseSystem("http://unused", TOKEN, TENANT)
@@ -159,6 +160,9 @@ def test_batches_smaller_than_the_work_take_each_record_once(make_hub, monkeypat
     assert retention.plan(hub.store, tenant, now=utcnow() + dt.timedelta(days=91))["messages"] == kept >= 14
     assert purge(hub, 91)["messages"] == kept
     assert not any(stored(hub, event["id"]) for event in events)
+    assert purge(hub, 91 + 1096)["tombstones"] == kept
+    with hub.store.begin() as conn:
+        assert not conn.scalar(select(func.count()).select_from(tombstones))
 
 
 def test_a_message_run_again_on_its_step_is_purged_whole_in_batches_of_one(make_hub, monkeypatch):
