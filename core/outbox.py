@@ -8,6 +8,7 @@ at a time holds the batch (an advisory lock), so several processes may run relay
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -57,20 +58,24 @@ class Relay:
             ).all()
             if not rows:
                 return 0
-            to_steps = [(r.destination[5:], r.message_id) for r in rows if r.destination.startswith("step:")]
+            now = utcnow()
+            to_steps = [r for r in rows if r.destination.startswith("step:")]
             if to_steps:
-                self.bus.dispatch(to_steps)
+                self.bus.dispatch([(r.destination[5:], r.message_id) for r in to_steps])
+                conn.execute(
+                    update(outbox).where(among(conn, outbox.c.id, [r.id for r in to_steps])).values(sent_at=now)
+                )
             events = [r for r in rows if r.destination.startswith("exchange:")]
             if events:
-                self._publish_events(conn, events)
-            conn.execute(update(outbox).where(among(conn, outbox.c.id, [r.id for r in rows])).values(sent_at=utcnow()))
+                self._publish_events(conn, events, now)
         metrics.relayed.labels("step").inc(len(to_steps))
         metrics.relayed.labels("event").inc(len(events))
         metrics.relay_batch.observe(time.perf_counter() - started)
         return len(rows)
 
-    def _publish_events(self, conn: Connection, rows: Sequence[Row[int, str, str]]) -> None:
-        """`rows`: (id, destination, message_id) of outbox rows to exchanges, in id order."""
+    def _publish_events(self, conn: Connection, rows: Sequence[Row[int, str, str]], now: dt.datetime) -> None:
+        """`rows`: (id, destination, message_id) of outbox rows to exchanges, in id order; each is
+        sent at `now`."""
         events = messages.load_typed(conn, [r.message_id for r in rows])
         by_exchange: dict[str, list[Row[int, str, str]]] = {}
         for r in rows:
@@ -79,7 +84,7 @@ class Relay:
             self.bus.publish_events(
                 exchange, [(events[r.message_id][0], events[r.message_id][1].encode()) for r in group]
             )
-        _number(conn, [r.id for r in rows], _next_position(conn, len(rows)))
+        _number(conn, [r.id for r in rows], _next_position(conn, len(rows)), now)
 
     def drain(self, timeout: float = 60.0) -> None:
         """Relay until the outbox is empty (for the CLI and tests)."""
@@ -124,20 +129,21 @@ def _next_position(conn: Connection, count: int) -> int:
     return current + 1
 
 
-def _number(conn: Connection, ids: list[int], first: int) -> None:
-    """Give the outbox rows `ids` (in id order) the feed positions from `first` on, in one statement
-    on PostgreSQL (a statement per row took longer than publishing them)."""
+def _number(conn: Connection, ids: list[int], first: int, now: dt.datetime) -> None:
+    """Mark the outbox rows `ids` (in id order) sent at `now`, with the feed positions from `first`
+    on, in one statement on PostgreSQL (a statement per row took longer than publishing them; a
+    second statement for the time wrote each row's new version and its index entries twice)."""
     if conn.dialect.name == "postgresql":
         conn.execute(
             text(
-                "UPDATE outbox SET position = :first + v.n - 1"
+                "UPDATE outbox SET position = :first + v.n - 1, sent_at = :now"
                 " FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS v(id, n) WHERE outbox.id = v.id"
-            ),
-            {"first": first, "ids": ids},
+            ).bindparams(bindparam("now", type_=outbox.c.sent_at.type)),
+            {"first": first, "ids": ids, "now": now},
         )
         return
     conn.execute(
-        update(outbox).where(outbox.c.id == bindparam("row_id")).values(position=bindparam("pos")),
+        update(outbox).where(outbox.c.id == bindparam("row_id")).values(position=bindparam("pos"), sent_at=now),
         [{"row_id": row_id, "pos": first + i} for i, row_id in enumerate(ids)],
     )
 

@@ -53,6 +53,12 @@ def test_accepted_events_are_stored_before_the_answer_and_reach_the_feed(served)
     wait_for(lambda: receipts.extend(case_system.read_feed()) or len(receipts) == 20, what="20 receipts")
     assert {r["payload"]["of"] for r in receipts} == {e["id"] for e in events}
     assert all(r["type"] == "hub.receipt" and r["tenant"] == TENANT for r in receipts)
+    with hub.store.begin() as conn:
+        to_feed = conn.execute(
+            select(outbox.c.position, outbox.c.sent_at).where(outbox.c.destination.like("exchange:%"))
+        ).all()
+    assert sorted(position for position, _ in to_feed) == list(range(1, 21))
+    assert all(sent_at is not None for _, sent_at in to_feed)  # or the relay would send them again
 
 
 def test_posting_the_same_event_twice_processes_it_once(served):
