@@ -280,15 +280,20 @@ def _next_batch(
 
 def _over(tenant: str, cutoff: dt.datetime) -> Any:
     """Whether a message's business was over before `cutoff`: no delivery unsent, sent since, or to a
-    step not done with it; no step done with it since; no dead letter of it open or resolved since;
-    and no flow that still needs it (`keeps`). Each is a NOT EXISTS over one table, which
-    PostgreSQL plans as a probe of an index for each message of the batch (an OR across tables was
-    planned as scans of the whole outbox and processed keys for every batch)."""
+    step not done with it before then; no dead letter of it open or resolved since; and no flow
+    that still needs it (`keeps`). Each is a NOT EXISTS over one table, which PostgreSQL plans as a
+    probe of an index for each message of the batch (an OR across tables was planned as scans of
+    the whole outbox and processed keys for every batch). A step's processed key is looked for
+    only through its delivery: a key is written only for a delivery, and purged with it
+    (`_take_dispatches`), so by the time most messages are due neither is left, and a probe of
+    the keys for each message as well cost a ninth of the messages' purge."""
     m = message_rows.c
     step_undone = and_(
         outbox.c.destination.like("step:%"),
         ~exists().where(
-            processed.c.step == func.substr(outbox.c.destination, 6), processed.c.key == outbox.c.message_id
+            processed.c.step == func.substr(outbox.c.destination, 6),
+            processed.c.key == outbox.c.message_id,
+            processed.c.processed_at < cutoff,
         ),
     )
     pending = (  # OFFSET 0 keeps it a probe per message: flattened, it was a scan of every delivery
@@ -297,12 +302,11 @@ def _over(tenant: str, cutoff: dt.datetime) -> Any:
         .offset(0)
         .exists()
     )
-    recent = exists().where(processed.c.key == m.id, processed.c.processed_at >= cutoff)
     letters = exists().where(
         dead_letters.c.message_id == m.id,
         or_(dead_letters.c.status == "open", dead_letters.c.replayed_at >= cutoff),
     )
-    return and_(~pending, ~recent, ~letters, *(m.id.not_in(flow_needs(tenant)) for flow_needs in _keeps))
+    return and_(~pending, ~letters, *(m.id.not_in(flow_needs(tenant)) for flow_needs in _keeps))
 
 
 def _custom_plans(conn: Connection) -> None:

@@ -10,7 +10,7 @@ import os
 import random
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from core import audit, deadletters, retention
 from core.config import HubConfig
@@ -247,6 +247,23 @@ def test_a_message_still_on_its_way_to_a_step_is_not_purged(make_hub):
     accept(hub, event)
     purge(hub, 3650)
     assert stored(hub, event["id"])
+
+
+def test_a_message_a_step_was_done_with_lately_is_kept_until_its_time(make_hub):
+    """Sent to its step long ago, but done only now (a step retried for days, say): its time is
+    counted from when the step was done."""
+    hub = make_hub()
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    long_ago = utcnow() - dt.timedelta(days=200)
+    with hub.store.begin() as conn:
+        conn.execute(update(messages).where(messages.c.id == event["id"]).values(stored_at=long_ago))
+        conn.execute(update(outbox).where(outbox.c.message_id == event["id"]).values(sent_at=long_ago))
+    assert purge(hub, 60)["messages"] == 0  # done now: 60 days on is within its 90
+    assert stored(hub, event["id"])
+    purge(hub, 100)
+    assert not stored(hub, event["id"]) and tombstone(hub, event["id"]) is not None
 
 
 def test_a_replay_of_a_purged_dead_letter_says_its_bytes_are_gone(make_hub):
