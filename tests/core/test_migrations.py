@@ -188,3 +188,14 @@ def test_migrating_without_the_flows_loaded_says_what_is_missing(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1 and "load every flow (flows.load()) before migrating" in done.stderr
+
+
+def test_0023_leaves_the_feeds_entries_out_of_outbox_sent(store_at):
+    """A partial index's condition is not among what compare_metadata compares: read it back."""
+    store, _ = store_at("head")
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            definition = conn.exec_driver_sql("SELECT pg_get_indexdef('outbox_sent'::regclass)").scalar()
+        else:
+            definition = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'outbox_sent'").scalar()
+    assert "'step:%'" in definition and "sent_at IS NOT NULL" in definition
