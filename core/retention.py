@@ -249,8 +249,10 @@ class _Held:
 # --- what is due ---------------------------------------------------------------------------------
 
 
-_ADDRESS: ColumnClause[Any] = literal_column("messages.ctid")
-"""Where a message's row is on PostgreSQL: valid within the statement that read it."""
+def _address(table: Any, conn: Connection) -> ColumnClause[Any]:
+    """Where a row of `table` is (PostgreSQL's ctid, SQLite's rowid): read straight, without a
+    lookup by key, and valid within the statement that read it."""
+    return literal_column(f"{table.name}.{'ctid' if conn.dialect.name == 'postgresql' else 'rowid'}")
 
 
 def _next_batch(
@@ -274,7 +276,8 @@ def _next_batch(
     # there, by the rows' addresses, which it reads straight (a TID scan) without a lookup by key
     keyset = (last.stored_at, last.id)
     if conn.dialect.name == "postgresql":
-        return _ADDRESS.in_(batch.with_only_columns(literal_column("ctid")).scalar_subquery()), keyset
+        address = _address(message_rows, conn)
+        return address.in_(batch.with_only_columns(address).scalar_subquery()), keyset
     return m.id.in_(batch.with_only_columns(m.id).scalar_subquery()), keyset
 
 
@@ -541,13 +544,13 @@ def _take_dispatches(conn: Connection, batch: Any, cutoff: dt.datetime) -> int:
     if conn.dialect.name == "postgresql":
         p, o = processed.c, outbox.c
         found = (
-            select(literal_column("outbox.ctid").label("delivery"), literal_column("processed.ctid").label("key"))
+            select(_address(outbox, conn).label("delivery"), _address(processed, conn).label("key"))
             .select_from(outbox.join(processed, and_(p.key == o.message_id, o.destination == "step:" + p.step)))
             .where(batch, p.outcome == "done", p.processed_at < cutoff)
             .cte("found")
         )
-        keys = delete(processed).where(literal_column("processed.ctid").in_(select(found.c.key))).cte("keys")
-        gone = delete(outbox).where(literal_column("outbox.ctid").in_(select(found.c.delivery))).returning(o.id)
+        keys = delete(processed).where(_address(processed, conn).in_(select(found.c.key))).cte("keys")
+        gone = delete(outbox).where(_address(outbox, conn).in_(select(found.c.delivery))).returning(o.id)
         taken = gone.cte("gone")
         return int(conn.scalar(select(func.count()).select_from(taken).add_cte(keys)) or 0)
     gone = delete(outbox).where(batch, _done(cutoff)).returning(outbox.c.destination, outbox.c.message_id)
@@ -616,7 +619,7 @@ def _delete_in_batches(store: Store, table: Any, where: Any, order: Any) -> int:
     taken = 0
     while True:
         with paced(store) as conn:
-            address: ColumnClause[Any] = literal_column("ctid" if conn.dialect.name == "postgresql" else "rowid")
+            address = _address(table, conn)
             batch = select(address).select_from(table).where(where).order_by(order).limit(BATCH)
             found = conn.execute(delete(table).where(address.in_(batch.scalar_subquery())))
         taken += found.rowcount
