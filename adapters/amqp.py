@@ -13,10 +13,10 @@ import threading
 import pika
 
 from core import deadletters, messages, metrics
-from core.bus import amqp_parameters
 from core.errors import Rejected
 from core.intake import envelope_from, parse_json
 from core.outage import Outage
+from core.publisher import amqp_parameters
 from core.runtime import Hub
 
 log = logging.getLogger(__name__)

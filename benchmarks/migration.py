@@ -23,8 +23,8 @@ import sqlalchemy as sa  # noqa: E402
 
 import flows  # noqa: E402
 from benchmarks.common import drop_postgres, drop_vhost, fresh_postgres, fresh_vhost  # noqa: E402
-from core.bus import AmqpPublisher  # noqa: E402
 from core.consumer import CASE_SYSTEM_EXCHANGE  # noqa: E402
+from core.publisher import AmqpPublisher  # noqa: E402
 from core.store import Store, insert_many  # noqa: E402
 from flows.migration import run  # noqa: E402
 from flows.migration.tables import verdicts  # noqa: E402

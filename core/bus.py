@@ -8,7 +8,6 @@ batch, so a whole batch is made durable by one AMQP transaction instead of one c
 from __future__ import annotations
 
 import logging
-import threading
 from typing import cast
 
 import dramatiq
@@ -18,7 +17,6 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware, Retries
-from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import Connection, select
 
 from core import deadletters
@@ -26,6 +24,7 @@ from core.breaker import Breakers
 from core.config import HubConfig
 from core.consumer import run_step
 from core.errors import Transient
+from core.publisher import AmqpPublisher, amqp_parameters
 from core.settings import Settings
 from core.steps import Step, steps
 from core.store import Store, tables
@@ -157,16 +156,6 @@ class Bus:
         self.broker.close()
 
 
-def amqp_parameters(url: str, timeout: float) -> pika.URLParameters:
-    """Connection parameters with every timeout set and heartbeats on."""
-    parameters = pika.URLParameters(url)
-    parameters.socket_timeout = timeout
-    parameters.stack_timeout = timeout * 2
-    parameters.blocked_connection_timeout = timeout * 3
-    parameters.heartbeat = 30
-    return parameters
-
-
 def _as_dict(parameters: pika.URLParameters) -> dict[str, object]:
     names = (
         "host",
@@ -180,60 +169,6 @@ def _as_dict(parameters: pika.URLParameters) -> dict[str, object]:
         "ssl_options",
     )
     return {name: getattr(parameters, name) for name in names}
-
-
-class AmqpPublisher:
-    """Publishes a batch inside one AMQP transaction: when `publish` returns, all of it is durable.
-
-    Each thread has its own connection (a pika connection belongs to one thread). A failed
-    connection is closed, and every exchange is declared again on the next one: RabbitMQ may have
-    come back without its definitions (a replaced node, a lost volume).
-    """
-
-    def __init__(self, url: str, timeout: float) -> None:
-        self.parameters = amqp_parameters(url, timeout)
-        self._local = threading.local()
-        self._connections: list[pika.BlockingConnection] = []
-        self._exchanges: set[str] = set()
-
-    def _channel(self) -> BlockingChannel:
-        channel = getattr(self._local, "channel", None)
-        if channel is None or channel.is_closed:
-            connection = pika.BlockingConnection(self.parameters)
-            self._connections.append(connection)
-            self._local.connection = connection
-            channel = connection.channel()
-            channel.tx_select()
-            self._local.channel = channel
-        return channel
-
-    def publish(self, batch: list[tuple[str, str, bytes, str | None]]) -> None:
-        """Publish (exchange, routing key, body, exchange type or None) tuples, persistent."""
-        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
-        try:
-            channel = self._channel()
-            for exchange, routing_key, body, exchange_type in batch:
-                if exchange and exchange not in self._exchanges:
-                    channel.exchange_declare(exchange, exchange_type=exchange_type or "topic", durable=True)
-                    self._exchanges.add(exchange)
-                channel.basic_publish(exchange, routing_key, body, properties)
-            channel.tx_commit()
-        except (pika.exceptions.AMQPError, OSError) as error:
-            self._forget_connection()
-            raise Transient(f"publishing to RabbitMQ failed: {error!r}") from error
-
-    def _forget_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.channel = self._local.connection = None
-        self._exchanges.clear()
-        if connection is not None:
-            self._connections.remove(connection)
-            _close_quietly(connection)
-
-    def close(self) -> None:
-        for connection in self._connections:
-            _close_quietly(connection)
-        self._connections.clear()
 
 
 def _close_quietly(connection: pika.BlockingConnection) -> None:
