@@ -64,7 +64,7 @@ class AmqpPublisher:
             link.channel.tx_commit(callback=link.answer)
             link.wait()
             link.used = time.monotonic()
-        except pika.exceptions.AMQPError as error:
+        except (pika.exceptions.AMQPError, OSError) as error:
             self._forget_link()
             raise Transient(f"publishing to RabbitMQ failed: {error!r}") from error
 
@@ -88,7 +88,8 @@ class AmqpPublisher:
         self._local.link = None
         if link is not None:
             with self._lock:
-                self._links.remove(link)
+                if link in self._links:  # not when `close` took it meanwhile
+                    self._links.remove(link)
             link.close()
 
     def close(self) -> None:
@@ -123,7 +124,7 @@ class _Link:
             self.channel.add_on_close_callback(self._failed)
             self.channel.tx_select(callback=self.answer)
             self.wait()
-        except pika.exceptions.AMQPError:
+        except (pika.exceptions.AMQPError, OSError):
             self.close()
             raise
 
