@@ -42,7 +42,7 @@ class AmqpPublisher:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.parameters = amqp_parameters(url, timeout)
-        self.timeout = timeout * 3  # as long as RabbitMQ may block a publisher (blocked_connection_timeout)
+        self.timeout = timeout * 3  # an answer may take as long as RabbitMQ may block a publisher
         self._local = threading.local()
         self._links: list[_Link] = []
         self._lock = threading.Lock()
