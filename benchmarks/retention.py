@@ -46,11 +46,15 @@ TENANT = "0180"
 CONFIG = HubConfig.model_validate({"tenants": [{"code": TENANT, "name": "Stockholms stad"}]})
 
 MONTH = """
-INSERT INTO messages (id, tenant, type, source, direction, stored_at, raw, envelope, raw_sha256, document_sha256)
+INSERT INTO messages (id, tenant, type, source, direction, stored_at, raw, envelope)
 SELECT md5('m{m}-' || i)::uuid::text, '{tenant}', 'case.event_recorded', 'case-system', 'in',
        %(start)s + (i::bigint * %(span)s / %(count)s) * interval '1 second',
        convert_to(repeat(md5(i::text), 18), 'UTF8'),
-       '{{"id":"' || md5('m{m}-' || i)::uuid::text || '","payload":"' || repeat(md5((i + 1)::text), 24) || '"}}',
+       '{{"id":"' || md5('m{m}-' || i)::uuid::text || '","payload":"' || repeat(md5((i + 1)::text), 24) || '"}}'
+FROM generate_series(1, %(count)s) AS i;
+INSERT INTO message_ledger (id, tenant, type, stored_at, raw_sha256, document_sha256)
+SELECT md5('m{m}-' || i)::uuid::text, '{tenant}', 'case.event_recorded',
+       %(start)s + (i::bigint * %(span)s / %(count)s) * interval '1 second',
        decode(md5(i::text) || md5(i::text), 'hex'), decode(md5((i + 7)::text) || md5((i + 7)::text), 'hex')
 FROM generate_series(1, %(count)s) AS i;
 INSERT INTO outbox (tenant, destination, message_id, created_at, sent_at)
@@ -91,12 +95,13 @@ VALUES ('{tenant}', %(period)s, 'regular', 'approved', %(at)s, %(at)s, 'bench', 
 
 
 TOMBSTONES = """
-INSERT INTO message_tombstones (id, tenant, type, stored_at, purged_at, raw_sha256, document_sha256)
-SELECT md5('t' || i), '{tenant}', 'case.event_recorded', %(first)s + (i / %(count)s) * interval '1 month',
-       %(first)s + (3 + i / %(count)s) * interval '1 month', decode(md5(i::text), 'hex'), decode(md5(i::text), 'hex')
+INSERT INTO message_ledger (id, tenant, type, stored_at, raw_sha256, document_sha256)
+SELECT md5('t' || i)::uuid::text, '{tenant}', 'case.event_recorded', %(first)s + (i / %(count)s) * interval '1 month',
+       decode(md5(i::text) || md5(i::text), 'hex'), decode(md5(i::text) || md5(i::text), 'hex')
 FROM generate_series(0, 36 * %(count)s - 1) AS i
 """
-"""Three years of tombstones, `count` a month, with ids in no order of time (as envelope ids are)."""
+"""Three years of tombstones (the ledger's rows of messages purged in their time), `count` a month,
+with ids in no order of time (as envelope ids are)."""
 
 
 def month_start(first: dt.datetime, m: int) -> dt.datetime:
@@ -169,7 +174,8 @@ def tombstones(store: Store, count: int) -> None:
         conn.exec_driver_sql(TOMBSTONES.format(tenant=TENANT), {"first": first, "count": count})
     vacuum_and_size(store)
     tenant, began = CONFIG.tenants[0], time.perf_counter()
-    now = month_start(first, 4) + dt.timedelta(days=retention.policy_of(tenant).audit_days)
+    policy = retention.policy_of(tenant)  # the first month's go: stored a purge's time and the log's before
+    now = month_start(first, 1) + dt.timedelta(days=policy.message_days + policy.audit_days) + retention.LATE
     taken = retention.purge(store, tenant, by="bench", now=now)["tombstones"]
     took = time.perf_counter() - began
     print(f"tombstones: {taken:,} of 36 months' {36 * count:,} purged in {took:.1f} s", flush=True)

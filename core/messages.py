@@ -15,7 +15,7 @@ from core import audit
 from core.paging import Page, page
 from core.steps import subscribers
 from core.store import among, insert_ignore, insert_many, utcnow
-from core.store.tables import messages, outbox, processed, tombstones
+from core.store.tables import ledger, messages, outbox, processed
 from schemas.envelope import Envelope
 
 
@@ -43,35 +43,29 @@ def accept(conn: Connection, items: Sequence[tuple[Envelope, bytes | None]]) -> 
 
     Runs in the caller's transaction: once it commits, the envelopes are durable and their
     dispatch is in the outbox, so the sender may be told they were received. An id already
-    stored is a duplicate when its tenant, type and payload are the same, else a conflict:
-    a sender that changed a message must give it a new id.
+    in the ledger (stored, or purged since) is a duplicate when its tenant, type and payload are
+    the same (`document_digest`), else a conflict: a sender that changed a message must give it
+    a new id.
     """
     if not items:
         return Accepted()
     now = utcnow()
-    rows = [_row(envelope, raw, "in", now) for envelope, raw in items]
-    inserted = {row.id for row in insert_ignore(conn, messages, rows, returning=[messages.c.id])}
-    # a purged message's id is known by its tombstone: looked up after the insert, so that one
-    # purged while this transaction waited on its row is not stored again as new
-    purged = _tombstones(conn, [envelope.id for envelope, _ in items])
-    if inserted & purged.keys():
-        conn.execute(delete(messages).where(among(conn, messages.c.id, sorted(inserted & purged.keys()))))
-    repeated = [envelope.id for envelope, _ in items if envelope.id not in inserted and envelope.id not in purged]
-    earlier = load_many_envelopes(conn, repeated) if repeated else {}
+    digests = [document_digest(envelope) for envelope, _ in items]
+    first: dict[str, int] = {}  # each id's first place in the items
+    for position, (envelope, _raw) in enumerate(items):
+        first.setdefault(envelope.id, position)
+    rows = {key: _row(*items[position], "in", now) for key, position in sorted(first.items())}  # in one order
+    entries = [dict(zip(LEDGER_COLUMNS, _entry(row, digests[first[key]]), strict=True)) for key, row in rows.items()]
+    new = {entry.id for entry in insert_ignore(conn, ledger, entries, returning=[ledger.c.id])}
+    insert_many(conn, messages, MESSAGE_COLUMNS, [_values(row) for key, row in rows.items() if key in new])
+    earlier = _digests(conn, [key for key in rows if key not in new]) | {key: digests[first[key]] for key in new}
     result = Accepted()
     dispatch: list[_OutboxRow] = []
     for position, (envelope, _raw) in enumerate(items):
-        first = earlier.get(envelope.id)
-        if envelope.id in purged:  # its bytes are gone; its document's digest is kept for this
-            if purged[envelope.id] == document_digest(envelope):
-                result.duplicates.append(envelope.id)
-            else:
-                result.conflicts.append(position)
-        elif first is None:
-            earlier[envelope.id] = envelope
+        if envelope.id in new and first[envelope.id] == position:
             result.stored.append(envelope.id)
             dispatch.extend(_outbox_row(envelope, f"step:{name}", now) for name in subscribers(envelope.type))
-        elif _same_document(first, envelope):
+        elif earlier.get(envelope.id) == digests[position]:
             result.duplicates.append(envelope.id)
         else:
             result.conflicts.append(position)
@@ -80,22 +74,21 @@ def accept(conn: Connection, items: Sequence[tuple[Envelope, bytes | None]]) -> 
     return result
 
 
-def _same_document(a: Envelope, b: Envelope) -> bool:
-    return (a.tenant, a.type, a.payload) == (b.tenant, b.type, b.payload)
-
-
 def document_digest(envelope: Envelope) -> bytes:
-    """SHA-256 of what makes two envelopes of one id the same document (`_same_document`): kept
-    when the message is purged, so that a late duplicate is still known as one."""
+    """SHA-256 of what makes two envelopes of one id the same document (tenant, type, payload):
+    kept in the ledger as long as the message's tombstone, so that a duplicate, however late, is
+    known as one by it."""
     canonical = json.dumps(
         [envelope.tenant, envelope.type, envelope.payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode()).digest()
 
 
-def _tombstones(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, bytes | None]:
-    """The document digest of each purged message among `envelope_ids`."""
-    query = select(tombstones.c.id, tombstones.c.document_sha256).where(among(conn, tombstones.c.id, envelope_ids))
+def _digests(conn: Connection, envelope_ids: Sequence[str]) -> dict[str, bytes | None]:
+    """The document digest the ledger keeps of each of `envelope_ids` (None for one the hub made)."""
+    if not envelope_ids:
+        return {}
+    query = select(ledger.c.id, ledger.c.document_sha256).where(among(conn, ledger.c.id, envelope_ids))
     return {row.id: row.document_sha256 for row in conn.execute(query)}
 
 
@@ -104,16 +97,9 @@ def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> Non
     if not outgoing:
         return
     now = utcnow()
-    texts = [envelope.model_dump_json() for envelope, _ in outgoing]
-    insert_many(
-        conn,
-        messages,
-        ("id", "tenant", "type", "source", "direction", "stored_at", "envelope", "raw_sha256"),
-        [
-            (e.id, e.tenant, e.type, e.source, OUT, now, text, hashlib.sha256(text.encode()).digest())
-            for (e, _), text in zip(outgoing, texts, strict=True)
-        ],
-    )
+    rows = [_row(envelope, None, OUT, now) for envelope, _ in outgoing]
+    insert_many(conn, ledger, LEDGER_COLUMNS, [_entry(row, None) for row in rows])
+    insert_many(conn, messages, MESSAGE_COLUMNS, [_values(row) for row in rows])
     insert_many(
         conn,
         outbox,
@@ -205,8 +191,10 @@ class _MessageRow(TypedDict):
     stored_at: dt.datetime
     raw: bytes | None
     envelope: str
-    raw_sha256: bytes
-    document_sha256: bytes
+
+
+MESSAGE_COLUMNS = tuple(_MessageRow.__annotations__)
+LEDGER_COLUMNS = ("id", "tenant", "type", "stored_at", "raw_sha256", "document_sha256")
 
 
 class _OutboxRow(TypedDict):
@@ -219,7 +207,6 @@ class _OutboxRow(TypedDict):
 
 
 def _row(envelope: Envelope, raw: bytes | None, direction: str, now: dt.datetime) -> _MessageRow:
-    text = envelope.model_dump_json()
     return {
         "id": envelope.id,
         "tenant": envelope.tenant,
@@ -228,10 +215,19 @@ def _row(envelope: Envelope, raw: bytes | None, direction: str, now: dt.datetime
         "direction": direction,
         "stored_at": now,
         "raw": raw,
-        "envelope": text,
-        "raw_sha256": hashlib.sha256(raw or text.encode()).digest(),
-        "document_sha256": document_digest(envelope),
+        "envelope": envelope.model_dump_json(),
     }
+
+
+def _values(row: _MessageRow) -> tuple[object, ...]:
+    return tuple(row[name] for name in MESSAGE_COLUMNS)  # type: ignore[literal-required]
+
+
+def _entry(row: _MessageRow, document_sha256: bytes | None) -> tuple[object, ...]:
+    """A message's row in the ledger (`LEDGER_COLUMNS`): the SHA-256 of its bytes as received, or
+    of its envelope's JSON for one the hub made, and of its document for an inbound one."""
+    raw_sha256 = hashlib.sha256(row["raw"] or row["envelope"].encode()).digest()
+    return (row["id"], row["tenant"], row["type"], row["stored_at"], raw_sha256, document_sha256)
 
 
 def _outbox_row(envelope: Envelope, destination: str, now: dt.datetime) -> _OutboxRow:

@@ -7,15 +7,15 @@ defaults) says how long after its business is done each kind is kept:
 - messages (`message_days`, 90): the bytes and envelope of a message, counted from the last of its
   storing, its deliveries and its steps' work, and its dead letters' resolution. Never while a
   delivery or a step is still to come, a dead letter of it is open, or a flow still needs it
-  (`keeps`). A purged message's row is deleted and leaves a narrow tombstone (id, tenant, type,
-  times, the SHA-256 of its bytes and of its document), so that a late duplicate is still
-  answered as one.
+  (`keeps`). A purged message's row is deleted; its narrow row in the ledger (id, tenant, type,
+  time, the SHA-256 of its bytes and of its document), written as it was stored, stays as its
+  tombstone, so that a late duplicate is still answered as one.
 - dispatches (`dispatch_days`, 30): sent deliveries to steps, and the steps' processed keys.
 - dead letters (`dead_letter_days`, 90 after resolution): their bytes; the row stays, so that a
   replay says its bytes are gone. An open dead letter is never purged.
 - transfers (`transfer_days`, 2 years): the metadata of the files in and out.
 - audit (`audit_days`, 3 years): the log of who read and sent what; the tombstones of purged
-  messages go after as long, so that what the log names still resolves.
+  messages go as long after their purge (`LATE`), so that what the log names still resolves.
 - the flows' own kinds (`purges`): visit versions `period_months` (13) after the last run of
   their period was approved.
 
@@ -45,7 +45,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal,
     literal_column,
     or_,
     select,
@@ -61,13 +60,12 @@ from core.scheduler import JobContext, scheduled
 from core.store import Store, among, utcnow
 from core.store.tables import (
     STEP_DELIVERY,
-    UtcDateTime,
     audit_persons,
     dead_letters,
     holds,
+    ledger,
     outbox,
     processed,
-    tombstones,
 )
 from core.store.tables import audit as audit_log
 from core.store.tables import messages as message_rows
@@ -87,6 +85,12 @@ DAYS = {
 }
 """Each kind of record, and the policy's field that says how long it is kept."""
 KINDS = tuple(DAYS)
+LATE = dt.timedelta(days=30)
+"""A message purged more than this after its time by its storing (`message_days` on), held or
+needed by a long flow, has its purge written to its ledger row, so that its tombstone is kept the
+audit log's time after it. The others are not (a write to a random place of the ledger's index for
+each message was the purge's largest cost): their tombstones are kept that long after
+`message_days` and `LATE` on from their storing, when they were purged at the latest."""
 PAUSE = 0.1
 """After each batch the purge rests this share of the batch's time, as autovacuum's cost delay
 does, so that what comes in meanwhile keeps most of the store's time."""
@@ -444,7 +448,7 @@ def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = No
     counts.update(_purge_letters(store, code, cutoff["dead_letters"], held, now))
     counts["transfers"] = _delete_in_batches(store, transfers, _transfers(code, cutoff["transfers"]), transfers.c.id)
     counts.update(_purge_audit(store, code, cutoff["audit"], held))
-    counts["tombstones"] = _purge_tombstones(store, code, cutoff["audit"])
+    counts["tombstones"] = _purge_tombstones(store, code, cutoff["audit"], policy_of(tenant).message_days)
     for kind, flow_purge in _flow_purges.items():
         counts[kind] = flow_purge(store, code, policy_of(tenant), now, False)
     with store.begin() as conn:
@@ -477,41 +481,44 @@ def _purge_messages(store: Store, tenant: str, cutoff: dt.datetime, held: _Held,
                 kept = [key for key, text in conn.execute(select(m.id, m.envelope).where(due)) if held.names(text)]
                 counts["held"] += len(kept)
                 due = and_(due, m.id.not_in(kept))
-            counts["messages"] += _take_messages(conn, due, now)
+            counts["messages"] += _take_messages(conn, due, cutoff - LATE, now)
 
 
-def _take_messages(conn: Connection, due: Any, now: dt.datetime) -> int:
-    """Delete the `due` messages, leaving their tombstones (the digests `core.messages` wrote as it
-    stored them), and the feed's entries of those the hub produced (`OUT`: only they are sent to an
-    exchange, so received ones cost no look into the outbox); how many. On PostgreSQL one statement, the
-    DELETE's RETURNING feeding the others in its WITH; SQLite, which has no DELETE in a WITH,
-    takes three."""
+def _take_messages(conn: Connection, due: Any, late: dt.datetime, now: dt.datetime) -> int:
+    """Delete the `due` messages, and the feed's entries of those the hub produced (`OUT`: only they
+    are sent to an exchange, so received ones cost no look into the outbox); how many. Their rows
+    in the ledger stay as their tombstones, written with them; only those stored before `late`
+    are told when they were purged (`LATE`). On PostgreSQL one statement, the DELETE's RETURNING
+    feeding the others in its WITH; SQLite, which has no DELETE in a WITH, takes more."""
     m = message_rows.c
-    kept = (m.id, m.tenant, m.type, m.stored_at, m.raw_sha256, m.document_sha256)
-    columns = [column.name for column in kept]
     feed = outbox.c.destination.like("exchange:%")
     if conn.dialect.name == "postgresql":
-        gone = delete(message_rows).where(due).returning(*kept, m.direction).cte("gone")
+        gone = delete(message_rows).where(due).returning(m.id, m.stored_at, m.direction).cte("gone")
         produced = select(gone.c.id).where(gone.c.direction == OUT)
         entries = delete(outbox).where(feed, outbox.c.message_id.in_(produced)).cte("entries")
-        written = select(*(gone.c[name] for name in columns), literal(now, UtcDateTime()))
-        tombstone = insert(tombstones).from_select([*columns, "purged_at"], written).add_cte(entries)
-        return int(conn.execute(tombstone.execution_options(preserve_rowcount=True)).rowcount)
-    rows = conn.execute(delete(message_rows).where(due).returning(*kept, m.direction)).all()
-    if rows:
-        written_rows = [{name: row._mapping[name] for name in columns} | {"purged_at": now} for row in rows]
-        conn.execute(insert(tombstones), written_rows)
-        if produced_ids := [row.id for row in rows if row.direction == OUT]:
-            conn.execute(delete(outbox).where(feed, among(conn, outbox.c.message_id, produced_ids)))
+        purged_late = select(gone.c.id).where(gone.c.stored_at < late)
+        timed = update(ledger).where(ledger.c.id.in_(purged_late)).values(purged_at=now).cte("timed")
+        return int(conn.scalar(select(func.count()).select_from(gone).add_cte(entries, timed)) or 0)
+    rows = conn.execute(delete(message_rows).where(due).returning(m.id, m.stored_at, m.direction)).all()
+    if produced_ids := [row.id for row in rows if row.direction == OUT]:
+        conn.execute(delete(outbox).where(feed, among(conn, outbox.c.message_id, produced_ids)))
+    if late_ids := [row.id for row in rows if row.stored_at < late]:
+        conn.execute(update(ledger).where(among(conn, ledger.c.id, late_ids)).values(purged_at=now))
     return len(rows)
 
 
-def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime) -> int:
-    """Tombstones purged before `cutoff` (the audit log's time: what it names still resolves),
-    oldest first by the index of their purge: in the order of their ids (envelope ids, in no order
-    of time), each batch looked through the tombstones of every month for its due ones."""
-    t = tombstones.c
-    return _delete_in_batches(store, tombstones, and_(t.tenant == tenant, t.purged_at < cutoff), t.purged_at)
+def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime, message_days: int) -> int:
+    """The ledger's rows of messages purged before `cutoff` (the audit log's time: what it names
+    still resolves), oldest first by the index of their storing. A row not told when its message
+    was purged (`LATE`) was purged by `message_days` and `LATE` after its storing. Never the row of
+    a message still kept: each is looked for by its key (OFFSET 0 keeps it a probe; pulled up
+    into an anti-join, it may be planned as a scan of every message)."""
+    entry, m = ledger.c, message_rows.c
+    purged = or_(entry.purged_at < cutoff, entry.purged_at.is_(None))
+    kept = select(m.id).where(m.id == entry.id).offset(0).exists()
+    stored_before = cutoff - dt.timedelta(days=message_days) - LATE
+    where = and_(entry.tenant == tenant, entry.stored_at < stored_before, purged, ~kept)
+    return _delete_in_batches(store, ledger, where, entry.stored_at)
 
 
 def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:

@@ -77,38 +77,33 @@ messages = Table(
     Column("stored_at", UtcDateTime(), nullable=False),
     Column("raw", LargeBinary, nullable=True, doc="the bytes as received"),
     Column("envelope", Text, nullable=False, doc="the canonical envelope as JSON"),
-    Column(
-        "raw_sha256",
-        LargeBinary,
-        nullable=False,
-        doc="SHA-256 of the bytes as received (the envelope's for the hub's own)",
-    ),
-    Column(
-        "document_sha256",
-        LargeBinary,
-        nullable=True,
-        doc="of an inbound message's tenant, type and payload (core.messages.document_digest): kept in its "
-        "tombstone once it is purged, what tells a late duplicate from a conflict",
-    ),
     Index("messages_tenant_type", "tenant", "type", "stored_at"),
     Index("messages_stored_at", "stored_at"),
     Index("messages_tenant_stored", "tenant", "stored_at", "id"),
 )
 
-tombstones = Table(
-    "message_tombstones",
+ledger = Table(
+    "message_ledger",
     metadata,
-    Column("id", String(64), primary_key=True, doc="the purged message's envelope id"),
+    Column("id", String(64), primary_key=True, doc="the envelope id: unique among every message the hub has kept"),
     Column("tenant", String(4), nullable=False),
     Column("type", String(100), nullable=False),
     Column("stored_at", UtcDateTime(), nullable=False),
-    Column("purged_at", UtcDateTime(), nullable=False),
     Column("raw_sha256", LargeBinary, nullable=False, doc="SHA-256 of the bytes as received (32 bytes)"),
     Column("document_sha256", LargeBinary, nullable=True, doc="core.messages.document_digest, of an inbound one"),
-    Index("message_tombstones_purged", "tenant", "purged_at"),
+    Column(
+        "purged_at",
+        UtcDateTime(),
+        nullable=True,
+        doc="written only for a message purged late (core.retention.LATE): the others were purged by "
+        "then, and writing it for each was the purge's largest cost",
+    ),
+    Index("message_ledger_stored", "tenant", "stored_at"),
 )
-"""What is left of a purged message (core.retention): narrow, so that keeping them as long as the
-audit log costs little, and what tells a late duplicate from a conflict (core.messages.accept)."""
+"""A narrow row for every message the hub has stored, written with it (core.messages), which makes
+an envelope id unique and tells a duplicate from a conflict by its digest. Once its message is
+purged (core.retention) it is the message's tombstone, kept as long as the audit log that may name
+it, so that a late duplicate is still recognised as one and audits still resolve."""
 
 SENT_TO_STEP = text("sent_at IS NOT NULL AND destination LIKE 'step:%'")
 outbox = Table(

@@ -22,7 +22,7 @@ from sqlalchemy import select
 import flows
 from core.messages import document_digest
 from core.store import Store, alembic_config
-from core.store.tables import messages, metadata, tombstones
+from core.store.tables import ledger, messages, metadata
 from flows.reimbursement.tables import lines
 from schemas.envelope import Envelope
 from tests.conftest import PG_ADMIN_URL, need
@@ -77,6 +77,12 @@ def store_at(request, tmp_path):
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def migrate(store: Store, config: Config, revision: str) -> None:
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
 def test_money_written_before_0008_becomes_exact_whole_ore(store_at):
     store, config = store_at("0007")
     with store.engine.begin() as conn:
@@ -125,20 +131,14 @@ def test_0021_moves_purged_messages_to_tombstones_and_keeps_every_digest_as_byte
             sa.text(insert % "'e-gone', '0125', 't', 's', 'in', :at, NULL, NULL, :at, :raw, :document"),
             {"at": NOW, "raw": "ab" * 32, "document": "cd" * 32},
         )
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    migrate(store, config, "0021")
     with store.engine.connect() as conn:
-        assert conn.execute(select(messages.c.raw_sha256, messages.c.document_sha256)).one() == (
+        assert conn.exec_driver_sql("SELECT raw_sha256, document_sha256 FROM messages").one() == (
             hashlib.sha256(b"as received").digest(),
             document_digest(envelope),
         )
-        gone = conn.execute(select(tombstones)).one()
-        assert (gone.id, gone.raw_sha256, gone.document_sha256) == (
-            "e-gone",
-            bytes.fromhex("ab" * 32),
-            bytes.fromhex("cd" * 32),
-        )
+        gone = conn.exec_driver_sql("SELECT id, raw_sha256, document_sha256 FROM message_tombstones").one()
+        assert tuple(gone) == ("e-gone", bytes.fromhex("ab" * 32), bytes.fromhex("cd" * 32))
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "0020")
@@ -147,6 +147,41 @@ def test_0021_moves_purged_messages_to_tombstones_and_keeps_every_digest_as_byte
             ("e-gone", "ab" * 32, False),
             ("e-old", hashlib.sha256(b"as received").hexdigest(), True),
         ]
+
+
+def test_0024_writes_every_message_and_tombstone_to_the_ledger_and_back(store_at):
+    store, config = store_at("0023")
+    columns = "id, tenant, type, stored_at, raw_sha256, document_sha256"
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO messages (source, direction, raw, envelope, {columns}) "
+                "VALUES ('case-system', 'in', NULL, '{}', 'e-kept', '0125', 't', :at, :raw, :document)"
+            ),
+            {"at": NOW, "raw": b"r" * 32, "document": b"d" * 32},
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO message_tombstones ({columns}, purged_at) "
+                "VALUES ('e-gone', '0125', 't', :at, :raw, NULL, :purged)"
+            ),
+            {"at": NOW, "raw": b"g" * 32, "purged": NOW + dt.timedelta(days=400)},
+        )
+    migrate(store, config, "0024")
+    with store.engine.connect() as conn:
+        entries = {row.id: row for row in conn.execute(select(ledger))}
+        assert set(conn.scalars(select(messages.c.id))) == {"e-kept"}
+    assert (entries["e-kept"].raw_sha256, entries["e-kept"].document_sha256) == (b"r" * 32, b"d" * 32)
+    assert entries["e-kept"].purged_at is None and entries["e-kept"].stored_at == NOW
+    assert (entries["e-gone"].raw_sha256, entries["e-gone"].purged_at) == (b"g" * 32, NOW + dt.timedelta(days=400))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0023")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id, raw_sha256, document_sha256 FROM messages").all() == [
+            ("e-kept", b"r" * 32, b"d" * 32)
+        ]
+        assert conn.exec_driver_sql("SELECT id, raw_sha256 FROM message_tombstones").all() == [("e-gone", b"g" * 32)]
 
 
 def test_a_new_revision_sees_every_flows_tables_and_goes_to_its_owners_folder(tmp_path, monkeypatch):

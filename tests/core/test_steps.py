@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +14,7 @@ from sqlalchemy.exc import DataError
 from core import deadletters, metrics
 from core.consumer import StepContext
 from core.errors import Misconfigured, Rejected
+from core.messages import Accepted
 from core.steps import step
 from core.store.tables import dead_letters, messages, processed
 from schemas.envelope import Envelope
@@ -90,6 +93,36 @@ def test_the_same_envelope_accepted_twice_is_stored_and_dispatched_once(make_hub
     wait_for(lambda: outcome(hub, envelope.id) == "done")
     assert calls[envelope.id] == 1
     assert len(effects_of(hub, envelope.id)) == 1
+
+
+def test_one_id_twice_in_one_batch_is_stored_once_and_a_changed_one_is_a_conflict(make_hub):
+    hub = make_hub()
+    envelope = event()
+    changed = envelope.model_copy(update={"payload": {"amount": 2}})
+    accepted = hub.accept([(envelope, None), (envelope, b"again"), (changed, None)], channel="test")
+    assert (accepted.stored, accepted.duplicates, accepted.conflicts) == ([envelope.id], [envelope.id], [2])
+    wait_for(lambda: outcome(hub, envelope.id) == "done")
+    assert calls[envelope.id] == 1
+    assert hub.accept([(changed, None)], channel="test").conflicts == [0]
+
+
+def test_one_envelope_sent_by_two_at_once_is_stored_and_dispatched_once(make_hub):
+    """The second sender's insert waits on the first's row in the ledger, and sees it once that
+    commits: a duplicate, never a second message nor an error."""
+    hub = make_hub()
+    envelopes = [event() for _ in range(50)]
+    start = threading.Barrier(2)
+
+    def send() -> Accepted:
+        start.wait()
+        return hub.accept([(envelope, None) for envelope in envelopes], channel="test")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: send(), range(2)))
+    assert sorted(results[0].stored + results[1].stored) == sorted(e.id for e in envelopes)
+    assert sorted(results[0].duplicates + results[1].duplicates) == sorted(e.id for e in envelopes)
+    wait_for(lambda: all(outcome(hub, e.id) == "done" for e in envelopes))
+    assert all(calls[e.id] == 1 for e in envelopes)
 
 
 def test_a_permanent_error_is_dead_lettered_with_its_reason_and_not_retried(make_hub):
