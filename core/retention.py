@@ -511,13 +511,13 @@ def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime, message_da
     """The ledger's rows of messages purged before `cutoff` (the audit log's time: what it names
     still resolves), oldest first by the index of their storing. A row not told when its message
     was purged (`LATE`) was purged by `message_days` and `LATE` after its storing. Never the row of
-    a message still kept: each is looked for by its key (OFFSET 0 keeps it a probe; pulled up
-    into an anti-join, it may be planned as a scan of every message)."""
+    a message still kept: the few kept that long (held, or needed by a flow) are found once a
+    batch by the index of their storing, a short range, rather than looked for row by row."""
     entry, m = ledger.c, message_rows.c
-    purged = or_(entry.purged_at < cutoff, entry.purged_at.is_(None))
-    kept = select(m.id).where(m.id == entry.id).offset(0).exists()
     stored_before = cutoff - dt.timedelta(days=message_days) - LATE
-    where = and_(entry.tenant == tenant, entry.stored_at < stored_before, purged, ~kept)
+    purged = or_(entry.purged_at < cutoff, entry.purged_at.is_(None))
+    kept = select(m.id).where(m.tenant == tenant, m.stored_at < stored_before)
+    where = and_(entry.tenant == tenant, entry.stored_at < stored_before, purged, entry.id.not_in(kept))
     return _delete_in_batches(store, ledger, where, entry.stored_at)
 
 
