@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import subprocess
 import sys
 import threading
@@ -102,6 +103,24 @@ FROM generate_series(0, 36 * %(count)s - 1) AS i
 """
 """Three years of tombstones (the ledger's rows of messages purged in their time), `count` a month,
 with ids in no order of time (as envelope ids are)."""
+
+
+class KindTimes(logging.Handler):
+    """The seconds of each kind in the purges the benchmark runs, from the purge's own log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _tenant, kind, _count, took = record.args  # type: ignore[misc]
+        self.seconds[kind] = took
+
+    def take(self) -> str:
+        """The kinds that took a second or more, slowest first; forgotten once told."""
+        slow = sorted(((took, kind) for kind, took in self.seconds.items() if took >= 1), reverse=True)
+        self.seconds = {}
+        return ", ".join(f"{kind} {took:.1f} s" for took, kind in slow)
 
 
 def month_start(first: dt.datetime, m: int) -> dt.datetime:
@@ -189,6 +208,9 @@ def main() -> None:
     count, visits = int(2_000_000 * args.scale), int(1_000_000 * args.scale)
     database = fresh_postgres()
     tenant = CONFIG.tenants[0]
+    times = KindTimes()
+    logging.getLogger(retention.__name__).addHandler(times)
+    logging.getLogger(retention.__name__).setLevel(logging.INFO)
     try:
         store = Store(database)
         store.migrate()
@@ -206,7 +228,7 @@ def main() -> None:
             taken = ", ".join(f"{kind} {n:,}" for kind, n in counts.items() if n)
             print(
                 f"month {m + 1:2d}: generated in {generated:.0f} s; purge {purged:.1f} s ({taken or 'nothing'}; "
-                f"{wal:.2f} GB of WAL); "
+                f"{wal:.2f} GB of WAL; {times.take() or 'no kind a second'}); "
                 f"database {sizes[-1]:.2f} GB",
                 flush=True,
             )
