@@ -442,7 +442,9 @@ def purge(store: Store, tenant: Tenant, *, by: str, now: dt.datetime | None = No
     code = tenant.code
     with store.begin() as conn:
         purge_id = conn.execute(
-            insert(purge_rows).values(tenant=code, started_at=utcnow(), by=by).returning(purge_rows.c.id)
+            insert(purge_rows)
+            .values(tenant=code, started_at=utcnow(), by=by, message_days=policy_of(tenant).message_days)
+            .returning(purge_rows.c.id)
         ).scalar_one()
         held = _Held(holds_in_force(conn, code))
     counts: Counter[str] = Counter({kind: 0 for kind in counted()})
@@ -530,11 +532,19 @@ def _take_messages(conn: Connection, due: Any, late: dt.datetime, now: dt.dateti
 def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime, message_days: int) -> int:
     """The ledger's rows of messages purged before `cutoff` (the audit log's time: what it names
     still resolves), oldest first by the index of their storing. A row not told when its message
-    was purged (`LATE`) was purged by `message_days` and `LATE` after its storing. Never the row of
-    a message still kept: the few kept that long (held, or needed by a flow) are found once a
-    batch by the index of their storing, a short range, rather than looked for row by row."""
-    entry, m = ledger.c, message_rows.c
-    stored_before = cutoff - dt.timedelta(days=message_days) - LATE
+    was purged (`LATE`) was purged by `LATE` after its storing and the messages' time of the purge
+    that took it: taken as the longest of `message_days` and of the times the purges used since
+    the oldest row was stored, so that a policy shortened since does not shorten a tombstone's
+    life. Never the row of a message still kept: the few kept that long (held, or needed by a
+    flow) are found once a batch by the index of their storing, a short range, rather than
+    looked for row by row."""
+    entry, m, p = ledger.c, message_rows.c, purge_rows.c
+    with store.begin() as conn:
+        oldest = conn.scalar(select(func.min(entry.stored_at)).where(entry.tenant == tenant))
+        if oldest is None:
+            return 0
+        used = conn.scalar(select(func.max(p.message_days)).where(p.tenant == tenant, p.started_at >= oldest))
+    stored_before = cutoff - dt.timedelta(days=max(message_days, used or 0)) - LATE
     purged = or_(entry.purged_at < cutoff, entry.purged_at.is_(None))
     kept = select(m.id).where(m.tenant == tenant, m.stored_at < stored_before)
     where = and_(entry.tenant == tenant, entry.stored_at < stored_before, purged, entry.id.not_in(kept))

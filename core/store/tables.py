@@ -202,6 +202,7 @@ purges = Table(
     Column("finished_at", UtcDateTime(), nullable=True, doc="None while running, or if its process died"),
     Column("by", String(100), nullable=False),
     Column("counts", Text, nullable=True, doc="JSON: records purged per kind, and those held"),
+    Column("message_days", Integer, nullable=True, doc="the policy's messages' time it purged by"),
 )
 
 checkpoints = Table(

@@ -228,3 +228,20 @@ def test_0023_leaves_the_feeds_entries_out_of_outbox_sent(store_at):
         else:
             definition = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'outbox_sent'").scalar()
     assert "'step:%'" in definition and "sent_at IS NOT NULL" in definition
+
+
+def test_0025_keeps_the_purges_recorded_before_it_without_their_messages_time_and_back(store_at):
+    store, config = store_at("0024")
+    recorded = sa.text("INSERT INTO retention_purges (tenant, started_at, by, counts) VALUES ('0125', :at, 'x', '{}')")
+    with store.engine.begin() as conn:
+        conn.execute(recorded, {"at": NOW})
+    store_at("0025")
+    with store.engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT tenant, message_days FROM retention_purges").all() == [("0125", None)]
+        conn.exec_driver_sql("UPDATE retention_purges SET message_days = 365")
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0024")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT * FROM retention_purges").one().tenant == "0125"
+        assert "message_days" not in conn.exec_driver_sql("SELECT * FROM retention_purges").keys()

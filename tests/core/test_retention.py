@@ -226,6 +226,24 @@ def test_a_message_purged_late_keeps_its_tombstone_the_audit_logs_time_after_its
     assert tombstone(hub, event["id"]) is None
 
 
+def test_a_policy_shortened_since_keeps_the_tombstones_of_what_the_longer_one_purged_as_long(make_hub):
+    """Purged in its time under a policy of a year, a message's tombstone is kept a year, `LATE`
+    and three years from its storing, though the policy was shortened to 90 days since."""
+    hub = make_hub()
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    year = HubConfig.model_validate(
+        {"tenants": [{"code": TENANT, "name": "E", "retention": {"message_days": 365}}]}
+    ).tenants[0]
+    taken = retention.purge(hub.store, year, by="test", now=utcnow() + dt.timedelta(days=366))
+    assert taken["messages"] >= 1 and tombstone(hub, event["id"]).purged_at is None  # in its time
+    purge(hub, TOMBSTONE_DAYS + 1)  # by the 90 days the policy says now
+    assert tombstone(hub, event["id"]) is not None
+    purge(hub, 365 + retention.LATE.days + 1096)
+    assert tombstone(hub, event["id"]) is None
+
+
 def test_what_a_pending_flow_needs_is_never_purged(make_hub):
     hub = make_hub()
     case_system = CaseSystem("http://unused", TOKEN, TENANT)
