@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
@@ -51,7 +50,7 @@ def test_the_migrations_match_the_table_definitions(migrated):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_at(request, tmp_path):
-    """An empty store migrated up to a given revision, on each store."""
+    """An empty store on each kind, and the step that migrates it up (or `down`) to a revision."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'hub.db'}"
     else:
@@ -64,11 +63,11 @@ def store_at(request, tmp_path):
     store = Store(url)
     config = alembic_config()
 
-    def to(revision: str) -> tuple[Store, Config]:
+    def to(revision: str, *, down: bool = False) -> Store:
         with store.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-        return store, config
+            (command.downgrade if down else command.upgrade)(config, revision)
+        return store
 
     yield to
     store.dispose()
@@ -78,7 +77,7 @@ def store_at(request, tmp_path):
 
 
 def test_money_written_before_0008_becomes_exact_whole_ore(store_at):
-    store, config = store_at("0007")
+    store = store_at("0007")
     with store.engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO reimbursement_runs (id, tenant, period, kind, status, lock_at, created_at, "
@@ -94,9 +93,7 @@ def test_money_written_before_0008_becomes_exact_whole_ore(store_at):
             "rate, minutes, by, why, at) VALUES (1, '5560360793', '194107086995', 'omsorg', 'day', "
             "420.00, 5, 'u', 'why', '2026-04-08 08:00:00+00')"
         )
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    store_at("head")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT rate, amount FROM reimbursement_lines").one() == (42000, 39267)
         assert conn.exec_driver_sql("SELECT rate FROM reimbursement_adjustments").scalar() == 42000
@@ -104,7 +101,7 @@ def test_money_written_before_0008_becomes_exact_whole_ore(store_at):
 
 
 def test_0021_moves_purged_messages_to_tombstones_and_keeps_every_digest_as_bytes(store_at):
-    store, config = store_at("0020")
+    store = store_at("0020")
     envelope = Envelope(id="e-old", type="case.event_recorded", tenant="0125", source="case-system", payload={"a": 1})
     with store.engine.begin() as conn:
         insert = (
@@ -133,9 +130,7 @@ def test_0021_moves_purged_messages_to_tombstones_and_keeps_every_digest_as_byte
         )
         gone = conn.exec_driver_sql("SELECT id, raw_sha256, document_sha256 FROM message_tombstones").one()
         assert tuple(gone) == ("e-gone", bytes.fromhex("ab" * 32), bytes.fromhex("cd" * 32))
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0020")
+    store_at("0020", down=True)
     with store.engine.connect() as conn:
         assert sorted(conn.exec_driver_sql("SELECT id, raw_sha256, purged_at IS NULL FROM messages").all()) == [
             ("e-gone", "ab" * 32, False),
@@ -144,7 +139,7 @@ def test_0021_moves_purged_messages_to_tombstones_and_keeps_every_digest_as_byte
 
 
 def test_0024_writes_every_message_and_tombstone_to_the_ledger_and_back(store_at):
-    store, config = store_at("0023")
+    store = store_at("0023")
     columns = "id, tenant, type, stored_at, raw_sha256, document_sha256"
     with store.engine.begin() as conn:
         conn.execute(
@@ -168,9 +163,7 @@ def test_0024_writes_every_message_and_tombstone_to_the_ledger_and_back(store_at
     assert (entries["e-kept"].raw_sha256, entries["e-kept"].document_sha256) == (b"r" * 32, b"d" * 32)
     assert entries["e-kept"].purged_at is None and entries["e-kept"].stored_at == NOW
     assert (entries["e-gone"].raw_sha256, entries["e-gone"].purged_at) == (b"g" * 32, NOW + dt.timedelta(days=400))
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0023")
+    store_at("0023", down=True)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT id, raw_sha256, document_sha256 FROM messages").all() == [
             ("e-kept", b"r" * 32, b"d" * 32)
@@ -221,7 +214,7 @@ def test_migrating_without_the_flows_loaded_says_what_is_missing(tmp_path):
 
 def test_0023_leaves_the_feeds_entries_out_of_outbox_sent(store_at):
     """A partial index's condition is not among what compare_metadata compares: read it back."""
-    store, _ = store_at("head")
+    store = store_at("head")
     with store.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             definition = conn.exec_driver_sql("SELECT pg_get_indexdef('outbox_sent'::regclass)").scalar()
@@ -231,7 +224,7 @@ def test_0023_leaves_the_feeds_entries_out_of_outbox_sent(store_at):
 
 
 def test_0025_keeps_the_purges_recorded_before_it_without_their_messages_time_and_back(store_at):
-    store, config = store_at("0024")
+    store = store_at("0024")
     recorded = sa.text("INSERT INTO retention_purges (tenant, started_at, by, counts) VALUES ('0125', :at, 'x', '{}')")
     with store.engine.begin() as conn:
         conn.execute(recorded, {"at": NOW})
@@ -239,9 +232,7 @@ def test_0025_keeps_the_purges_recorded_before_it_without_their_messages_time_an
     with store.engine.begin() as conn:
         assert conn.exec_driver_sql("SELECT tenant, message_days FROM retention_purges").all() == [("0125", None)]
         conn.exec_driver_sql("UPDATE retention_purges SET message_days = 365")
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0024")
+    store_at("0024", down=True)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT * FROM retention_purges").one().tenant == "0125"
         assert "message_days" not in conn.exec_driver_sql("SELECT * FROM retention_purges").keys()
