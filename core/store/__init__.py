@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -53,6 +54,8 @@ def alembic_config() -> Config:
 
 CONNECT_TIMEOUT = 5
 """Seconds to wait for PostgreSQL to accept a connection: a store that is down is noticed soon."""
+SQLITE_WAIT = 30
+"""Seconds a transaction on SQLite waits for the write lock before it is an outage (`is_outage`)."""
 
 
 def utcnow() -> dt.datetime:
@@ -79,10 +82,12 @@ class Store:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
+        self._writers: threading.Lock | None = None
         if url.startswith("sqlite"):
             self.engine: Engine = create_engine(
-                url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+                url, connect_args={"timeout": SQLITE_WAIT, "check_same_thread": False}, hide_parameters=True
             )
+            self._writers = threading.Lock()
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         else:
@@ -109,8 +114,22 @@ class Store:
             return False
 
     def begin(self) -> AbstractContextManager[Connection]:
-        """A transaction: `with store.begin() as conn: ...` commits on success, rolls back on error."""
-        return self.engine.begin()
+        """A transaction: `with store.begin() as conn: ...` commits on success, rolls back on error.
+        On SQLite every transaction holds the file's one write lock, and the process's writers
+        queue for it here, each woken as the one before ends: left to SQLite's own wait, each polls
+        the lock with sleeps of up to 100 ms, and under a burst of short writes (a provider's
+        backlog delivered as it comes back) a request waited over a second."""
+        return self.engine.begin() if self._writers is None else self._queued(self._writers)
+
+    @contextmanager
+    def _queued(self, writers: threading.Lock) -> Iterator[Connection]:
+        if not writers.acquire(timeout=SQLITE_WAIT):  # as SQLite says when its own wait runs out
+            raise exc.OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            writers.release()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -181,7 +200,7 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoo
     cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")  # a new file's; core.retention's purge frees pages
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT * 1000}")
     cursor.close()
 
 
