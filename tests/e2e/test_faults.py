@@ -234,8 +234,11 @@ def test_every_provider_down_for_a_minute_holds_up_nothing_else(tmp_path, scale)
             slow = [a for a in stream.answers if a.seconds >= 1.0]
             assert not slow, f"{store}: {len(slow)} requests took a second or more: {slow[:5]}"
             assert all(a.status in (200, 202) for a in stream.answers)
-            during = [a for a in stream.posted_while(down, up) if a.what == "post"]
-            assert len(during) >= PROVIDER_OUTAGE * rate * 0.8, f"{store}: the case system kept posting"
+            # posted all through the outage: how many depends on how fast this machine runs the
+            # test's own client (at 15 a second it managed 10 on a loaded CI run), a gap on the hub
+            times = [down, *(a.at for a in stream.posted_while(down, up) if a.what == "post"), up]
+            gap = max(later - earlier for earlier, later in itertools.pairwise(times))
+            assert gap < 2, f"{store}: the case system posted nothing for {gap:.1f} s during the outage"
             assert outcome.count(orders_table, orders_table.c.state == "refused") == 0
             settle(outcome, stream)
             assert hub.alive() and set(hub.starts.values()) == {1}
