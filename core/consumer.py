@@ -30,7 +30,7 @@ from core.errors import Misconfigured, Rejected
 from core.redaction import redact
 from core.steps import Step
 from core.store import Store, insert_ignore, utcnow
-from core.store.tables import processed
+from core.store.tables import outbox, processed
 from schemas.bounded import error_message
 from schemas.documents import document_of
 from schemas.envelope import Envelope
@@ -162,12 +162,15 @@ def _call_partner(store: Store, config: HubConfig, step: Step, envelope_id: str,
     """Run a step that calls a partner: decide, call outside any transaction, record the outcome.
 
     The envelope's key is claimed only with a final outcome, so a crash or a retryable failure
-    anywhere leaves it to be run again (the step keeps the call safe to repeat).
+    anywhere leaves it to be run again (the step keeps the call safe to repeat). A rerun asked
+    for while the call is under way (`core.messages.rerun`) replaces its delivery: the outcome
+    is then recorded but the key is left to the new delivery, which runs the step again.
     """
     with store.begin() as conn:
         if _done(conn, step, envelope_id):
             metrics.steps.labels(step.name, "duplicate").inc()
             return
+        delivery = _delivery(conn, step, envelope_id)
         envelope = messages.load(conn, envelope_id)
         if envelope is None:
             raise LookupError(f"envelope {envelope_id} is not in the store")
@@ -195,6 +198,9 @@ def _call_partner(store: Store, config: HubConfig, step: Step, envelope_id: str,
         context = StepContext(conn, envelope, step, config)
         call.settle(context, outcome)
         messages.send_many(conn, context.outgoing)
+        # last, as a rerun locks what it needs before the delivery it replaces: no deadlock
+        if _delivery(conn, step, envelope_id, lock=True) != delivery:
+            return
         if not isinstance(outcome, Exception):
             _claim(conn, step, envelope_id, "done")
             metrics.steps.labels(step.name, "done").inc()
@@ -209,6 +215,18 @@ def _done(conn: Connection, step: Step, envelope_id: str) -> bool:
         conn.scalar(select(processed.c.outcome).where(processed.c.step == step.name, processed.c.key == envelope_id))
         is not None
     )
+
+
+def _delivery(conn: Connection, step: Step, envelope_id: str, *, lock: bool = False) -> int | None:
+    """The outbox row that delivers the envelope to the step now (a rerun replaces it), if any.
+    With `lock`, a rerun waits for this transaction to end before it replaces the row."""
+    query = (
+        select(outbox.c.id)
+        .where(outbox.c.message_id == envelope_id, outbox.c.destination == f"step:{step.name}")
+        .order_by(outbox.c.id.desc())
+        .limit(1)
+    )
+    return conn.scalar(query.with_for_update() if lock else query)
 
 
 def _claim(conn: Connection, step: Step, envelope_id: str, outcome: str) -> None:

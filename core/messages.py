@@ -113,11 +113,20 @@ def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
     forgotten and the envelope goes back to the step through the outbox (a dead letter's replay,
     an order's resend or reminder). The new delivery replaces the earlier ones, so that each
     processed key has one delivery, which the retention purge takes with it."""
-    conn.execute(delete(processed).where(processed.c.step == step, processed.c.key == envelope_id))
-    conn.execute(delete(outbox).where(outbox.c.destination == f"step:{step}", outbox.c.message_id == envelope_id))
+    new = conn.execute(
+        insert(outbox)
+        .values(tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow())
+        .returning(outbox.c.id)
+    ).scalar_one()
+    # inserted before the old are deleted, so its id is higher even where SQLite reuses ids; and the
+    # old before the key: a step settling a partner call holds its delivery until the key it claims
+    # is committed, for the delete below to see (`core.consumer`); a call still under way runs again
     conn.execute(
-        insert(outbox).values(tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow())
+        delete(outbox).where(
+            outbox.c.destination == f"step:{step}", outbox.c.message_id == envelope_id, outbox.c.id != new
+        )
     )
+    conn.execute(delete(processed).where(processed.c.step == step, processed.c.key == envelope_id))
 
 
 def read(conn: Connection, envelope_id: str, *, by: str) -> Envelope | None:

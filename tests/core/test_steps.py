@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError
 
 from core import deadletters, metrics
-from core.consumer import StepContext
+from core.consumer import PartnerCall, StepContext
 from core.errors import Misconfigured, Rejected
-from core.messages import Accepted
+from core.messages import Accepted, rerun
 from core.steps import step
 from core.store.tables import dead_letters, messages, processed
 from schemas.envelope import Envelope
@@ -241,3 +242,60 @@ def test_the_hubs_own_fault_is_held_for_operations_and_runs_again_once_fixed(mak
     hub.replay(letter["id"], by="user:drift")
     wait_for(lambda: outcome(hub, envelope.id, "test.partner") == "done", what="done after the fix")
     assert [e["payload"]["outcome"] for e in effects_of(hub, envelope.id)] == ["done"]
+
+
+sending = threading.Event()
+settling = threading.Event()
+go_on = threading.Event()
+pause_in: dict[str, str] = {}
+"""Envelope id -> where its first partner call waits for `go_on`: in the call or in its settling."""
+
+
+@step("test.call", consumes=["test.call"], calls_partner=True)
+def call_slow_partner(ctx: StepContext) -> PartnerCall:
+    """A step whose partner call, the first time, waits where the test says."""
+    envelope_id = ctx.envelope.id
+
+    def send() -> int:
+        calls[envelope_id] += 1
+        if calls[envelope_id] == 1 and pause_in.get(envelope_id) == "call":
+            sending.set()
+            go_on.wait(30)
+        return calls[envelope_id]
+
+    def settle(_ctx: StepContext, number: object) -> None:
+        if number == 1 and pause_in.get(envelope_id) == "settle":
+            settling.set()
+            go_on.wait(30)
+
+    return PartnerCall(partner="0125/slow", send=send, settle=settle)
+
+
+@pytest.mark.parametrize("during", ["call", "settle"])
+def test_a_rerun_asked_for_while_the_partner_call_is_under_way_calls_again(make_hub, during):
+    """A resend pressed while the first delivery is still being made (its file already written,
+    say) is a new delivery, not lost as a duplicate of the one under way. One worker thread, so
+    the new delivery comes after the first has settled."""
+    hub = make_hub(worker_threads=1)
+    envelope = Envelope(type="test.call", tenant="0125", source="test", payload={})
+    for gate in (sending, settling, go_on):
+        gate.clear()
+    pause_in[envelope.id] = during
+    hub.accept([(envelope, None)], channel="test")
+    assert (sending if during == "call" else settling).wait(30)
+
+    def resend() -> None:
+        with hub.store.begin() as conn:
+            rerun(conn, envelope.id, "test.call", "0125")
+
+    rerunning = threading.Thread(target=resend)
+    rerunning.start()
+    time.sleep(0.5)  # the rerun commits meanwhile (on SQLite, once the settling transaction ends)
+    go_on.set()
+    rerunning.join(30)
+    assert not rerunning.is_alive()
+    hub.relay.nudge()
+    wait_for(lambda: calls[envelope.id] == 2, what="the call made again")
+    wait_for(lambda: outcome(hub, envelope.id, "test.call") == "done", what="the step done")
+    time.sleep(0.3)
+    assert calls[envelope.id] == 2
