@@ -15,7 +15,7 @@ them): with ids in the order they were made, each index the purge probes or fill
 touched in one place at a time, and a month's purge at a quarter of the scale took 10-11 s
 against 18-19 s with UUIDs.
 
-    .venv/bin/python benchmarks/retention.py [--months 16] [--scale 1.0]
+    .venv/bin/python benchmarks/retention.py [--months 16] [--scale 1.0] [--wal-compression lz4]
 
 `--scale 0.1` runs a tenth of the rows a month, for a quicker look.
 """
@@ -33,6 +33,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
 
 import flows  # noqa: E402
 from benchmarks.common import drop_postgres, fresh_postgres  # noqa: E402
@@ -204,9 +206,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--months", type=int, default=16)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--wal-compression", choices=("off", "pglz", "lz4", "zstd"))
     args = parser.parse_args()
     count, visits = int(2_000_000 * args.scale), int(1_000_000 * args.scale)
     database = fresh_postgres()
+    if args.wal_compression:  # the bench database's sessions only, not the server's
+        engine = sa.create_engine(database, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(
+                f'ALTER DATABASE "{database.rsplit("/", 1)[1]}" SET wal_compression = {args.wal_compression}'
+            )
+        engine.dispose()
     tenant = CONFIG.tenants[0]
     times = KindTimes()
     logging.getLogger(retention.__name__).addHandler(times)
