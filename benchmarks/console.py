@@ -47,8 +47,9 @@ SELECT 'm-' || g, :tenant,
        NULL, '{"id": "m-' || g || '", "type": "case.event_recorded", "tenant": "0125", "payload": {}}'
 FROM generate_series(1, :messages) g;
 
-INSERT INTO outbox (tenant, destination, message_id, created_at, sent_at, position)
-SELECT :tenant, 'step:echo', 'm-' || g, now() - make_interval(secs => g * 15.0),
+INSERT INTO outbox (tenant, destination, message_id, stored_at, created_at, sent_at, position)
+SELECT :tenant, 'step:echo', 'm-' || g, now() - make_interval(secs => g * (365 * 86400.0 / :messages)),
+       now() - make_interval(secs => g * 15.0),
        CASE WHEN g > 50 THEN now() - make_interval(secs => g * 15.0) END, g
 FROM generate_series(1, :messages) g;
 

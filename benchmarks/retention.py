@@ -60,8 +60,8 @@ SELECT md5('m{m}-' || i)::uuid::text, '{tenant}', 'case.event_recorded',
        %(start)s + (i::bigint * %(span)s / %(count)s) * interval '1 second',
        decode(md5(i::text) || md5(i::text), 'hex'), decode(md5((i + 7)::text) || md5((i + 7)::text), 'hex')
 FROM generate_series(1, %(count)s) AS i;
-INSERT INTO outbox (tenant, destination, message_id, created_at, sent_at)
-SELECT tenant, 'step:echo', id, stored_at, stored_at + interval '1 second'
+INSERT INTO outbox (tenant, destination, message_id, stored_at, created_at, sent_at)
+SELECT tenant, 'step:echo', id, stored_at, stored_at, stored_at + interval '1 second'
 FROM messages WHERE stored_at >= %(start)s AND stored_at < %(end)s;
 INSERT INTO processed (step, key, outcome, processed_at)
 SELECT 'echo', id, 'done', stored_at + interval '2 seconds'

@@ -103,8 +103,8 @@ def send_many(conn: Connection, outgoing: Sequence[tuple[Envelope, str]]) -> Non
     insert_many(
         conn,
         outbox,
-        ("tenant", "destination", "message_id", "created_at"),
-        [(envelope.tenant, destination, envelope.id, now) for envelope, destination in outgoing],
+        ("tenant", "destination", "message_id", "stored_at", "created_at"),
+        [(envelope.tenant, destination, envelope.id, now, now) for envelope, destination in outgoing],
     )
 
 
@@ -113,9 +113,11 @@ def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
     forgotten and the envelope goes back to the step through the outbox (a dead letter's replay,
     an order's resend or reminder). The new delivery replaces the earlier ones, so that each
     processed key has one delivery, which the retention purge takes with it."""
+    now = utcnow()  # the delivery carries its message's time of storing (outbox.stored_at)
+    stored_at = conn.scalar(select(ledger.c.stored_at).where(ledger.c.id == envelope_id)) or now
     new = conn.execute(
         insert(outbox)
-        .values(tenant=tenant, destination=f"step:{step}", message_id=envelope_id, created_at=utcnow())
+        .values(tenant=tenant, destination=f"step:{step}", message_id=envelope_id, stored_at=stored_at, created_at=now)
         .returning(outbox.c.id)
     ).scalar_one()
     # inserted before the old are deleted, so its id is higher even where SQLite reuses ids; and the
@@ -210,6 +212,7 @@ class _OutboxRow(TypedDict):
     tenant: str
     destination: str
     message_id: str
+    stored_at: dt.datetime
     created_at: dt.datetime
     sent_at: dt.datetime | None
     position: int | None
@@ -244,6 +247,7 @@ def _outbox_row(envelope: Envelope, destination: str, now: dt.datetime) -> _Outb
         "tenant": envelope.tenant,
         "destination": destination,
         "message_id": envelope.id,
+        "stored_at": now,
         "created_at": now,
         "sent_at": None,
         "position": None,

@@ -113,12 +113,20 @@ outbox = Table(
     Column("tenant", String(4), nullable=False),
     Column("destination", String(200), nullable=False, doc="step:NAME or exchange:NAME"),
     Column("message_id", String(64), nullable=False),
+    Column(
+        "stored_at",
+        UtcDateTime(),
+        nullable=False,
+        doc="when its message was stored (the message's own stored_at): the retention purge finds "
+        "the deliveries of a batch of messages by it, a range of the index, not a probe per message",
+    ),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
     Column("position", BigInteger, nullable=True, doc="feed position, set when sent to an exchange"),
     Index("outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
     Index("outbox_feed", "tenant", "position"),
     Index("outbox_message", "message_id"),
+    Index("outbox_stored", "tenant", "stored_at"),
     Index("outbox_sent", "tenant", "sent_at", "id", postgresql_where=SENT_TO_STEP, sqlite_where=SENT_TO_STEP),
 )
 STEP_DELIVERY = outbox.c.destination.like(literal_column("'step:%'"))

@@ -21,7 +21,7 @@ from sqlalchemy import select
 import flows
 from core.messages import document_digest
 from core.store import Store, alembic_config
-from core.store.tables import ledger, messages, metadata
+from core.store.tables import ledger, messages, metadata, outbox
 from flows.reimbursement.tables import lines
 from schemas.envelope import Envelope
 from tests.conftest import PG_ADMIN_URL, need
@@ -236,3 +236,26 @@ def test_0025_keeps_the_purges_recorded_before_it_without_their_messages_time_an
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT * FROM retention_purges").one().tenant == "0125"
         assert "message_days" not in conn.exec_driver_sql("SELECT * FROM retention_purges").keys()
+
+
+def test_0026_gives_each_delivery_its_messages_time_of_storing_and_back(store_at):
+    store = store_at("0025")
+    with store.engine.begin() as conn:
+        entry = (
+            "INSERT INTO message_ledger (id, tenant, type, stored_at, raw_sha256) VALUES (:id, '0125', 't', :at, :r)"
+        )
+        conn.execute(sa.text(entry), {"id": "e-1", "at": NOW, "r": b"r" * 32})
+        delivery = sa.text(
+            "INSERT INTO outbox (tenant, destination, message_id, created_at) VALUES ('0125', 'step:echo', :id, :at)"
+        )
+        conn.execute(delivery, {"id": "e-1", "at": NOW + dt.timedelta(days=40)})  # run again later
+        conn.execute(delivery, {"id": "e-unknown", "at": NOW + dt.timedelta(hours=2)})
+    store_at("0026")
+    with store.engine.connect() as conn:
+        assert dict(conn.execute(select(outbox.c.message_id, outbox.c.stored_at)).all()) == {
+            "e-1": NOW,
+            "e-unknown": NOW + dt.timedelta(hours=2),
+        }
+    store_at("0025", down=True)
+    with store.engine.connect() as conn:
+        assert "stored_at" not in conn.exec_driver_sql("SELECT * FROM outbox").keys()

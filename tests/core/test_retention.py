@@ -85,6 +85,18 @@ TOMBSTONE_DAYS = 90 + retention.LATE.days + 1095
 `LATE`, and the audit log's three years."""
 
 
+def stored_long_ago(conn, message_id: str, when: dt.datetime) -> None:
+    """The message as if stored at `when`: its row, its ledger's and its deliveries', which carry it."""
+    for table in (messages, ledger):
+        conn.execute(update(table).where(table.c.id == message_id).values(stored_at=when))
+    conn.execute(update(outbox).where(outbox.c.message_id == message_id).values(stored_at=when, created_at=when))
+
+
+def unsent(hub) -> int:
+    with hub.store.begin() as conn:
+        return int(conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))))
+
+
 def feed_entries(hub) -> int:
     with hub.store.begin() as conn:
         return int(conn.scalar(select(func.count()).where(outbox.c.destination.like("exchange:%"))))
@@ -277,11 +289,40 @@ def test_a_message_a_step_was_done_with_lately_is_kept_until_its_time(make_hub):
     wait_for(lambda: settled(hub, event["id"]), what="the echo step")
     long_ago = utcnow() - dt.timedelta(days=200)
     with hub.store.begin() as conn:
-        conn.execute(update(messages).where(messages.c.id == event["id"]).values(stored_at=long_ago))
+        stored_long_ago(conn, event["id"], long_ago)
         conn.execute(update(outbox).where(outbox.c.message_id == event["id"]).values(sent_at=long_ago))
     assert purge(hub, 60)["messages"] == 0  # done now: 60 days on is within its 90
     assert stored(hub, event["id"])
     purge(hub, 100)
+    assert not stored(hub, event["id"]) and tombstone(hub, event["id"]) is not None
+
+
+def test_a_message_run_again_long_after_its_storing_is_kept_until_its_step_is_done_again(make_hub):
+    """A dead letter's replay, an order's reminder or a payroll file's resend delivers an old message
+    to its step again. The purge finds a message's deliveries by its time of storing, which the new
+    delivery carries too: the message stays while the step has it, and goes its time after."""
+    hub = make_hub(worker=False)  # the steps' queues are filled, never worked
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: not unsent(hub), what="the delivery to the echo step")
+    long_ago = utcnow() - dt.timedelta(days=200)
+    with hub.store.begin() as conn:  # done long ago
+        stored_long_ago(conn, event["id"], long_ago)
+        conn.execute(update(outbox).where(outbox.c.message_id == event["id"]).values(sent_at=long_ago))
+        conn.execute(insert(processed).values(step="echo", key=event["id"], outcome="done", processed_at=long_ago))
+    assert retention.plan(hub.store, hub.config.tenants[0])["messages"] == 1
+
+    with hub.store.begin() as conn:
+        rerun(conn, event["id"], "echo", TENANT)
+    assert retention.plan(hub.store, hub.config.tenants[0])["messages"] == 0
+    wait_for(lambda: not unsent(hub), what="the delivery to the echo step, again")
+    assert purge(hub, 0)["messages"] == 0
+    assert stored(hub, event["id"])
+
+    with hub.store.begin() as conn:  # the step done with it again, now
+        conn.execute(insert(processed).values(step="echo", key=event["id"], outcome="done", processed_at=utcnow()))
+    assert purge(hub, 60)["messages"] == 0  # within its 90 days of the step's work
+    assert purge(hub, 91)["messages"] == 1
     assert not stored(hub, event["id"]) and tombstone(hub, event["id"]) is not None
 
 
