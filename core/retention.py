@@ -94,6 +94,9 @@ needed by a long flow, has its purge written to its ledger row, so that its tomb
 audit log's time after it. The others are not (a write to a random place of the ledger's index for
 each message was the purge's largest cost): their tombstones are kept that long after
 `message_days` and `LATE` on from their storing, when they were purged at the latest."""
+NEAR = dt.timedelta(hours=1)
+"""How far from its delivery's sending a step's key is first looked for (`_take_dispatches`): a
+step claims its key within seconds of the delivery, unless it was retried or its queue was long."""
 PAUSE = 0.1
 """After each batch the purge rests this share of the batch's time, as autovacuum's cost delay
 does, so that what comes in meanwhile keeps most of the store's time."""
@@ -372,13 +375,21 @@ def _count(conn: Connection) -> Callable[[Any], int]:
     return lambda source: int(conn.scalar(select(func.count()).select_from(source)) or 0)
 
 
+class _Deliveries(NamedTuple):
+    """A batch of deliveries to steps: a condition on their rows, the keyset (sent_at, id) of the
+    last of them, and when the first of them was sent."""
+
+    rows: Any
+    last: tuple[dt.datetime, int]
+    first: dt.datetime
+
+
 def _dispatch_batch(
     conn: Connection, tenant: str, cutoff: dt.datetime, after: tuple[dt.datetime, int] | None
-) -> tuple[Any, tuple[dt.datetime, int]] | None:
+) -> _Deliveries | None:
     """The next `BATCH` of the tenant's deliveries to steps sent before `cutoff`, in the order they
-    were sent, after the keyset `after` (sent_at, id): a condition on the outbox's rows, and the
-    keyset of the last of them; None when there are no more. Found by the partial index
-    `outbox_sent` (the feed's deliveries, which go with their message, are not in it)."""
+    were sent, after the keyset `after` (sent_at, id); None when there are no more. Found by the
+    partial index `outbox_sent` (the feed's deliveries, which go with their message, are not in it)."""
     o = outbox.c
     sent = and_(o.tenant == tenant, STEP_DELIVERY, o.sent_at < cutoff)
     if after is not None:  # the plain bound too, which PostgreSQL estimates (a row comparison it does not)
@@ -387,9 +398,10 @@ def _dispatch_batch(
     last = conn.execute(select(taken).order_by(taken.c.sent_at.desc(), taken.c.id.desc()).limit(1)).first()
     if last is None:
         return None
+    first = after[0] if after is not None else conn.scalar(select(func.min(taken.c.sent_at)))
     # a range of the index, read in its order; by its ids, each was a lookup of the outbox's key
     upto = and_(tuple_(o.sent_at, o.id) <= tuple_(last.sent_at, last.id), o.sent_at <= last.sent_at)
-    return and_(sent, upto), (last.sent_at, last.id)
+    return _Deliveries(and_(sent, upto), (last.sent_at, last.id), first)
 
 
 def _done(cutoff: dt.datetime) -> Any:
@@ -561,9 +573,9 @@ def _purge_tombstones(store: Store, tenant: str, cutoff: dt.datetime, message_da
 
 def _due_dispatches(conn: Connection, tenant: str, cutoff: dt.datetime) -> int:
     due, after = 0, None
-    while found := _dispatch_batch(conn, tenant, cutoff, after):
-        batch, after = found
-        due += int(conn.scalar(select(func.count()).select_from(outbox).where(batch, _done(cutoff))) or 0)
+    while batch := _dispatch_batch(conn, tenant, cutoff, after):
+        after = batch.last
+        due += int(conn.scalar(select(func.count()).select_from(outbox).where(batch.rows, _done(cutoff))) or 0)
     return due
 
 
@@ -572,37 +584,67 @@ def _purge_dispatches(store: Store, tenant: str, cutoff: dt.datetime) -> int:
     taken, after = 0, None
     while True:
         with paced(store) as conn:
-            found = _dispatch_batch(conn, tenant, cutoff, after)
-            if found is None:
+            batch = _dispatch_batch(conn, tenant, cutoff, after)
+            if batch is None:
                 return taken
-            batch, after = found
+            after = batch.last
             taken += _take_dispatches(conn, batch, cutoff)
 
 
-def _take_dispatches(conn: Connection, batch: Any, cutoff: dt.datetime) -> int:
+def _take_dispatches(conn: Connection, batch: _Deliveries, cutoff: dt.datetime) -> int:
     """Delete the deliveries of `batch` whose step was done with them before `cutoff`, and their
     processed keys; how many deliveries. A key has one delivery (`core.messages.rerun` replaces
-    the earlier ones), so none is left waiting on a key that is gone. On PostgreSQL one statement:
-    each delivery is paired with its key by one probe of the keys' own index (the step compared
-    as the destination's text: as the primary key's first column, the probe took half as long
-    again), and both are deleted by their rows' addresses, with no second probe of the key."""
+    the earlier ones), so none is left waiting on a key that is gone.
+
+    On PostgreSQL one statement, which deletes both by their rows' addresses. Each delivery's key
+    is looked for first among the keys claimed within `NEAR` of the batch's sending, found by the
+    index of their time (`processed_by_time`): one range, joined to the batch by a hash. Only a
+    delivery whose key is not there (a step slow with it) is looked up by a probe of the keys' own
+    index, which for every delivery was the most of a batch's time (the step compared as the
+    destination's text: as the primary key's first column, the probe took half as long again).
+    The join is a hash whatever the estimates (no nested loop: the deletes read their rows'
+    addresses as an array, with no join): planned by estimates, with a store's statistics fresh
+    or missing, it was at times each delivery looked for in both of the keys' indexes at once,
+    up to fifteen times as long."""
     if conn.dialect.name == "postgresql":
         p, o = processed.c, outbox.c
-        found = (
-            select(_address(outbox, conn).label("delivery"), _address(processed, conn).label("key"))
-            .select_from(outbox.join(processed, and_(p.key == o.message_id, o.destination == "step:" + p.step)))
-            .where(batch, p.outcome == "done", p.processed_at < cutoff)
+        near = processed.alias("near")
+        paired = and_(
+            near.c.key == o.message_id,
+            o.destination == "step:" + near.c.step,
+            near.c.outcome == "done",
+            near.c.processed_at >= batch.first - NEAR,
+            near.c.processed_at < min(batch.last[0] + NEAR, cutoff),
+        )
+        probed = (
+            select(_address(processed, conn))
+            .where(
+                p.key == o.message_id, o.destination == "step:" + p.step, p.outcome == "done", p.processed_at < cutoff
+            )
+            .scalar_subquery()
+        )
+        found = (  # COALESCE evaluates the probe only for a delivery the range did not pair
+            select(_address(outbox, conn).label("delivery"), func.coalesce(_address(near, conn), probed).label("key"))
+            .select_from(outbox.outerjoin(near, paired))
+            .where(batch.rows)
             .cte("found")
         )
-        keys = delete(processed).where(_address(processed, conn).in_(select(found.c.key))).cte("keys")
-        gone = delete(outbox).where(_address(outbox, conn).in_(select(found.c.delivery))).returning(o.id)
-        taken = gone.cte("gone")
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+        keys = delete(processed).where(_address(processed, conn) == _any(select(found.c.key))).cte("keys")
+        paired_deliveries = select(found.c.delivery).where(found.c.key.is_not(None))
+        taken = delete(outbox).where(_address(outbox, conn) == _any(paired_deliveries)).returning(o.id).cte("gone")
         return int(conn.scalar(select(func.count()).select_from(taken).add_cte(keys)) or 0)
-    gone = delete(outbox).where(batch, _done(cutoff)).returning(outbox.c.destination, outbox.c.message_id)
+    gone = delete(outbox).where(batch.rows, _done(cutoff)).returning(outbox.c.destination, outbox.c.message_id)
     rows = conn.execute(gone).all()
     for step, of_step in _by_step((row.destination.removeprefix("step:"), row.message_id) for row in rows).items():
         conn.execute(delete(processed).where(processed.c.step == step, among(conn, processed.c.key, of_step)))
     return len(rows)
+
+
+def _any(addresses: Select[Any]) -> Any:
+    """`= ANY(ARRAY(addresses))`: rows by their addresses, read as one array before the scan (a TID
+    scan, no join)."""
+    return func.any(func.array(addresses.scalar_subquery()))
 
 
 def _purge_letters(store: Store, tenant: str, cutoff: dt.datetime, held: _Held, now: dt.datetime) -> Counter[str]:

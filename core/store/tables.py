@@ -141,6 +141,7 @@ processed = Table(
     Column("outcome", String(10), nullable=False, doc="done, or dead when dead-lettered"),
     Column("processed_at", UtcDateTime(), nullable=False),
     Index("processed_key", "key"),
+    Index("processed_by_time", "processed_at"),
 )
 
 dead_letters = Table(

@@ -206,6 +206,25 @@ def test_a_message_run_again_on_its_step_is_purged_whole_in_batches_of_one(make_
     assert not stored(hub, event["id"])
 
 
+def test_a_delivery_its_step_was_done_with_long_after_it_was_sent_goes_with_its_key(make_hub):
+    """A step that claimed its key days after its delivery was sent (retried through an outage) is
+    not among the keys claimed near the batch's sending (`retention.NEAR`): its key is looked up
+    apart, and both go when their time is past."""
+    hub = make_hub()
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    with hub.store.begin() as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.message_id == event["id"]).values(sent_at=utcnow() - dt.timedelta(days=10))
+        )
+    assert purge(hub, 29)["dispatches"] == 0  # the step's work is 29 days old: within its 30
+    assert purge(hub, 31)["dispatches"] == 1
+    with hub.store.begin() as conn:
+        assert not conn.scalar(select(func.count()).where(processed.c.key == event["id"]))
+        assert not conn.scalar(select(func.count()).where(outbox.c.destination.like("step:%")))
+
+
 def test_a_purged_message_is_still_known_as_a_duplicate_and_a_changed_one_as_a_conflict(make_hub):
     hub = make_hub()
     event = CaseSystem("http://unused", TOKEN, TENANT).event()
