@@ -64,6 +64,14 @@ def settled(hub, event_id: str) -> bool:
     return bool(done) and not unsent
 
 
+def settled_event(hub) -> dict:
+    """An event from the case system, stored, and done with by the echo step."""
+    event = CaseSystem("http://unused", TOKEN, TENANT).event()
+    accept(hub, event)
+    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    return event
+
+
 def purge(hub, days: float) -> dict[str, int]:
     return retention.purge(hub.store, hub.config.tenants[0], by="test", now=utcnow() + dt.timedelta(days=days))
 
@@ -104,9 +112,7 @@ def feed_entries(hub) -> int:
 
 def test_each_kind_is_purged_when_its_policy_says_and_not_a_day_before(make_hub):
     hub = make_hub()
-    event = CaseSystem("http://unused", TOKEN, TENANT).event()
-    accept(hub, event)
-    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    event = settled_event(hub)
     with hub.store.begin() as conn:
         conn.execute(
             insert(transfers).values(
@@ -189,9 +195,7 @@ def test_a_message_run_again_on_its_step_is_purged_whole_in_batches_of_one(make_
     own, the earlier one would wait for ever on the key the first batch took, and its message with it."""
     monkeypatch.setattr(retention, "BATCH", 1)
     hub = make_hub()
-    event = CaseSystem("http://unused", TOKEN, TENANT).event()
-    accept(hub, event)
-    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    event = settled_event(hub)
     with hub.store.begin() as conn:
         rerun(conn, event["id"], "echo", TENANT)
     wait_for(lambda: settled(hub, event["id"]), what="the echo step, again")
@@ -211,9 +215,7 @@ def test_a_delivery_its_step_was_done_with_long_after_it_was_sent_goes_with_its_
     not among the keys claimed near the batch's sending (`retention.NEAR`): its key is looked up
     apart, and both go when their time is past."""
     hub = make_hub()
-    event = CaseSystem("http://unused", TOKEN, TENANT).event()
-    accept(hub, event)
-    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    event = settled_event(hub)
     with hub.store.begin() as conn:
         conn.execute(
             update(outbox).where(outbox.c.message_id == event["id"]).values(sent_at=utcnow() - dt.timedelta(days=10))
@@ -227,9 +229,7 @@ def test_a_delivery_its_step_was_done_with_long_after_it_was_sent_goes_with_its_
 
 def test_a_purged_message_is_still_known_as_a_duplicate_and_a_changed_one_as_a_conflict(make_hub):
     hub = make_hub()
-    event = CaseSystem("http://unused", TOKEN, TENANT).event()
-    accept(hub, event)
-    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    event = settled_event(hub)
     assert purge(hub, 91)["messages"] >= 1
     again = accept(hub, event)
     assert again.duplicates == [event["id"]] and not again.stored and not again.conflicts
@@ -241,9 +241,7 @@ def test_a_message_purged_late_keeps_its_tombstone_the_audit_logs_time_after_its
     """Held for a year, a message is purged long after its time: its purge is written to its
     ledger row, and its tombstone kept three years from then, not from its storing."""
     hub = make_hub()
-    event = CaseSystem("http://unused", TOKEN, TENANT).event()
-    accept(hub, event)
-    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    event = settled_event(hub)
     with hub.store.begin() as conn:
         hold = retention.hold(conn, tenant=TENANT, person=event["payload"]["person"], reason="JO-anmälan", by="anna")
     assert purge(hub, 91)["held"] >= 1 and stored(hub, event["id"])
@@ -261,9 +259,7 @@ def test_a_policy_shortened_since_keeps_the_tombstones_of_what_the_longer_one_pu
     """Purged in its time under a policy of a year, a message's tombstone is kept a year, `LATE`
     and three years from its storing, though the policy was shortened to 90 days since."""
     hub = make_hub()
-    event = CaseSystem("http://unused", TOKEN, TENANT).event()
-    accept(hub, event)
-    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    event = settled_event(hub)
     year = HubConfig.model_validate(
         {"tenants": [{"code": TENANT, "name": "E", "retention": {"message_days": 365}}]}
     ).tenants[0]
@@ -303,9 +299,7 @@ def test_a_message_a_step_was_done_with_lately_is_kept_until_its_time(make_hub):
     """Sent to its step long ago, but done only now (a step retried for days, say): its time is
     counted from when the step was done."""
     hub = make_hub()
-    event = CaseSystem("http://unused", TOKEN, TENANT).event()
-    accept(hub, event)
-    wait_for(lambda: settled(hub, event["id"]), what="the echo step")
+    event = settled_event(hub)
     long_ago = utcnow() - dt.timedelta(days=200)
     with hub.store.begin() as conn:
         stored_long_ago(conn, event["id"], long_ago)
