@@ -60,8 +60,7 @@ def settled(hub, event_id: str) -> bool:
     """The echo step is done with the event and every delivery is sent."""
     with hub.store.begin() as conn:
         done = conn.scalar(select(func.count()).where(processed.c.key == event_id))
-        unsent = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
-    return bool(done) and not unsent
+    return bool(done) and not unsent(hub)
 
 
 def settled_event(hub) -> dict:
@@ -101,6 +100,7 @@ def stored_long_ago(conn, message_id: str, when: dt.datetime) -> None:
 
 
 def unsent(hub) -> int:
+    """How many deliveries are still to be sent."""
     with hub.store.begin() as conn:
         return int(conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))))
 
