@@ -62,11 +62,12 @@ def orders_show(order_id: str, tenant: str = typer.Option(..., help="the kommunk
 @app.command("resend")
 def orders_resend(order_id: str, tenant: str = typer.Option(..., help="the kommunkod")) -> None:
     """Deliver an order's latest version again (the running hub's relay sends it)."""
+    from core.errors import Rejected
     from flows.orders.delivery import resend
 
     hub = build_hub()
     try:
         how = resend(hub.store, tenant, order_id, by=whoami())
-    except LookupError as error:
+    except (Rejected, LookupError) as error:
         raise fail(str(error)) from None
     out.print(f"order {order_id}: queued for {how}")

@@ -12,6 +12,7 @@ from typing import TypedDict
 from sqlalchemy import Connection, delete, insert, select
 
 from core import audit
+from core.errors import Rejected
 from core.paging import Page, page
 from core.steps import subscribers
 from core.store import among, insert_ignore, insert_many, utcnow
@@ -112,9 +113,13 @@ def rerun(conn: Connection, envelope_id: str, step: str, tenant: str) -> None:
     """Run `step` on a stored envelope again, though it ran on it before: its idempotency key is
     forgotten and the envelope goes back to the step through the outbox (a dead letter's replay,
     an order's resend or reminder). The new delivery replaces the earlier ones, so that each
-    processed key has one delivery, which the retention purge takes with it."""
-    now = utcnow()  # the delivery carries its message's time of storing (outbox.stored_at)
-    stored_at = conn.scalar(select(ledger.c.stored_at).where(ledger.c.id == envelope_id)) or now
+    processed key has one delivery, which the retention purge takes with it. Rejected for a message
+    the retention purge has taken: its step would find nothing to run on."""
+    # the delivery carries its message's time of storing (outbox.stored_at)
+    stored_at = conn.scalar(select(messages.c.stored_at).where(messages.c.id == envelope_id))
+    if stored_at is None:
+        raise Rejected("its bytes are gone: purged under the retention policy", where=f"message {envelope_id}")
+    now = utcnow()
     new = conn.execute(
         insert(outbox)
         .values(tenant=tenant, destination=f"step:{step}", message_id=envelope_id, stored_at=stored_at, created_at=now)

@@ -230,7 +230,7 @@ channel = { type = "rest", url = "https://rest-ab.example", token_env = "CASEHUB
 
 def test_orders_list_show_and_resend(cli):
     from core.store import utcnow
-    from core.store.tables import outbox
+    from core.store.tables import messages, outbox
     from flows.orders.tables import orders
 
     with cli.store.begin() as conn:
@@ -256,6 +256,20 @@ def test_orders_list_show_and_resend(cli):
     shown = cli("orders", "show", "ORD-7", "--tenant", TENANT)
     assert shown.exit_code == 0 and '"provider": "omsorg-ab"' in shown.output
     assert '"version": 1,' in shown.output  # a number is printed as a number
+    purged = cli("orders", "resend", "ORD-7", "--tenant", TENANT)  # its message is not in the store
+    assert purged.exit_code == 1 and "message m-7: its bytes are gone" in purged.output
+    with cli.store.begin() as conn:
+        conn.execute(
+            messages.insert().values(
+                id="m-7",
+                tenant=TENANT,
+                type="order.new",
+                source="test",
+                direction="out",
+                stored_at=utcnow(),
+                envelope="{}",
+            )
+        )
     resent = cli("orders", "resend", "ORD-7", "--tenant", TENANT)
     assert resent.exit_code == 0 and "orders.remind" in resent.output
     with cli.store.begin() as conn:
@@ -508,13 +522,13 @@ def test_payroll_run_review_approve_show_and_deliver(cli):
     again = cli("payroll", "run", "--tenant", TENANT, "--period", "2026-02")
     assert again.exit_code == 1 and "2026-02 is paid (run 1)" in again.output
     assert "approved by" in cli("payroll", "show", "1").output
-    deliveries = select(outbox.c.created_at).where(outbox.c.destination == "step:payroll.deliver")
+    deliveries = select(outbox.c.message_id).where(outbox.c.destination == "step:payroll.deliver")
     with cli.store.begin() as conn:
         at_approval = conn.scalars(deliveries).all()
     assert cli("payroll", "deliver", "1", "--tenant", TENANT).exit_code == 0
     with cli.store.begin() as conn:
-        resent = conn.scalars(deliveries).all()  # once more: the new delivery replaces the one at approval
-        assert len(at_approval) == len(resent) == 1 and resent[0] > at_approval[0]
+        resent = conn.scalars(deliveries).all()  # once more, asked for by a message of its own
+        assert len(at_approval) == 1 and len(resent) == 2 and at_approval[0] in resent
         actions = set(conn.scalars(select(audit.c.action).where(audit.c.subject == "payroll-run:1")))
     assert {"payroll.draft", "payroll.read", "payroll.approve", "payroll.resend"} <= actions
 

@@ -111,12 +111,7 @@ def approve(store: Store, run_id: int, *, by: str, tenant: str | None = None) ->
         paid = _approved(conn, run.tenant, Period.parse(run.period))
         if paid is not None:
             raise Rejected(f"{run.period} is paid (run {paid}); run a later period", where="run")
-        envelope = Envelope(
-            type="payroll.approved",
-            tenant=run.tenant,
-            source="casehub/payroll",
-            payload={"run_id": run_id, "period": run.period},
-        )
+        envelope = _delivery_request(run)
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -153,15 +148,26 @@ def approve(store: Store, run_id: int, *, by: str, tenant: str | None = None) ->
 
 
 def resend(store: Store, tenant: str, run_id: int, *, by: str) -> None:
-    """Deliver an approved run's file again: the same bytes under the same name."""
+    """Deliver an approved run's file again: the same bytes under the same name. The file is written
+    from the run's lines, so a new message asks for it: the approval's own may be purged by now."""
     with store.begin() as conn:
         run = conn.execute(select(runs).where(runs.c.id == run_id, runs.c.tenant == tenant)).first()
         if run is None:
             raise LookupError(f"no payroll run {run_id} in tenant {tenant}")
         if run.status != "approved":
             raise Rejected(f"run {run_id} is {run.status}: only an approved run has a file", where="run")
-        messages.rerun(conn, run.approval, "payroll.deliver", tenant)
+        messages.send_many(conn, [(_delivery_request(run), "step:payroll.deliver")])
         audit.record(conn, actor=by, action="payroll.resend", tenant=tenant, subject=f"payroll-run:{run_id}")
+
+
+def _delivery_request(run: Row[Any]) -> Envelope:
+    """The message that has an approved run's file delivered."""
+    return Envelope(
+        type="payroll.approved",
+        tenant=run.tenant,
+        source="casehub/payroll",
+        payload={"run_id": run.id, "period": run.period},
+    )
 
 
 class _Writer:

@@ -57,7 +57,12 @@ runs = Table(
     Column("approved_at", UtcDateTime(), nullable=True),
     Column("approved_by", String(100), nullable=True),
     Column("file_date", Date, nullable=True, doc="the date in the file's header: the day of approval"),
-    Column("approval", String(64), nullable=True, doc="the envelope that has the file delivered"),
+    Column(
+        "approval",
+        String(64),
+        nullable=True,
+        doc="the envelope that had the file delivered at approval (a resend sends one of its own)",
+    ),
     Index("payroll_runs_period", "tenant", "period", "status"),
     Index(
         "payroll_runs_paid_once",

@@ -351,6 +351,16 @@ def test_a_replay_of_a_purged_dead_letter_says_its_bytes_are_gone(make_hub):
         deadletters.replay(conn, letter, by="user:drift", accept_raw=lambda *_: "never")
 
 
+def test_running_a_purged_message_again_says_its_bytes_are_gone(make_hub):
+    hub = make_hub()
+    event = settled_event(hub)
+    purge(hub, 91)
+    assert not stored(hub, event["id"])
+    with hub.store.begin() as conn, pytest.raises(Rejected, match="its bytes are gone"):
+        rerun(conn, event["id"], "echo", TENANT)
+    assert not unsent(hub)
+
+
 def test_a_held_person_survives_the_purge_until_the_hold_is_released(make_hub):
     hub = make_hub()
     case_system = CaseSystem("http://unused", TOKEN, TENANT)

@@ -4,6 +4,7 @@ specs/fees-and-payroll-rules.md (section B), line by line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 from decimal import Decimal
@@ -14,9 +15,10 @@ from sqlalchemy import func, select
 from adapters.channels import installed
 from adapters.memory import MemoryChannel
 from adapters.paxml import check_paxml, read_paxml
+from core import retention
 from core.errors import Rejected
 from core.store import utcnow
-from core.store.tables import audit, processed
+from core.store.tables import audit, messages, processed
 from core.transfers import transfers
 from flows.payroll import run
 from flows.payroll.configuration import payroll_settings
@@ -157,26 +159,48 @@ def test_the_worked_example_line_by_line(make_hub, case_system, partner_folder):
             assert child.encode() not in written and child[2:].encode() not in written
             assert f"{child[2:8]}-{child[8:]}".encode() not in written
 
+    def recorded():
+        with hub.store.begin() as conn:
+            return conn.execute(select(transfers).where(transfers.c.name == file_of("2026-04", april))).first()
+
+    sent = wait_for(recorded, what="the transfer recorded")  # committed just after the file is in place
     with hub.store.begin() as conn:
-        sent = conn.execute(select(transfers).where(transfers.c.name == file_of("2026-04", april))).one()
         assert conn.scalar(select(func.count()).select_from(audit).where(audit.c.action == "payroll.transfer")) == 3
     assert (sent.partner, sent.sha256) == ("lon", hashlib.sha256(data).hexdigest())
     assert not list((partner_folder / "in").glob("*.part"))
 
 
-def test_a_resend_delivers_the_same_bytes(make_hub, case_system, partner_folder):
+def test_a_resend_delivers_the_same_bytes_after_the_approval_is_purged(make_hub, case_system, partner_folder):
+    """The file is written from the run's lines, which the message purge leaves: a run is resent
+    long after the message that approved it is gone."""
     hub = make_hub()
     decide(hub, case_system.assignment("A-7", valid_from="2026-03-03"))
     run_id = pay(hub, "2026-03", partner_folder)
     written = partner_folder / "in" / file_of("2026-03", run_id)
     first = written.read_bytes()
     written.unlink()
+    with hub.store.begin() as conn:
+        approval = conn.scalar(select(runs.c.approval).where(runs.c.id == run_id))
+    wait_for(lambda: delivered_by_step(hub, approval), what="the delivery step done with the approval")
+    later = utcnow() + dt.timedelta(days=100)
+    assert retention.purge(hub.store, hub.config.tenant(TENANT), by="test", now=later)["messages"] >= 1
+    with hub.store.begin() as conn:
+        assert conn.scalar(select(func.count()).where(messages.c.id == approval)) == 0
     run.resend(hub.store, TENANT, run_id, by="user:drift")
     hub.relay.nudge()
     wait_for(written.exists, what="the file again")
     assert written.read_bytes() == first
     with written.open("rb") as file:
         assert check_paxml(file) == 2
+
+
+def delivered_by_step(hub, message_id: str) -> bool:
+    with hub.store.begin() as conn:
+        return bool(
+            conn.scalar(
+                select(func.count()).where(processed.c.step == "payroll.deliver", processed.c.key == message_id)
+            )
+        )
 
 
 @pytest.fixture
