@@ -311,7 +311,7 @@ def test_a_message_a_step_was_done_with_lately_is_kept_until_its_time(make_hub):
 
 
 def test_a_message_run_again_long_after_its_storing_is_kept_until_its_step_is_done_again(make_hub):
-    """A dead letter's replay, an order's reminder or a payroll file's resend delivers an old message
+    """A dead letter's replay, an order's resend or its reminder delivers an old message
     to its step again. The purge finds a message's deliveries by its time of storing, which the new
     delivery carries too: the message stays while the step has it, and goes its time after."""
     hub = make_hub(worker=False)  # the steps' queues are filled, never worked
